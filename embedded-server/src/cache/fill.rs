@@ -1,0 +1,357 @@
+//! A fill: one upstream fetch writing a resource's bytes into its data file from some offset on.
+//!
+//! A fill keeps going while someone reads the resource and stops when it reaches bytes that are
+//! already present (or that another fill is writing), at the end of the resource, or when its
+//! last reader leaves. A connection that drops mid-body is resumed from the last byte written
+//! with `Range` + `If-Range`, so readers see a stall, never an error; only when the retries are
+//! exhausted does the fill fail, and then its waiting readers abort their responses.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, LAST_MODIFIED};
+use http::HeaderMap;
+use http_body_util::BodyExt;
+
+use super::resource::{Meta, Resource};
+use super::{store, Cache};
+use crate::error::{Error, UpstreamError};
+use crate::fetch::{backoff, redact, FetchRequest};
+
+/// Runs fill `id` of `res` from byte `start` and records its outcome for waiting readers.
+pub(crate) async fn run(cache: Arc<Cache>, res: Arc<Resource>, id: u64, start: u64) {
+    let result = tokio::select! {
+        r = fill(&cache, &res, id, start) => r,
+        () = cache.cancelled() => Err(Error::Stopped),
+    };
+    let error = match result {
+        Ok(()) => None,
+        Err(e) => {
+            let url = redact(&res.lock().url);
+            tracing::warn!(%url, start, error = %e, "fill failed");
+            Some(Arc::new(e))
+        }
+    };
+    res.lock().finish_fill(id, error);
+    res.notify();
+}
+
+/// Why the fill's body loop ended.
+enum BodyEnd {
+    /// The fill has nothing more to do.
+    Done,
+    /// The body broke off; try again from `pos`. `progressed` says whether bytes arrived.
+    Broken {
+        error: UpstreamError,
+        progressed: bool,
+    },
+}
+
+async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64) -> Result<(), Error> {
+    let path = res.path.clone();
+    let file = Arc::new(
+        tokio::task::spawn_blocking(move || store::open_for_write(&path))
+            .await
+            .map_err(join_error)??,
+    );
+    let mut pos = start;
+    let mut failures = 0u32;
+    loop {
+        let (url, track_id, if_range) = {
+            let st = res.lock();
+            if should_stop(&st, id, pos) {
+                return Ok(());
+            }
+            let if_range = st
+                .meta
+                .as_ref()
+                .and_then(|m| m.strong_etag().map(str::to_owned));
+            (st.url.clone(), st.track_id.clone(), if_range)
+        };
+        let response = cache
+            .fetcher()
+            .fetch(FetchRequest {
+                url,
+                start: pos,
+                if_range,
+                track_id,
+            })
+            .await?;
+        if let Some(url) = response.refreshed_url.clone() {
+            res.lock().url = url;
+        }
+        let headers = &response.headers;
+        let mut meta = Meta {
+            size: None,
+            etag: header_str(headers, ETAG),
+            last_modified: header_str(headers, LAST_MODIFIED),
+            mime: header_str(headers, CONTENT_TYPE),
+        };
+        let body_start = match response.status.as_u16() {
+            416 => {
+                // The backend says we asked past the end: learn the length and stop.
+                if let Some(total) =
+                    header_str(headers, CONTENT_RANGE).and_then(|v| parse_content_range(&v)?.total)
+                {
+                    let mut st = res.lock();
+                    if let Some(m) = st.meta.as_mut() {
+                        if m.size.is_none() && total <= pos {
+                            m.size = Some(total);
+                            cache.mark_dirty(res, &mut st);
+                        }
+                    }
+                    drop(st);
+                    res.notify();
+                    return Ok(());
+                }
+                return Err(UpstreamError::Protocol(
+                    "HTTP 416 without a usable Content-Range".into(),
+                )
+                .into());
+            }
+            206 => {
+                let range = header_str(headers, CONTENT_RANGE)
+                    .and_then(|v| parse_content_range(&v))
+                    .ok_or_else(|| {
+                        UpstreamError::Protocol("HTTP 206 without a usable Content-Range".into())
+                    })?;
+                if range.start > pos {
+                    return Err(UpstreamError::Protocol(format!(
+                        "asked for bytes from {pos}, got a range starting at {}",
+                        range.start
+                    ))
+                    .into());
+                }
+                meta.size = range.total;
+                range.start
+            }
+            _ => {
+                meta.size = header_str(headers, CONTENT_LENGTH).and_then(|v| v.parse().ok());
+                0
+            }
+        };
+        let generation = cache.adopt_meta(res, meta).await?;
+        match stream_body(
+            cache,
+            res,
+            &file,
+            id,
+            generation,
+            response.body,
+            body_start,
+            &mut pos,
+        )
+        .await?
+        {
+            BodyEnd::Done => return Ok(()),
+            BodyEnd::Broken { error, progressed } => {
+                failures = if progressed { 1 } else { failures + 1 };
+                if failures >= cache.attempts() {
+                    return Err(error.into());
+                }
+                tracing::info!(url = %redact(&res.lock().url), pos, error = %error, "upstream body broke off; resuming");
+                tokio::time::sleep(backoff(failures)).await;
+            }
+        }
+    }
+}
+
+/// Copies the body into the data file from `*pos` on (skipping what precedes it).
+#[allow(clippy::too_many_arguments)]
+async fn stream_body(
+    cache: &Arc<Cache>,
+    res: &Arc<Resource>,
+    file: &Arc<std::fs::File>,
+    id: u64,
+    generation: u64,
+    mut body: hyper::body::Incoming,
+    mut offset: u64,
+    pos: &mut u64,
+) -> Result<BodyEnd, Error> {
+    let read_timeout = cache.fetcher().read_timeout();
+    let mut progressed = false;
+    loop {
+        let frame = match tokio::time::timeout(read_timeout, body.frame()).await {
+            Err(_) => {
+                return Ok(BodyEnd::Broken {
+                    error: UpstreamError::Timeout,
+                    progressed,
+                })
+            }
+            Ok(Some(Err(e))) => {
+                return Ok(BodyEnd::Broken {
+                    error: UpstreamError::Protocol(format!("body: {e}")),
+                    progressed,
+                })
+            }
+            Ok(None) => break,
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(mut data) = frame.into_data() else {
+            continue;
+        };
+        let len = data.len() as u64;
+        if offset + len <= *pos {
+            offset += len;
+            continue;
+        }
+        if offset < *pos {
+            data = data.slice((*pos - offset) as usize..);
+        }
+        let n = data.len() as u64;
+        if !write_chunk(cache, res, file, id, generation, *pos, data)? {
+            return Ok(BodyEnd::Done);
+        }
+        *pos += n;
+        offset = *pos;
+        progressed = true;
+        if should_stop(&res.lock(), id, *pos) {
+            return Ok(BodyEnd::Done);
+        }
+    }
+    // A clean end of body. With a known length, ending early is a broken transfer.
+    let mut st = res.lock();
+    if st.generation != generation {
+        return Ok(BodyEnd::Done);
+    }
+    let size = st.meta.as_ref().and_then(|m| m.size);
+    match size {
+        Some(size) if *pos < size => Ok(BodyEnd::Broken {
+            error: UpstreamError::Protocol(format!("body ended at byte {} of {size}", *pos)),
+            progressed,
+        }),
+        Some(_) => Ok(BodyEnd::Done),
+        None => {
+            // No length was given: the end of the body is the end of the resource.
+            if let Some(m) = st.meta.as_mut() {
+                m.size = Some(*pos);
+            }
+            cache.mark_dirty(res, &mut st);
+            drop(st);
+            res.notify();
+            Ok(BodyEnd::Done)
+        }
+    }
+}
+
+/// Writes one chunk at `pos` and publishes it; `false` if this fill's bytes became stale.
+fn write_chunk(
+    cache: &Arc<Cache>,
+    res: &Arc<Resource>,
+    file: &std::fs::File,
+    id: u64,
+    generation: u64,
+    pos: u64,
+    data: Bytes,
+) -> Result<bool, Error> {
+    let len = data.len() as u64;
+    let added = {
+        let mut st = res.lock();
+        if st.generation != generation || st.evicted {
+            return Ok(false);
+        }
+        // The write happens under the lock so that a concurrent stale reset (which truncates the
+        // file under the same lock) can never be followed by an old-generation write. A page
+        // cache write of one network chunk takes microseconds.
+        store::write_at(file, &data, pos)?;
+        let added = st.present.insert(pos, pos + len);
+        if let Some(slot) = st.fills.iter_mut().find(|f| f.id == id) {
+            slot.pos = pos + len;
+        }
+        cache.mark_dirty(res, &mut st);
+        added
+    };
+    cache.count_upstream_bytes(len, added);
+    res.notify();
+    Ok(true)
+}
+
+/// Whether fill `id`, about to write at `pos`, has no more to do.
+fn should_stop(st: &super::resource::State, id: u64, pos: u64) -> bool {
+    let at_end = st
+        .meta
+        .as_ref()
+        .and_then(|m| m.size)
+        .is_some_and(|size| pos >= size);
+    let other_fill_here = st
+        .fills
+        .iter()
+        .any(|f| f.id != id && f.start <= pos && pos <= f.pos);
+    st.evicted || st.readers == 0 || at_end || st.present.contains(pos) || other_fill_here
+}
+
+/// A `Content-Range` value: `bytes a-b/total`, `bytes a-b/*` or `bytes */total`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ContentRange {
+    /// First byte (0 for the unsatisfied form).
+    pub(crate) start: u64,
+    /// Complete length, if given.
+    pub(crate) total: Option<u64>,
+}
+
+/// Parses a `Content-Range` header (RFC 9110 §14.4).
+pub(crate) fn parse_content_range(value: &str) -> Option<ContentRange> {
+    let rest = value.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(t.parse().ok()?),
+    };
+    if range.trim() == "*" {
+        return Some(ContentRange {
+            start: 0,
+            total: Some(total?),
+        });
+    }
+    let (a, b) = range.split_once('-')?;
+    let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    if b < a || total.is_some_and(|t| b >= t) {
+        return None;
+    }
+    Some(ContentRange { start: a, total })
+}
+
+fn header_str(headers: &HeaderMap, name: http::header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+pub(crate) fn join_error(e: tokio::task::JoinError) -> Error {
+    Error::Storage(format!("background task failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_forms() {
+        assert_eq!(
+            parse_content_range("bytes 0-9/100"),
+            Some(ContentRange {
+                start: 0,
+                total: Some(100)
+            })
+        );
+        assert_eq!(
+            parse_content_range("bytes 5-9/*"),
+            Some(ContentRange {
+                start: 5,
+                total: None
+            })
+        );
+        assert_eq!(
+            parse_content_range("bytes */100"),
+            Some(ContentRange {
+                start: 0,
+                total: Some(100)
+            })
+        );
+        assert_eq!(parse_content_range("bytes 9-5/100"), None);
+        assert_eq!(parse_content_range("bytes 0-100/100"), None);
+        assert_eq!(parse_content_range("items 0-1/2"), None);
+        assert_eq!(parse_content_range("bytes */*"), None);
+    }
+}

@@ -1,0 +1,569 @@
+//! The cache: every known resource in memory, their sparse data files, and the SQLite index.
+//!
+//! At start the whole index is loaded into a table of [`Resource`]s, so serving cached bytes
+//! needs no query: a lookup in the table, a check of the present ranges, a read of the file.
+//! Writes flow the other way, in batches: fills mark resources dirty, and every
+//! `sync_interval` the persister syncs their data files and then records the ranges that were
+//! written before the sync (so the index never claims a byte that is not on disk). Eviction
+//! runs after each batch.
+//!
+//! Lock order, to stay deadlock-free: index connection → table → resource state → dirty list.
+//!
+//! # Layout
+//! - `range_set`: sorted byte ranges (present / recorded)
+//! - `resource`: one resource's state, its waiters and fills
+//! - `fill`: the upstream fetch that writes a resource's bytes
+//! - `store`: the sparse data files
+//! - `index`: the SQLite schema and queries
+//! - `eviction`: the pure LRU policy
+
+mod eviction;
+pub(crate) mod fill;
+mod index;
+pub(crate) mod range_set;
+pub(crate) mod resource;
+mod store;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use url::Url;
+
+pub(crate) use index::TrackRow;
+use index::{Index, ResourceRow};
+use range_set::RangeSet;
+use resource::{Meta, Resource, State};
+pub(crate) use store::read_at;
+
+use crate::error::Error;
+use crate::fetch::Fetcher;
+use crate::telemetry::Counters;
+
+/// What the API reports about one resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ResourceInfo {
+    /// Bytes present (servable).
+    pub(crate) cached_bytes: u64,
+    /// Bytes durably recorded in the index.
+    pub(crate) recorded_bytes: u64,
+    /// Total length, if known.
+    pub(crate) size: Option<u64>,
+    /// Every byte present.
+    pub(crate) complete: bool,
+    /// Pinned by a download.
+    pub(crate) pinned: bool,
+}
+
+/// The cache of one directory.
+pub(crate) struct Cache {
+    data_dir: PathBuf,
+    index: Arc<Index>,
+    table: Mutex<HashMap<String, Arc<Resource>>>,
+    dirty: Mutex<Vec<Arc<Resource>>>,
+    fetcher: Arc<Fetcher>,
+    counters: Arc<Counters>,
+    max_bytes: u64,
+    attempts: u32,
+    /// Sum of every resource's present bytes.
+    cached_bytes: AtomicU64,
+    next_fill: AtomicU64,
+    cancel: CancellationToken,
+    fills: TaskTracker,
+}
+
+impl Cache {
+    /// Opens the cache in `dir`, loading the index into memory.
+    pub(crate) fn open(
+        dir: &Path,
+        fetcher: Arc<Fetcher>,
+        counters: Arc<Counters>,
+        max_bytes: u64,
+        attempts: u32,
+    ) -> Result<(Arc<Self>, Vec<TrackRow>), Error> {
+        let data_dir = dir.join("data");
+        std::fs::create_dir_all(&data_dir).map_err(|e| {
+            Error::Config(format!(
+                "cannot create cache directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let index = Arc::new(Index::open(&dir.join("index.sqlite"))?);
+        let mut table = HashMap::new();
+        let mut total = 0;
+        for row in index.load_resources()? {
+            let Ok(url) = Url::parse(&row.url) else {
+                tracing::warn!(key = %row.key, "dropping index row with an unparsable URL");
+                continue;
+            };
+            let path = store::data_path(&data_dir, &row.key);
+            let mut present = RangeSet::parse(&row.ranges).unwrap_or_default();
+            // A data file shorter than recorded (lost by the file system) must not be served.
+            present.truncate(store::file_len(&path));
+            total += present.len();
+            let meta = Meta {
+                size: row.size,
+                etag: row.etag,
+                last_modified: row.last_modified,
+                mime: row.mime,
+            };
+            let state = State {
+                url,
+                track_id: row.track_id,
+                meta: Some(meta),
+                recorded: present.clone(),
+                present,
+                fills: Vec::new(),
+                outcomes: VecDeque::new(),
+                readers: 0,
+                generation: 0,
+                last_access_ms: row.last_access_ms,
+                pinned: row.pinned,
+                evicted: false,
+                dirty: false,
+            };
+            table.insert(
+                row.key.clone(),
+                Arc::new(Resource::new(row.key, path, state)),
+            );
+        }
+        let tracks = index.load_tracks()?;
+        let cache = Arc::new(Self {
+            data_dir,
+            index,
+            table: Mutex::new(table),
+            dirty: Mutex::new(Vec::new()),
+            fetcher,
+            counters,
+            max_bytes,
+            attempts: attempts.max(1),
+            cached_bytes: AtomicU64::new(total),
+            next_fill: AtomicU64::new(1),
+            cancel: CancellationToken::new(),
+            fills: TaskTracker::new(),
+        });
+        Ok((cache, tracks))
+    }
+
+    pub(crate) fn fetcher(&self) -> &Fetcher {
+        &self.fetcher
+    }
+
+    pub(crate) fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Resolves when the cache is shutting down.
+    pub(crate) fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.cancel.cancelled()
+    }
+
+    /// Registers a reader of `key` (creating the resource if new) and returns a guard that
+    /// unregisters it. While a reader is registered the resource is never evicted.
+    pub(crate) fn acquire(
+        self: &Arc<Self>,
+        key: &str,
+        url: &Url,
+        track_id: Option<&str>,
+    ) -> ReadGuard {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let res = table
+            .entry(key.to_string())
+            .or_insert_with(|| {
+                let state = State {
+                    url: url.clone(),
+                    track_id: track_id.map(str::to_owned),
+                    meta: None,
+                    present: RangeSet::new(),
+                    recorded: RangeSet::new(),
+                    fills: Vec::new(),
+                    outcomes: VecDeque::new(),
+                    readers: 0,
+                    generation: 0,
+                    last_access_ms: now_ms(),
+                    pinned: false,
+                    evicted: false,
+                    dirty: false,
+                };
+                Arc::new(Resource::new(
+                    key.to_string(),
+                    store::data_path(&self.data_dir, key),
+                    state,
+                ))
+            })
+            .clone();
+        drop(table);
+        {
+            let mut st = res.lock();
+            st.readers += 1;
+            st.last_access_ms = now_ms();
+            if st.url != *url && st.track_id.is_some() {
+                // A track re-registered with a fresh (re-signed) URL: same bytes, new address.
+                st.url = url.clone();
+            }
+        }
+        ReadGuard {
+            cache: self.clone(),
+            res,
+        }
+    }
+
+    /// Starts a fill of `res` at `start`; the caller holds the state lock (so no two readers
+    /// start the same fill). Returns the fill's ID to wait on.
+    pub(crate) fn start_fill(
+        self: &Arc<Self>,
+        res: &Arc<Resource>,
+        st: &mut State,
+        start: u64,
+    ) -> u64 {
+        let id = self.next_fill.fetch_add(1, Ordering::Relaxed);
+        st.fills.push(resource::FillSlot {
+            id,
+            start,
+            pos: start,
+        });
+        tracing::debug!(key = %res.key, start, id, "starting fill");
+        self.fills
+            .spawn(fill::run(self.clone(), res.clone(), id, start));
+        id
+    }
+
+    /// Marks `res` as needing a trip to the index.
+    pub(crate) fn mark_dirty(&self, res: &Arc<Resource>, st: &mut State) {
+        if !st.dirty {
+            st.dirty = true;
+            self.dirty
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(res.clone());
+        }
+    }
+
+    /// Accounts bytes received from upstream; `added` of them were new to the cache.
+    pub(crate) fn count_upstream_bytes(&self, len: u64, added: u64) {
+        Counters::add(&self.counters.bytes_from_upstream, len);
+        self.cached_bytes.fetch_add(added, Ordering::Relaxed);
+    }
+
+    /// Takes the backend's description of `res`. If it says the cached bytes belong to another
+    /// version, they are dropped first (index, then file). Returns the generation to write under.
+    pub(crate) async fn adopt_meta(
+        self: &Arc<Self>,
+        res: &Arc<Resource>,
+        newer: Meta,
+    ) -> Result<u64, Error> {
+        {
+            let mut st = res.lock();
+            let stale = st.meta.as_ref().is_some_and(|m| m.is_replaced_by(&newer));
+            if !stale {
+                let merged = match st.meta.take() {
+                    None => newer,
+                    Some(old) => Meta {
+                        size: old.size.or(newer.size),
+                        etag: old.etag.or(newer.etag),
+                        last_modified: old.last_modified.or(newer.last_modified),
+                        mime: newer.mime.or(old.mime),
+                    },
+                };
+                st.meta = Some(merged);
+                self.mark_dirty(res, &mut st);
+                let generation = st.generation;
+                drop(st);
+                res.notify();
+                return Ok(generation);
+            }
+        }
+        let (cache, res2) = (self.clone(), res.clone());
+        let generation = tokio::task::spawn_blocking(move || cache.reset_stale(&res2, newer))
+            .await
+            .map_err(fill::join_error)??;
+        res.notify();
+        Ok(generation)
+    }
+
+    /// Drops the stale bytes of `res` and adopts `newer`; blocking.
+    fn reset_stale(&self, res: &Arc<Resource>, newer: Meta) -> Result<u64, Error> {
+        self.index.write(|tx| {
+            let mut st = res.lock();
+            tracing::info!(key = %res.key, "the backend's validator changed; dropping stale bytes");
+            st.generation += 1;
+            let dropped = st.present.len();
+            st.present.clear();
+            st.recorded.clear();
+            st.meta = Some(newer);
+            self.cached_bytes.fetch_sub(
+                dropped.min(self.cached_bytes.load(Ordering::Relaxed)),
+                Ordering::Relaxed,
+            );
+            // Truncate under the state lock: no fill can write between the reset and this.
+            store::truncate(&res.path)?;
+            let row = row_of(res, &st, &st.present);
+            let generation = st.generation;
+            drop(st);
+            if !res.lock().evicted {
+                index::upsert_resource(tx, &row)?;
+            }
+            Ok(generation)
+        })
+    }
+
+    /// Syncs every dirty resource's data and records its ranges; blocking. Then evicts.
+    pub(crate) fn persist(&self) -> Result<(), Error> {
+        let dirty = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()));
+        if !dirty.is_empty() {
+            // Snapshot first, sync second: every byte in a snapshot was written before the sync.
+            let mut snapshots = Vec::with_capacity(dirty.len());
+            for res in &dirty {
+                let mut st = res.lock();
+                st.dirty = false;
+                snapshots.push((
+                    res.clone(),
+                    st.present.clone(),
+                    st.generation,
+                    st.present != st.recorded,
+                ));
+            }
+            for (res, _, _, data_changed) in &snapshots {
+                if *data_changed {
+                    store::sync(&res.path)?;
+                }
+            }
+            self.index.write(|tx| {
+                for (res, present, generation, _) in &snapshots {
+                    let st = res.lock();
+                    // Never-answered resources (a 404, an unreachable backend) are not recorded.
+                    if st.generation != *generation || st.evicted || st.meta.is_none() {
+                        continue;
+                    }
+                    let row = row_of(res, &st, present);
+                    drop(st);
+                    index::upsert_resource(tx, &row)?;
+                }
+                Ok(())
+            })?;
+            for (res, present, generation, _) in &snapshots {
+                let mut st = res.lock();
+                if st.generation == *generation {
+                    st.recorded = present.clone();
+                }
+            }
+            self.forget_unanswered(snapshots.iter().map(|(res, ..)| res));
+        }
+        self.evict()
+    }
+
+    /// Drops idle resources the backend never described (so failed URLs do not pile up).
+    fn forget_unanswered<'a>(&self, candidates: impl Iterator<Item = &'a Arc<Resource>>) {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        for res in candidates {
+            if !table.get(&res.key).is_some_and(|r| Arc::ptr_eq(r, res)) {
+                continue;
+            }
+            let mut st = res.lock();
+            if st.meta.is_none() && st.readers == 0 && st.fills.is_empty() && st.present.len() == 0
+            {
+                st.evicted = true;
+                drop(st);
+                table.remove(&res.key);
+            }
+        }
+    }
+
+    /// Evicts least recently used idle resources until the cache fits its limit; blocking.
+    fn evict(&self) -> Result<(), Error> {
+        if self.cached_bytes.load(Ordering::Relaxed) <= self.max_bytes {
+            return Ok(());
+        }
+        let candidates: Vec<eviction::Candidate> = {
+            let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+            table
+                .values()
+                .map(|res| {
+                    let st = res.lock();
+                    eviction::Candidate {
+                        key: res.key.clone(),
+                        bytes: st.present.len(),
+                        last_access_ms: st.last_access_ms,
+                        protected: st.pinned || st.readers > 0 || !st.fills.is_empty(),
+                    }
+                })
+                .collect()
+        };
+        for key in eviction::victims(candidates, self.max_bytes) {
+            self.index.write(|tx| {
+                let res = {
+                    let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+                    let Some(res) = table.get(&key).cloned() else {
+                        return Ok(());
+                    };
+                    let mut st = res.lock();
+                    // Re-check under the locks: a reader may have arrived since the snapshot.
+                    if st.pinned || st.readers > 0 || !st.fills.is_empty() {
+                        return Ok(());
+                    }
+                    st.evicted = true;
+                    let bytes = st.present.len();
+                    self.cached_bytes.fetch_sub(
+                        bytes.min(self.cached_bytes.load(Ordering::Relaxed)),
+                        Ordering::Relaxed,
+                    );
+                    drop(st);
+                    table.remove(&key);
+                    res
+                };
+                index::delete_resource(tx, &key)?;
+                store::remove(&res.path)?;
+                Counters::add(&self.counters.evictions, 1);
+                tracing::debug!(key = %key, "evicted");
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Runs the persister every `interval` until shutdown.
+    pub(crate) async fn persist_loop(self: Arc<Self>, interval: Duration) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                () = self.cancel.cancelled() => return,
+            }
+            let cache = self.clone();
+            match tokio::task::spawn_blocking(move || cache.persist()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "recording cached ranges failed"),
+                Err(e) => tracing::error!(error = %e, "persister task failed"),
+            }
+        }
+    }
+
+    /// Stops every fill, then records what was written. Idempotent.
+    pub(crate) async fn shutdown(self: &Arc<Self>) -> Result<(), Error> {
+        self.cancel.cancel();
+        self.fills.close();
+        self.fills.wait().await;
+        let cache = self.clone();
+        tokio::task::spawn_blocking(move || cache.persist())
+            .await
+            .map_err(fill::join_error)?
+    }
+
+    /// The state of one resource, if it is in the cache.
+    pub(crate) fn info(&self, key: &str) -> Option<ResourceInfo> {
+        let res = self
+            .table
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()?;
+        let st = res.lock();
+        Some(ResourceInfo {
+            cached_bytes: st.present.len(),
+            recorded_bytes: st.recorded.len(),
+            size: st.meta.as_ref().and_then(|m| m.size),
+            complete: st.complete(),
+            pinned: st.pinned,
+        })
+    }
+
+    /// `(cache_bytes, pinned_bytes, entries)` over the whole cache.
+    pub(crate) fn totals(&self) -> (u64, u64, u64) {
+        let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pinned = 0;
+        for res in table.values() {
+            let st = res.lock();
+            if st.pinned {
+                pinned += st.present.len();
+            }
+        }
+        (
+            self.cached_bytes.load(Ordering::Relaxed),
+            pinned,
+            table.len() as u64,
+        )
+    }
+
+    /// Persists a catalog track; blocking.
+    pub(crate) fn put_track(&self, track: &TrackRow) -> Result<(), Error> {
+        self.index.put_track(track)
+    }
+
+    /// Points the cached track resource (if any) at a new URL.
+    pub(crate) fn retarget(&self, key: &str, url: &Url) {
+        let res = self
+            .table
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned();
+        if let Some(res) = res {
+            let mut st = res.lock();
+            if st.url != *url {
+                st.url = url.clone();
+                self.mark_dirty(&res, &mut st);
+            }
+        }
+    }
+}
+
+/// A registered reader of a resource; unregisters on drop.
+pub(crate) struct ReadGuard {
+    cache: Arc<Cache>,
+    res: Arc<Resource>,
+}
+
+impl ReadGuard {
+    /// The resource being read.
+    pub(crate) fn resource(&self) -> &Arc<Resource> {
+        &self.res
+    }
+
+    /// The cache it belongs to.
+    pub(crate) fn cache(&self) -> &Arc<Cache> {
+        &self.cache
+    }
+}
+
+impl Drop for ReadGuard {
+    fn drop(&mut self) {
+        let mut st = self.res.lock();
+        st.readers = st.readers.saturating_sub(1);
+        st.last_access_ms = now_ms();
+        // Record the access time with the next batch, so LRU order survives restarts.
+        self.cache.mark_dirty(&self.res, &mut st);
+        drop(st);
+        // Fills check for remaining readers as they write; wake them in case they wait.
+        self.res.notify();
+    }
+}
+
+/// The index row describing `res` with `ranges` recorded.
+fn row_of(res: &Resource, st: &State, ranges: &RangeSet) -> ResourceRow {
+    let meta = st.meta.clone().unwrap_or_default();
+    ResourceRow {
+        key: res.key.clone(),
+        url: st.url.to_string(),
+        track_id: st.track_id.clone(),
+        etag: meta.etag,
+        last_modified: meta.last_modified,
+        size: meta.size,
+        mime: meta.mime,
+        ranges: ranges.to_string(),
+        last_access_ms: st.last_access_ms,
+        pinned: st.pinned,
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,59 @@
+//! The server's configuration, with defaults fit for a phone.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything needed to start a server. Build it with [`Config::new`] and adjust fields.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory holding the index and the data files; created if missing.
+    pub cache_dir: PathBuf,
+    /// Port to bind on `127.0.0.1` when the server binds its own listener; 0 picks a free one.
+    pub port: u16,
+    /// The secret path prefix; `None` generates 128 random bits (hex) at start.
+    pub token: Option<String>,
+    /// Backends that may be fetched from, as `scheme://host[:port]`. Anything else is refused.
+    pub origins: Vec<String>,
+    /// Upper bound on cached bytes; least recently used unpinned resources are evicted above it.
+    pub max_cache_bytes: u64,
+    /// Headers sent with every upstream request (`Authorization`, cookies...). Never logged.
+    pub upstream_headers: Vec<(String, String)>,
+    /// An extra PEM file of CA certificates trusted for upstream TLS, besides the platform roots.
+    pub ca_cert_pem: Option<PathBuf>,
+    /// Time allowed to open an upstream connection (TCP + TLS).
+    pub connect_timeout: Duration,
+    /// Time allowed for upstream response headers, and between two upstream body chunks.
+    pub read_timeout: Duration,
+    /// Attempts per upstream request before a retryable failure is reported (at least 1).
+    pub upstream_attempts: u32,
+    /// Most simultaneous client connections; further ones wait to be accepted.
+    pub max_connections: usize,
+    /// How long a client may take to send request headers, and stay idle between requests.
+    pub client_header_timeout: Duration,
+    /// How long a response may wait on a client that does not read before it is dropped.
+    pub client_stall_timeout: Duration,
+    /// How often written byte ranges are synced to disk and recorded in the index.
+    pub sync_interval: Duration,
+}
+
+impl Config {
+    /// A configuration with defaults for everything but the cache directory.
+    pub fn new(cache_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            cache_dir: cache_dir.into(),
+            port: 0,
+            token: None,
+            origins: Vec::new(),
+            max_cache_bytes: 2 * 1024 * 1024 * 1024,
+            upstream_headers: Vec::new(),
+            ca_cert_pem: None,
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(20),
+            upstream_attempts: 5,
+            max_connections: 128,
+            client_header_timeout: Duration::from_secs(30),
+            client_stall_timeout: Duration::from_secs(60),
+            sync_interval: Duration::from_millis(1000),
+        }
+    }
+}

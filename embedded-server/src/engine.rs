@@ -1,0 +1,551 @@
+//! The facade: one plain Rust API over the server, used by Rust apps, the CLI, the HTTP control
+//! API and (later) the JNI bridge alike.
+//!
+//! [`Server`] is the async API for tokio users; [`BlockingServer`] owns its own small runtime
+//! for callers without one (the JNI layer). Both delegate to a private [`Inner`] that the HTTP
+//! handlers share.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::cache::{fill::join_error, Cache, TrackRow};
+use crate::config::Config;
+use crate::error::Error;
+use crate::fetch::{Fetcher, Resolver};
+use crate::http::MediaTarget;
+use crate::telemetry::{Counters, Stats};
+
+/// A track to register in the catalog (the body of `PUT /api/tracks/ID`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackSpec {
+    /// Where the backend serves it; may be re-signed later by registering again.
+    pub url: String,
+    /// Expected SHA-256 of the whole body, hex.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Expected size in bytes.
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// MIME type to serve if the backend sends none.
+    #[serde(default)]
+    pub mime: Option<String>,
+}
+
+/// A catalog track and its cache state (the JSON of `GET /api/tracks/ID`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrackInfo {
+    /// The track's ID.
+    pub id: String,
+    /// Its backend URL.
+    pub url: String,
+    /// Expected SHA-256, lowercase hex.
+    pub sha256: Option<String>,
+    /// Total size in bytes: from the backend once known, else from the catalog.
+    pub size: Option<u64>,
+    /// MIME type from the catalog.
+    pub mime: Option<String>,
+    /// Bytes cached (servable now).
+    pub cached_bytes: u64,
+    /// Bytes durably recorded in the index (survive a crash).
+    pub recorded_bytes: u64,
+    /// Every byte is cached.
+    pub complete: bool,
+    /// Pinned by an offline download.
+    pub pinned: bool,
+}
+
+/// State shared by the facade and the HTTP handlers.
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) token: String,
+    pub(crate) base_url: String,
+    pub(crate) cache: Arc<Cache>,
+    pub(crate) fetcher: Arc<Fetcher>,
+    pub(crate) counters: Arc<Counters>,
+    catalog: RwLock<HashMap<String, TrackRow>>,
+    /// Held for the server's lifetime: one server per cache directory.
+    _lock: std::fs::File,
+}
+
+impl Inner {
+    /// How long a request may wait for the backend before giving up: every attempt's timeout.
+    pub(crate) fn patience(&self) -> Duration {
+        (self.config.read_timeout + self.config.connect_timeout)
+            * self.config.upstream_attempts.max(1)
+    }
+
+    /// Resolves `tracks/ID` to its cache key and backend URL.
+    pub(crate) fn track_target(&self, id: &str) -> Result<MediaTarget, Error> {
+        let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+        let track = catalog
+            .get(id)
+            .ok_or_else(|| Error::NotFound(format!("no track with ID {id:?}")))?;
+        let url = Url::parse(&track.url)
+            .map_err(|e| Error::InvalidArgument(format!("bad track URL: {e}")))?;
+        Ok(MediaTarget {
+            key: track_key(id),
+            url,
+            track_id: Some(id.to_string()),
+            mime: track.mime.clone(),
+        })
+    }
+
+    /// Every catalog track, sorted by ID.
+    pub(crate) fn tracks(&self) -> Vec<TrackInfo> {
+        let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<TrackInfo> = catalog.values().map(|t| self.info_of(t)).collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// One catalog track.
+    pub(crate) fn track(&self, id: &str) -> Result<TrackInfo, Error> {
+        let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+        let track = catalog
+            .get(id)
+            .ok_or_else(|| Error::NotFound(format!("no track with ID {id:?}")))?;
+        Ok(self.info_of(track))
+    }
+
+    fn info_of(&self, track: &TrackRow) -> TrackInfo {
+        let cached = self.cache.info(&track_key(&track.id)).unwrap_or_default();
+        TrackInfo {
+            id: track.id.clone(),
+            url: track.url.clone(),
+            sha256: track.sha256.clone(),
+            size: cached.size.or(track.size),
+            mime: track.mime.clone(),
+            cached_bytes: cached.cached_bytes,
+            recorded_bytes: cached.recorded_bytes,
+            complete: cached.complete,
+            pinned: cached.pinned,
+        }
+    }
+
+    /// Registers or updates a track.
+    pub(crate) async fn put_track(&self, id: &str, spec: TrackSpec) -> Result<TrackInfo, Error> {
+        validate_track_id(id)?;
+        let url = self.fetcher.check_origin(&spec.url)?;
+        let sha256 = match spec.sha256 {
+            Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Some(h.to_ascii_lowercase())
+            }
+            Some(_) => {
+                return Err(Error::InvalidArgument(
+                    "sha256 must be 64 hex digits".into(),
+                ))
+            }
+            None => None,
+        };
+        if let Some(mime) = &spec.mime {
+            if mime.parse::<mime_guess::mime::Mime>().is_err() {
+                return Err(Error::InvalidArgument(format!("bad MIME type {mime:?}")));
+            }
+        }
+        let row = TrackRow {
+            id: id.to_string(),
+            url: url.to_string(),
+            sha256,
+            size: spec.size,
+            mime: spec.mime,
+        };
+        let (cache, stored) = (self.cache.clone(), row.clone());
+        tokio::task::spawn_blocking(move || cache.put_track(&stored))
+            .await
+            .map_err(join_error)??;
+        self.cache.retarget(&track_key(id), &url);
+        self.catalog
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), row.clone());
+        Ok(self.info_of(&row))
+    }
+
+    /// A statistics snapshot.
+    pub(crate) fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let (cache_bytes, pinned_bytes, entries) = self.cache.totals();
+        Stats {
+            hits: Counters::get(&c.hits),
+            misses: Counters::get(&c.misses),
+            bytes_from_cache: Counters::get(&c.bytes_from_cache),
+            bytes_from_upstream: Counters::get(&c.bytes_from_upstream),
+            cache_bytes,
+            pinned_bytes,
+            entries,
+            active_streams: Counters::get(&c.active_streams),
+            evictions: Counters::get(&c.evictions),
+        }
+    }
+}
+
+/// The cache key of a catalog track: stable across re-signed URLs.
+fn track_key(id: &str) -> String {
+    format!("track:{id}")
+}
+
+/// Track IDs appear in URLs: 1–128 characters of `A-Z a-z 0-9 . _ ~ -`, not starting with `.`.
+fn validate_track_id(id: &str) -> Result<(), Error> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "bad track ID {id:?}: use 1-128 characters of A-Z a-z 0-9 . _ ~ - (not starting with .)"
+        )))
+    }
+}
+
+/// A running server (async API).
+pub struct Server {
+    inner: Arc<Inner>,
+    addr: SocketAddr,
+    cancel: CancellationToken,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    stopped: AtomicBool,
+}
+
+impl Server {
+    /// Binds `127.0.0.1:config.port` and starts serving.
+    pub async fn start(config: Config) -> Result<Self, Error> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, config.port))
+            .await
+            .map_err(|e| Error::Config(format!("cannot bind 127.0.0.1:{}: {e}", config.port)))?;
+        Self::with_listener(listener, config).await
+    }
+
+    /// Starts serving on an already-bound listener, which must be on a loopback address.
+    pub async fn with_listener(listener: TcpListener, config: Config) -> Result<Self, Error> {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Config(format!("listener has no address: {e}")))?;
+        if !addr.ip().is_loopback() {
+            return Err(Error::Config(format!(
+                "refusing to serve on {addr}: only loopback addresses are allowed"
+            )));
+        }
+        let token = match &config.token {
+            Some(t)
+                if !t.is_empty()
+                    && t.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+            {
+                t.clone()
+            }
+            Some(_) => {
+                return Err(Error::Config(
+                    "the token must be non-empty and use only A-Z a-z 0-9 - _".into(),
+                ))
+            }
+            None => random_token()?,
+        };
+        let fetcher = Arc::new(Fetcher::new(&config)?);
+        let counters = Arc::new(Counters::default());
+        let (dir, f2, c2, max, attempts) = (
+            config.cache_dir.clone(),
+            fetcher.clone(),
+            counters.clone(),
+            config.max_cache_bytes,
+            config.upstream_attempts,
+        );
+        let (lock, cache, tracks) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+            let lock = lock_dir(&dir)?;
+            let (cache, tracks) = Cache::open(&dir, f2, c2, max, attempts)?;
+            Ok((lock, cache, tracks))
+        })
+        .await
+        .map_err(join_error)??;
+        let base_url = format!("http://{addr}/{token}/");
+        let catalog = tracks.into_iter().map(|t| (t.id.clone(), t)).collect();
+        let sync_interval = config.sync_interval;
+        let inner = Arc::new(Inner {
+            config,
+            token,
+            base_url,
+            cache: cache.clone(),
+            fetcher,
+            counters,
+            catalog: RwLock::new(catalog),
+            _lock: lock,
+        });
+        let cancel = CancellationToken::new();
+        let accept = tokio::spawn(crate::server::run(listener, inner.clone(), cancel.clone()));
+        let persister = tokio::spawn(cache.persist_loop(sync_interval));
+        tracing::info!(%addr, "embedded server started");
+        Ok(Self {
+            inner,
+            addr,
+            cancel,
+            tasks: Mutex::new(vec![accept, persister]),
+            stopped: AtomicBool::new(false),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT/TOKEN/`.
+    pub fn base_url(&self) -> &str {
+        &self.inner.base_url
+    }
+
+    /// The secret path token.
+    pub fn token(&self) -> &str {
+        &self.inner.token
+    }
+
+    /// The local URL of catalog track `id`.
+    pub fn track_url(&self, id: &str) -> String {
+        format!("{}tracks/{id}", self.inner.base_url)
+    }
+
+    /// The local URL that serves `remote` through the cache; fails if its origin is not allowed.
+    pub fn stream_url(&self, remote: &str) -> Result<String, Error> {
+        let url = self.inner.fetcher.check_origin(remote)?;
+        let host = match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_string(),
+        };
+        let mut out = format!(
+            "{}stream/{}/{host}{}",
+            self.inner.base_url,
+            url.scheme(),
+            url.path()
+        );
+        if let Some(q) = url.query() {
+            out.push('?');
+            out.push_str(q);
+        }
+        Ok(out)
+    }
+
+    /// Registers or updates catalog track `id`.
+    pub async fn put_track(&self, id: &str, spec: TrackSpec) -> Result<TrackInfo, Error> {
+        self.check()?;
+        self.inner.put_track(id, spec).await
+    }
+
+    /// Catalog track `id` with its cache state.
+    pub fn track(&self, id: &str) -> Result<TrackInfo, Error> {
+        self.check()?;
+        self.inner.track(id)
+    }
+
+    /// Every catalog track.
+    pub fn tracks(&self) -> Vec<TrackInfo> {
+        self.inner.tracks()
+    }
+
+    /// A statistics snapshot.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+
+    /// Sets (`Some`) or removes (`None`) a header sent upstream, e.g. a refreshed bearer token.
+    pub fn set_header(&self, name: &str, value: Option<&str>) -> Result<(), Error> {
+        self.check()?;
+        self.inner.fetcher.set_header(name, value)
+    }
+
+    /// Installs (or removes) the hook asked for fresh credentials on 401/403.
+    pub fn set_resolver(&self, resolver: Option<Arc<dyn Resolver>>) {
+        self.inner.fetcher.set_resolver(resolver);
+    }
+
+    /// The cache directory.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.inner.config.cache_dir.clone()
+    }
+
+    /// Stops accepting, ends connections (after a short grace), stops fills and records every
+    /// written range. Idempotent.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        if self.stopped.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.cancel.cancel();
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut handles = tasks.into_iter();
+        if let Some(accept) = handles.next() {
+            let _ = accept.await;
+        }
+        let result = self.inner.cache.shutdown().await;
+        for handle in handles {
+            let _ = handle.await;
+        }
+        tracing::info!("embedded server stopped");
+        result
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        if self.stopped.load(Ordering::SeqCst) {
+            Err(Error::Stopped)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A running server with its own runtime, for callers without tokio (the JNI layer).
+pub struct BlockingServer {
+    runtime: tokio::runtime::Runtime,
+    server: RwLock<Option<Arc<Server>>>,
+}
+
+impl BlockingServer {
+    /// Starts a runtime with two worker threads and a server on it.
+    pub fn start(config: Config) -> Result<Self, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(8)
+            .thread_name("embedded-server")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Config(format!("cannot start a runtime: {e}")))?;
+        let server = runtime.block_on(Server::start(config))?;
+        Ok(Self {
+            runtime,
+            server: RwLock::new(Some(Arc::new(server))),
+        })
+    }
+
+    fn server(&self) -> Result<Arc<Server>, Error> {
+        self.server
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(Error::Stopped)
+    }
+
+    /// `http://127.0.0.1:PORT/TOKEN/`.
+    pub fn base_url(&self) -> Result<String, Error> {
+        Ok(self.server()?.base_url().to_string())
+    }
+
+    /// The local URL of catalog track `id`.
+    pub fn track_url(&self, id: &str) -> Result<String, Error> {
+        Ok(self.server()?.track_url(id))
+    }
+
+    /// The local URL that serves `remote` through the cache.
+    pub fn stream_url(&self, remote: &str) -> Result<String, Error> {
+        self.server()?.stream_url(remote)
+    }
+
+    /// Registers or updates catalog track `id`.
+    pub fn put_track(&self, id: &str, spec: TrackSpec) -> Result<TrackInfo, Error> {
+        let server = self.server()?;
+        self.runtime.block_on(server.put_track(id, spec))
+    }
+
+    /// Catalog track `id` with its cache state.
+    pub fn track(&self, id: &str) -> Result<TrackInfo, Error> {
+        self.server()?.track(id)
+    }
+
+    /// A statistics snapshot.
+    pub fn stats(&self) -> Result<Stats, Error> {
+        Ok(self.server()?.stats())
+    }
+
+    /// Sets or removes an upstream header.
+    pub fn set_header(&self, name: &str, value: Option<&str>) -> Result<(), Error> {
+        self.server()?.set_header(name, value)
+    }
+
+    /// Installs or removes the credential refresh hook.
+    pub fn set_resolver(&self, resolver: Option<Arc<dyn Resolver>>) -> Result<(), Error> {
+        self.server()?.set_resolver(resolver);
+        Ok(())
+    }
+
+    /// Stops the server; later calls return [`Error::Stopped`]. Idempotent.
+    pub fn shutdown(&self) -> Result<(), Error> {
+        let server = self
+            .server
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match server {
+            Some(server) => self.runtime.block_on(server.shutdown()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for BlockingServer {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::warn!(error = %e, "shutdown on drop failed");
+        }
+    }
+}
+
+/// 128 random bits, hex.
+fn random_token() -> Result<String, Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| Error::Config(format!("no randomness for the token: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Creates the cache directory and takes its exclusive lock.
+fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, Error> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::Config(format!(
+            "cannot create cache directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::Config(format!("cannot open {}: {e}", path.display())))?;
+    file.try_lock().map_err(|_| {
+        Error::Config(format!(
+            "the cache directory {} is in use by another server",
+            dir.display()
+        ))
+    })?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn track_ids_are_url_safe() {
+        assert!(validate_track_id("abc-1.mp3_~").is_ok());
+        for bad in ["", ".", "..", ".x", "a/b", "a b", "a%2f", &"x".repeat(129)] {
+            assert!(validate_track_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn tokens_are_128_bit_hex() {
+        let t = random_token().unwrap();
+        assert_eq!(t.len(), 32);
+        assert_ne!(t, random_token().unwrap());
+    }
+}

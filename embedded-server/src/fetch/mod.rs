@@ -1,0 +1,408 @@
+//! The upstream client: pooled connections, TLS (rustls), HTTP/2 by ALPN, redirects checked
+//! against the allow-list, timeouts, retries with backoff, and one credential refresh.
+//!
+//! It answers one question for the cache: "give me the body of URL from byte N". It follows
+//! redirects, retries what can be retried before any byte arrives (connect errors, 5xx) and asks
+//! the app's [`Resolver`] once for fresh credentials on 401/403. Body-level failures (a drop
+//! mid-body) are the fill's business, since only it knows how far it got.
+
+mod origins;
+
+use std::io::BufReader;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, IF_RANGE, LOCATION, RANGE};
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::Empty;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use url::Url;
+
+pub(crate) use origins::OriginList;
+
+use crate::config::Config;
+use crate::error::{Error, UpstreamError};
+
+/// Fresh credentials from the app after the backend refused a request.
+#[derive(Debug, Clone, Default)]
+pub struct Refreshed {
+    /// A new URL for the same bytes (a re-signed CDN URL), if any.
+    pub url: Option<String>,
+    /// Headers to set on every later upstream request (a new `Authorization`, ...).
+    pub headers: Vec<(String, String)>,
+}
+
+/// The app's hook for expired credentials; called at most once per refused request.
+pub trait Resolver: Send + Sync + 'static {
+    /// The backend answered 401/403 for `url` (of catalog track `track_id`, if any). Return fresh
+    /// credentials, or `None` to give up. Called from a blocking thread; it may block briefly.
+    fn refresh(&self, track_id: Option<&str>, url: &str) -> Option<Refreshed>;
+}
+
+/// One request for the body of `url` from byte `start` on.
+#[derive(Debug, Clone)]
+pub(crate) struct FetchRequest {
+    /// The remote URL.
+    pub(crate) url: Url,
+    /// First byte wanted; a `Range: bytes=start-` header is always sent.
+    pub(crate) start: u64,
+    /// The strong validator the cached bytes belong to, sent as `If-Range`.
+    pub(crate) if_range: Option<String>,
+    /// The catalog track, passed to the resolver.
+    pub(crate) track_id: Option<String>,
+}
+
+/// The backend's answer: status 200, 206 or 416, headers and a body still to be read.
+pub(crate) struct FetchResponse {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Incoming,
+    /// A new URL the resolver gave for this resource, to be used from now on.
+    pub(crate) refreshed_url: Option<Url>,
+}
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+/// Most redirects followed for one request.
+const MAX_REDIRECTS: usize = 5;
+
+/// The shared upstream client.
+pub(crate) struct Fetcher {
+    client: HttpsClient,
+    origins: RwLock<OriginList>,
+    headers: RwLock<HeaderMap>,
+    resolver: RwLock<Option<Arc<dyn Resolver>>>,
+    read_timeout: Duration,
+    attempts: u32,
+}
+
+impl Fetcher {
+    /// Builds the client from the configuration (origins, headers, CA, timeouts).
+    pub(crate) fn new(config: &Config) -> Result<Self, Error> {
+        let origins = OriginList::parse(&config.origins)?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &config.upstream_headers {
+            let (name, value) =
+                header_pair(name, value).map_err(|e| Error::Config(e.to_string()))?;
+            headers.insert(name, value);
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = &config.ca_cert_pem {
+            let file = std::fs::File::open(path).map_err(|e| {
+                Error::Config(format!("cannot read CA file {}: {e}", path.display()))
+            })?;
+            let mut added = 0;
+            for cert in rustls_pemfile::certs(&mut BufReader::new(file)) {
+                let cert =
+                    cert.map_err(|e| Error::Config(format!("bad PEM in {}: {e}", path.display())))?;
+                roots.add(cert).map_err(|e| {
+                    Error::Config(format!("bad CA certificate in {}: {e}", path.display()))
+                })?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(Error::Config(format!(
+                    "no certificate found in {}",
+                    path.display()
+                )));
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Config(format!("TLS setup: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(8)
+            .build(https);
+        Ok(Self {
+            client,
+            origins: RwLock::new(origins),
+            headers: RwLock::new(headers),
+            resolver: RwLock::new(None),
+            read_timeout: config.read_timeout,
+            attempts: config.upstream_attempts.max(1),
+        })
+    }
+
+    /// Checks `url` against the allow-list.
+    pub(crate) fn check_origin(&self, url: &str) -> Result<Url, Error> {
+        self.origins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .check(url)
+    }
+
+    /// Sets (or with `None`, removes) a header sent with every upstream request.
+    pub(crate) fn set_header(&self, name: &str, value: Option<&str>) -> Result<(), Error> {
+        let mut headers = self.headers.write().unwrap_or_else(|p| p.into_inner());
+        match value {
+            Some(value) => {
+                let (name, value) = header_pair(name, value)?;
+                headers.insert(name, value);
+            }
+            None => {
+                let name = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| Error::InvalidArgument(format!("bad header name {name:?}")))?;
+                headers.remove(name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Installs the app's credential refresh hook.
+    pub(crate) fn set_resolver(&self, resolver: Option<Arc<dyn Resolver>>) {
+        *self.resolver.write().unwrap_or_else(|p| p.into_inner()) = resolver;
+    }
+
+    /// How long to wait for headers and between body chunks.
+    pub(crate) fn read_timeout(&self) -> Duration {
+        self.read_timeout
+    }
+
+    /// Sends `req`, retrying what can be retried, and returns a 200, 206 or 416 answer.
+    pub(crate) async fn fetch(
+        &self,
+        mut req: FetchRequest,
+    ) -> Result<FetchResponse, UpstreamError> {
+        let mut refreshed_url = None;
+        let mut refreshed = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.fetch_once(&req).await {
+                Ok(resp) => {
+                    return Ok(FetchResponse {
+                        refreshed_url,
+                        ..resp
+                    });
+                }
+                Err(UpstreamError::Denied(status)) if !refreshed => {
+                    refreshed = true;
+                    match self.refresh(&req).await {
+                        Some(new_url) => {
+                            if let Some(url) = new_url {
+                                req.url = url.clone();
+                                refreshed_url = Some(url);
+                            }
+                            attempt -= 1;
+                        }
+                        None => return Err(UpstreamError::Denied(status)),
+                    }
+                }
+                Err(e) if e.is_retryable() && attempt < self.attempts => {
+                    tracing::debug!(url = %redact(&req.url), attempt, error = %e, "upstream attempt failed; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Asks the resolver for fresh credentials: `Some(new url or None)` if it gave any.
+    async fn refresh(&self, req: &FetchRequest) -> Option<Option<Url>> {
+        let resolver = self
+            .resolver
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let (track_id, url) = (req.track_id.clone(), req.url.to_string());
+        let fresh =
+            tokio::task::spawn_blocking(move || resolver.refresh(track_id.as_deref(), &url))
+                .await
+                .ok()??;
+        for (name, value) in &fresh.headers {
+            if let Err(e) = self.set_header(name, Some(value)) {
+                tracing::warn!(error = %e, "resolver returned an unusable header");
+            }
+        }
+        match fresh.url {
+            Some(url) => match self.check_origin(&url) {
+                Ok(url) => Some(Some(url)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "resolver returned a URL that cannot be used");
+                    None
+                }
+            },
+            None => Some(None),
+        }
+    }
+
+    /// One attempt, following redirects.
+    async fn fetch_once(&self, req: &FetchRequest) -> Result<FetchResponse, UpstreamError> {
+        let mut url = req.url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let mut builder = Request::get(url.as_str())
+                .header(RANGE, format!("bytes={}-", req.start))
+                .header(http::header::ACCEPT_ENCODING, "identity");
+            if let Some(tag) = &req.if_range {
+                builder = builder.header(IF_RANGE, tag.as_str());
+            }
+            let mut request = builder
+                .body(Empty::new())
+                .map_err(|e| UpstreamError::Protocol(format!("cannot build request: {e}")))?;
+            for (name, value) in self
+                .headers
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+            {
+                request.headers_mut().insert(name, value.clone());
+            }
+            let response =
+                match tokio::time::timeout(self.read_timeout, self.client.request(request)).await {
+                    Err(_) => return Err(UpstreamError::Timeout),
+                    Ok(Err(e)) => return Err(classify(&e)),
+                    Ok(Ok(r)) => r,
+                };
+            let status = response.status();
+            match status.as_u16() {
+                200 | 206 | 416 => {
+                    let (parts, body) = response.into_parts();
+                    return Ok(FetchResponse {
+                        status,
+                        headers: parts.headers,
+                        body,
+                        refreshed_url: None,
+                    });
+                }
+                301 | 302 | 303 | 307 | 308 => {
+                    let location = response
+                        .headers()
+                        .get(LOCATION)
+                        .and_then(|v| v.to_str().ok())
+                        .ok_or_else(|| {
+                            UpstreamError::Protocol(format!("HTTP {status} without Location"))
+                        })?;
+                    let next = url
+                        .join(location)
+                        .map_err(|e| UpstreamError::Protocol(format!("bad redirect: {e}")))?;
+                    if !self
+                        .origins
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .allows(&next)
+                    {
+                        return Err(UpstreamError::RedirectNotAllowed(
+                            next.origin().ascii_serialization(),
+                        ));
+                    }
+                    tracing::debug!(from = %redact(&url), to = %redact(&next), "following redirect");
+                    url = next;
+                }
+                404 | 410 => return Err(UpstreamError::NotFound(status.as_u16())),
+                401 | 403 => return Err(UpstreamError::Denied(status.as_u16())),
+                other => return Err(UpstreamError::Status(other)),
+            }
+        }
+        Err(UpstreamError::Protocol(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
+    }
+}
+
+/// Validates a header pair from the app or the CLI.
+fn header_pair(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Error> {
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| Error::InvalidArgument(format!("bad header name {name:?}")))?;
+    // The value is a credential: never echo it in the error.
+    let value = HeaderValue::from_str(value.trim())
+        .map_err(|_| Error::InvalidArgument(format!("bad value for header {name}")))?;
+    Ok((name, value))
+}
+
+/// Sorts a client error into "could not connect" or "timed out".
+fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return UpstreamError::Timeout;
+            }
+        }
+        source = s.source();
+    }
+    if e.is_connect() {
+        UpstreamError::Unreachable(error_chain(e))
+    } else {
+        UpstreamError::Protocol(error_chain(e))
+    }
+}
+
+/// An error and its sources on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Exponential backoff with jitter: ~100 ms, 200 ms, 400 ms ... capped at 5 s, ±50 %.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    let base = 100u64
+        .saturating_mul(1 << attempt.saturating_sub(1).min(6))
+        .min(5_000);
+    let mut bytes = [0u8; 2];
+    let jitter = match getrandom::getrandom(&mut bytes) {
+        Ok(()) => u64::from(u16::from_le_bytes(bytes)) % (base + 1),
+        Err(_) => base / 2,
+    };
+    Duration::from_millis(base / 2 + jitter)
+}
+
+/// A URL fit for logs: scheme, host and path, without the query (signatures) or user info.
+pub(crate) fn redact(url: &Url) -> String {
+    format!("{}{}", url.origin().ascii_serialization(), url.path())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        for attempt in 1..20 {
+            let d = backoff(attempt).as_millis() as u64;
+            let base = (100u64 << (attempt - 1).min(6)).min(5_000);
+            assert!(
+                d >= base / 2 && d <= base / 2 + base,
+                "attempt {attempt}: {d} ms"
+            );
+        }
+    }
+
+    #[test]
+    fn redact_drops_query_and_credentials() {
+        let url = Url::parse("https://user:pw@cdn.example.com/a/b.mp3?sig=secret").unwrap();
+        assert_eq!(redact(&url), "https://cdn.example.com/a/b.mp3");
+    }
+
+    #[test]
+    fn bad_header_values_do_not_echo_the_value() {
+        let err = header_pair("Authorization", "Bearer \nsecret")
+            .err()
+            .unwrap();
+        assert!(!err.to_string().contains("secret"));
+    }
+}

@@ -1,0 +1,51 @@
+//! embedded-server: a small HTTP/1.1 server that runs inside an app, on `127.0.0.1`, so the
+//! app's media player can play from `http://127.0.0.1:PORT/TOKEN/...` while the server streams
+//! from the backend and caches every byte it sees.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), embedded_server::Error> {
+//! use embedded_server::{Config, Server, TrackSpec};
+//!
+//! let mut config = Config::new("/tmp/media-cache");
+//! config.origins.push("https://cdn.example.com".into());
+//! let server = Server::start(config).await?;
+//! server.put_track("t1", TrackSpec { url: "https://cdn.example.com/t1.mp3".into(), ..Default::default() }).await?;
+//! let url = server.track_url("t1"); // hand this to the player
+//! # let _ = url;
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - `config`: [`Config`], every knob with its unit
+//! - `error`: [`Error`] and [`UpstreamError`], and their HTTP statuses
+//! - `engine`: the facade ([`Server`], [`BlockingServer`]) over the shared state
+//! - `server`: the accept loop, connection limits, graceful shutdown
+//! - `http`: token check, routing, Range, responses, media and API handlers
+//! - `cache`: per-resource state, fills, sparse files, SQLite index, eviction
+//! - `fetch`: the upstream client (TLS, redirects, retries, credential refresh)
+//! - `telemetry`: counters behind [`Stats`]
+
+#![deny(unsafe_code)]
+#![warn(
+    missing_docs,
+    unreachable_pub,
+    clippy::await_holding_lock,
+    clippy::dbg_macro,
+    clippy::todo
+)]
+
+mod cache;
+mod config;
+mod engine;
+mod error;
+mod fetch;
+mod http;
+mod server;
+mod telemetry;
+
+pub use config::Config;
+pub use engine::{BlockingServer, Server, TrackInfo, TrackSpec};
+pub use error::{Error, UpstreamError};
+pub use fetch::{Refreshed, Resolver};
+pub use telemetry::Stats;

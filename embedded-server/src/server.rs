@@ -1,0 +1,87 @@
+//! The accept loop: a connection cap, per-connection limits, and graceful shutdown.
+//!
+//! The library never binds by itself here: it is handed a listener (the facade or a test binds
+//! `127.0.0.1`). A semaphore permit travels with each connection task, so at most
+//! `max_connections` are served at once; hyper enforces the header size and the header/idle
+//! timeout. On shutdown each connection is asked to finish its current response and is dropped
+//! after a short grace period, so a long stream cannot hold the process open.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::Inner;
+
+/// How long open connections get to finish after shutdown starts.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// Largest request head (request line + headers) accepted, in bytes.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Serves `listener` until `cancel` fires.
+pub(crate) async fn run(listener: TcpListener, inner: Arc<Inner>, cancel: CancellationToken) {
+    let permits = Arc::new(Semaphore::new(inner.config.max_connections.max(1)));
+    let mut connections = JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = cancel.cancelled() => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Usually EMFILE: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = cancel.cancelled() => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let (inner, cancel) = (inner.clone(), cancel.clone());
+        connections.spawn(async move {
+            let _permit = permit;
+            let _ = stream.set_nodelay(true);
+            let header_timeout = inner.config.client_header_timeout;
+            let service = service_fn(move |req| {
+                let inner = inner.clone();
+                async move { Ok::<_, Infallible>(crate::http::handle(inner, req).await) }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .max_buf_size(MAX_HEAD_BYTES)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                }
+                () = cancel.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(GRACE, conn).await;
+                }
+            }
+        });
+    }
+    let _ = tokio::time::timeout(GRACE * 2, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    connections.shutdown().await;
+}
