@@ -80,8 +80,7 @@ pub(crate) struct Inner {
 impl Inner {
     /// How long a request may wait for the backend before giving up: every attempt's timeout.
     pub(crate) fn patience(&self) -> Duration {
-        (self.config.read_timeout + self.config.connect_timeout)
-            * self.config.upstream_attempts.max(1)
+        (self.config.read_timeout + self.config.connect_timeout) * self.config.upstream_attempts.max(1)
     }
 
     /// Resolves `tracks/ID` to its cache key and backend URL.
@@ -90,8 +89,7 @@ impl Inner {
         let track = catalog
             .get(id)
             .ok_or_else(|| Error::NotFound(format!("no track with ID {id:?}")))?;
-        let url = Url::parse(&track.url)
-            .map_err(|e| Error::InvalidArgument(format!("bad track URL: {e}")))?;
+        let url = Url::parse(&track.url).map_err(|e| Error::InvalidArgument(format!("bad track URL: {e}")))?;
         Ok(MediaTarget {
             key: track_key(id),
             url,
@@ -137,14 +135,8 @@ impl Inner {
         validate_track_id(id)?;
         let url = self.fetcher.check_origin(&spec.url)?;
         let sha256 = match spec.sha256 {
-            Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                Some(h.to_ascii_lowercase())
-            }
-            Some(_) => {
-                return Err(Error::InvalidArgument(
-                    "sha256 must be 64 hex digits".into(),
-                ))
-            }
+            Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => Some(h.to_ascii_lowercase()),
+            Some(_) => return Err(Error::InvalidArgument("sha256 must be 64 hex digits".into())),
             None => None,
         };
         if let Some(mime) = &spec.mime {
@@ -240,11 +232,7 @@ impl Server {
             )));
         }
         let token = match &config.token {
-            Some(t)
-                if !t.is_empty()
-                    && t.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-            {
+            Some(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
                 t.clone()
             }
             Some(_) => {
@@ -323,12 +311,7 @@ impl Server {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
             None => url.host_str().unwrap_or_default().to_string(),
         };
-        let mut out = format!(
-            "{}stream/{}/{host}{}",
-            self.inner.base_url,
-            url.scheme(),
-            url.path()
-        );
+        let mut out = format!("{}stream/{}/{host}{}", self.inner.base_url, url.scheme(), url.path());
         if let Some(q) = url.query() {
             out.push('?');
             out.push_str(q);
@@ -478,11 +461,7 @@ impl BlockingServer {
 
     /// Stops the server; later calls return [`Error::Stopped`]. Idempotent.
     pub fn shutdown(&self) -> Result<(), Error> {
-        let server = self
-            .server
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let server = self.server.write().unwrap_or_else(|p| p.into_inner()).take();
         match server {
             Some(server) => self.runtime.block_on(server.shutdown()),
             None => Ok(()),
@@ -501,19 +480,14 @@ impl Drop for BlockingServer {
 /// 128 random bits, hex.
 fn random_token() -> Result<String, Error> {
     let mut bytes = [0u8; 16];
-    getrandom::getrandom(&mut bytes)
-        .map_err(|e| Error::Config(format!("no randomness for the token: {e}")))?;
+    getrandom::getrandom(&mut bytes).map_err(|e| Error::Config(format!("no randomness for the token: {e}")))?;
     Ok(hex::encode(bytes))
 }
 
 /// Creates the cache directory and takes its exclusive lock.
 fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, Error> {
-    std::fs::create_dir_all(dir).map_err(|e| {
-        Error::Config(format!(
-            "cannot create cache directory {}: {e}",
-            dir.display()
-        ))
-    })?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::Config(format!("cannot create cache directory {}: {e}", dir.display())))?;
     let path = dir.join("lock");
     let file = std::fs::OpenOptions::new()
         .create(true)

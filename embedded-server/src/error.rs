@@ -105,9 +105,7 @@ impl From<io::Error> for Error {
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         match &e {
-            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => {
-                Self::NoSpace
-            }
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => Self::NoSpace,
             _ => Self::Storage(format!("index: {e}")),
         }
     }
@@ -121,10 +119,7 @@ mod tests {
     fn statuses_follow_the_contract() {
         assert_eq!(Error::Upstream(UpstreamError::NotFound(404)).status(), 404);
         assert_eq!(Error::Upstream(UpstreamError::Timeout).status(), 504);
-        assert_eq!(
-            Error::Upstream(UpstreamError::Unreachable("x".into())).status(),
-            502
-        );
+        assert_eq!(Error::Upstream(UpstreamError::Unreachable("x".into())).status(), 502);
         assert_eq!(Error::OriginNotAllowed("x".into()).status(), 403);
     }
 

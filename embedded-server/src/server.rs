@@ -79,9 +79,6 @@ pub(crate) async fn run(listener: TcpListener, inner: Arc<Inner>, cancel: Cancel
             }
         });
     }
-    let _ = tokio::time::timeout(GRACE * 2, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
+    let _ = tokio::time::timeout(GRACE * 2, async { while connections.join_next().await.is_some() {} }).await;
     connections.shutdown().await;
 }

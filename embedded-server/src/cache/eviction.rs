@@ -25,11 +25,7 @@ pub(crate) fn victims(mut candidates: Vec<Candidate>, limit: u64) -> Vec<String>
         return Vec::new();
     }
     candidates.retain(|c| !c.protected);
-    candidates.sort_by(|a, b| {
-        a.last_access_ms
-            .cmp(&b.last_access_ms)
-            .then(a.key.cmp(&b.key))
-    });
+    candidates.sort_by(|a, b| a.last_access_ms.cmp(&b.last_access_ms).then(a.key.cmp(&b.key)));
     let mut out = Vec::new();
     for c in candidates {
         if total <= limit {

@@ -41,10 +41,7 @@ enum BodyEnd {
     /// The fill has nothing more to do.
     Done,
     /// The body broke off; try again from `pos`. `progressed` says whether bytes arrived.
-    Broken {
-        error: UpstreamError,
-        progressed: bool,
-    },
+    Broken { error: UpstreamError, progressed: bool },
 }
 
 async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64) -> Result<(), Error> {
@@ -62,10 +59,7 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64) -> R
             if should_stop(&st, id, pos) {
                 return Ok(());
             }
-            let if_range = st
-                .meta
-                .as_ref()
-                .and_then(|m| m.strong_etag().map(str::to_owned));
+            let if_range = st.meta.as_ref().and_then(|m| m.strong_etag().map(str::to_owned));
             (st.url.clone(), st.track_id.clone(), if_range)
         };
         let response = cache
@@ -90,31 +84,20 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64) -> R
         let body_start = match response.status.as_u16() {
             416 => {
                 // The backend says we asked past the end: learn the length and stop.
-                if let Some(total) =
-                    header_str(headers, CONTENT_RANGE).and_then(|v| parse_content_range(&v)?.total)
-                {
-                    let mut st = res.lock();
-                    if let Some(m) = st.meta.as_mut() {
-                        if m.size.is_none() && total <= pos {
-                            m.size = Some(total);
-                            cache.mark_dirty(res, &mut st);
-                        }
-                    }
-                    drop(st);
-                    res.notify();
-                    return Ok(());
+                let total = header_str(headers, CONTENT_RANGE)
+                    .and_then(|v| parse_content_range(&v)?.total)
+                    .ok_or_else(|| UpstreamError::Protocol("HTTP 416 without a usable Content-Range".into()))?;
+                if total > pos {
+                    return Err(UpstreamError::Protocol(format!("HTTP 416 for byte {pos} of {total}")).into());
                 }
-                return Err(UpstreamError::Protocol(
-                    "HTTP 416 without a usable Content-Range".into(),
-                )
-                .into());
+                meta.size = Some(total);
+                cache.adopt_meta(res, meta).await?;
+                return Ok(());
             }
             206 => {
                 let range = header_str(headers, CONTENT_RANGE)
                     .and_then(|v| parse_content_range(&v))
-                    .ok_or_else(|| {
-                        UpstreamError::Protocol("HTTP 206 without a usable Content-Range".into())
-                    })?;
+                    .ok_or_else(|| UpstreamError::Protocol("HTTP 206 without a usable Content-Range".into()))?;
                 if range.start > pos {
                     return Err(UpstreamError::Protocol(format!(
                         "asked for bytes from {pos}, got a range starting at {}",
@@ -131,18 +114,7 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64) -> R
             }
         };
         let generation = cache.adopt_meta(res, meta).await?;
-        match stream_body(
-            cache,
-            res,
-            &file,
-            id,
-            generation,
-            response.body,
-            body_start,
-            &mut pos,
-        )
-        .await?
-        {
+        match stream_body(cache, res, &file, id, generation, response.body, body_start, &mut pos).await? {
             BodyEnd::Done => return Ok(()),
             BodyEnd::Broken { error, progressed } => {
                 failures = if progressed { 1 } else { failures + 1 };
@@ -268,15 +240,8 @@ fn write_chunk(
 
 /// Whether fill `id`, about to write at `pos`, has no more to do.
 fn should_stop(st: &super::resource::State, id: u64, pos: u64) -> bool {
-    let at_end = st
-        .meta
-        .as_ref()
-        .and_then(|m| m.size)
-        .is_some_and(|size| pos >= size);
-    let other_fill_here = st
-        .fills
-        .iter()
-        .any(|f| f.id != id && f.start <= pos && pos <= f.pos);
+    let at_end = st.meta.as_ref().and_then(|m| m.size).is_some_and(|size| pos >= size);
+    let other_fill_here = st.fills.iter().any(|f| f.id != id && f.start <= pos && pos <= f.pos);
     st.evicted || st.readers == 0 || at_end || st.present.contains(pos) || other_fill_here
 }
 
@@ -312,10 +277,7 @@ pub(crate) fn parse_content_range(value: &str) -> Option<ContentRange> {
 }
 
 fn header_str(headers: &HeaderMap, name: http::header::HeaderName) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 pub(crate) fn join_error(e: tokio::task::JoinError) -> Error {
@@ -337,10 +299,7 @@ mod tests {
         );
         assert_eq!(
             parse_content_range("bytes 5-9/*"),
-            Some(ContentRange {
-                start: 5,
-                total: None
-            })
+            Some(ContentRange { start: 5, total: None })
         );
         assert_eq!(
             parse_content_range("bytes */100"),

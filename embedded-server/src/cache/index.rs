@@ -93,16 +93,11 @@ impl Index {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         upgrade_from(&conn, version)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-        })
+        Ok(Self { conn: Mutex::new(conn) })
     }
 
     /// Runs `f` in one transaction on the writer connection and commits it.
-    pub(crate) fn write<T>(
-        &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, Error>,
-    ) -> Result<T, Error> {
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, Error>) -> Result<T, Error> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.transaction()?;
         let out = f(&tx)?;
@@ -208,11 +203,7 @@ pub(crate) fn delete_resource(tx: &Transaction<'_>, key: &str) -> Result<(), Err
 #[allow(dead_code)]
 pub(crate) fn resource_exists(tx: &Transaction<'_>, key: &str) -> Result<bool, Error> {
     Ok(tx
-        .query_row(
-            "SELECT 1 FROM resources WHERE key = ?1",
-            params![key],
-            |_| Ok(()),
-        )
+        .query_row("SELECT 1 FROM resources WHERE key = ?1", params![key], |_| Ok(()))
         .optional()?
         .is_some())
 }

@@ -86,12 +86,8 @@ impl Cache {
         attempts: u32,
     ) -> Result<(Arc<Self>, Vec<TrackRow>), Error> {
         let data_dir = dir.join("data");
-        std::fs::create_dir_all(&data_dir).map_err(|e| {
-            Error::Config(format!(
-                "cannot create cache directory {}: {e}",
-                data_dir.display()
-            ))
-        })?;
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| Error::Config(format!("cannot create cache directory {}: {e}", data_dir.display())))?;
         let index = Arc::new(Index::open(&dir.join("index.sqlite"))?);
         let mut table = HashMap::new();
         let mut total = 0;
@@ -126,10 +122,7 @@ impl Cache {
                 evicted: false,
                 dirty: false,
             };
-            table.insert(
-                row.key.clone(),
-                Arc::new(Resource::new(row.key, path, state)),
-            );
+            table.insert(row.key.clone(), Arc::new(Resource::new(row.key, path, state)));
         }
         let tracks = index.load_tracks()?;
         let cache = Arc::new(Self {
@@ -164,12 +157,7 @@ impl Cache {
 
     /// Registers a reader of `key` (creating the resource if new) and returns a guard that
     /// unregisters it. While a reader is registered the resource is never evicted.
-    pub(crate) fn acquire(
-        self: &Arc<Self>,
-        key: &str,
-        url: &Url,
-        track_id: Option<&str>,
-    ) -> ReadGuard {
+    pub(crate) fn acquire(self: &Arc<Self>, key: &str, url: &Url, track_id: Option<&str>) -> ReadGuard {
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
         let res = table
             .entry(key.to_string())
@@ -214,21 +202,11 @@ impl Cache {
 
     /// Starts a fill of `res` at `start`; the caller holds the state lock (so no two readers
     /// start the same fill). Returns the fill's ID to wait on.
-    pub(crate) fn start_fill(
-        self: &Arc<Self>,
-        res: &Arc<Resource>,
-        st: &mut State,
-        start: u64,
-    ) -> u64 {
+    pub(crate) fn start_fill(self: &Arc<Self>, res: &Arc<Resource>, st: &mut State, start: u64) -> u64 {
         let id = self.next_fill.fetch_add(1, Ordering::Relaxed);
-        st.fills.push(resource::FillSlot {
-            id,
-            start,
-            pos: start,
-        });
+        st.fills.push(resource::FillSlot { id, start, pos: start });
         tracing::debug!(key = %res.key, start, id, "starting fill");
-        self.fills
-            .spawn(fill::run(self.clone(), res.clone(), id, start));
+        self.fills.spawn(fill::run(self.clone(), res.clone(), id, start));
         id
     }
 
@@ -236,10 +214,7 @@ impl Cache {
     pub(crate) fn mark_dirty(&self, res: &Arc<Resource>, st: &mut State) {
         if !st.dirty {
             st.dirty = true;
-            self.dirty
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(res.clone());
+            self.dirty.lock().unwrap_or_else(|p| p.into_inner()).push(res.clone());
         }
     }
 
@@ -251,11 +226,7 @@ impl Cache {
 
     /// Takes the backend's description of `res`. If it says the cached bytes belong to another
     /// version, they are dropped first (index, then file). Returns the generation to write under.
-    pub(crate) async fn adopt_meta(
-        self: &Arc<Self>,
-        res: &Arc<Resource>,
-        newer: Meta,
-    ) -> Result<u64, Error> {
+    pub(crate) async fn adopt_meta(self: &Arc<Self>, res: &Arc<Resource>, newer: Meta) -> Result<u64, Error> {
         {
             let mut st = res.lock();
             let stale = st.meta.as_ref().is_some_and(|m| m.is_replaced_by(&newer));
@@ -364,11 +335,14 @@ impl Cache {
                 continue;
             }
             let mut st = res.lock();
-            if st.meta.is_none() && st.readers == 0 && st.fills.is_empty() && st.present.len() == 0
-            {
+            if st.meta.is_none() && st.readers == 0 && st.fills.is_empty() && st.present.len() == 0 {
                 st.evicted = true;
                 drop(st);
                 table.remove(&res.key);
+                // A fill may have created an empty data file before failing.
+                if let Err(e) = store::remove(&res.path) {
+                    tracing::warn!(error = %e, "cannot remove an empty data file");
+                }
             }
         }
     }
@@ -395,7 +369,7 @@ impl Cache {
         };
         for key in eviction::victims(candidates, self.max_bytes) {
             self.index.write(|tx| {
-                let res = {
+                {
                     let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
                     let Some(res) = table.get(&key).cloned() else {
                         return Ok(());
@@ -407,16 +381,15 @@ impl Cache {
                     }
                     st.evicted = true;
                     let bytes = st.present.len();
-                    self.cached_bytes.fetch_sub(
-                        bytes.min(self.cached_bytes.load(Ordering::Relaxed)),
-                        Ordering::Relaxed,
-                    );
+                    self.cached_bytes
+                        .fetch_sub(bytes.min(self.cached_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
                     drop(st);
                     table.remove(&key);
-                    res
-                };
+                    // Unlink while the table is locked: a new resource under the same key (same
+                    // path) cannot be created and start writing before the old file is gone.
+                    store::remove(&res.path)?;
+                }
                 index::delete_resource(tx, &key)?;
-                store::remove(&res.path)?;
                 Counters::add(&self.counters.evictions, 1);
                 tracing::debug!(key = %key, "evicted");
                 Ok(())
@@ -456,12 +429,7 @@ impl Cache {
 
     /// The state of one resource, if it is in the cache.
     pub(crate) fn info(&self, key: &str) -> Option<ResourceInfo> {
-        let res = self
-            .table
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            .cloned()?;
+        let res = self.table.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()?;
         let st = res.lock();
         Some(ResourceInfo {
             cached_bytes: st.present.len(),
@@ -482,11 +450,7 @@ impl Cache {
                 pinned += st.present.len();
             }
         }
-        (
-            self.cached_bytes.load(Ordering::Relaxed),
-            pinned,
-            table.len() as u64,
-        )
+        (self.cached_bytes.load(Ordering::Relaxed), pinned, table.len() as u64)
     }
 
     /// Persists a catalog track; blocking.
@@ -496,12 +460,7 @@ impl Cache {
 
     /// Points the cached track resource (if any) at a new URL.
     pub(crate) fn retarget(&self, key: &str, url: &Url) {
-        let res = self
-            .table
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            .cloned();
+        let res = self.table.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned();
         if let Some(res) = res {
             let mut st = res.lock();
             if st.url != *url {

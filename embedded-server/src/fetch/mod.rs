@@ -86,30 +86,24 @@ impl Fetcher {
         let origins = OriginList::parse(&config.origins)?;
         let mut headers = HeaderMap::new();
         for (name, value) in &config.upstream_headers {
-            let (name, value) =
-                header_pair(name, value).map_err(|e| Error::Config(e.to_string()))?;
+            let (name, value) = header_pair(name, value).map_err(|e| Error::Config(e.to_string()))?;
             headers.insert(name, value);
         }
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         if let Some(path) = &config.ca_cert_pem {
-            let file = std::fs::File::open(path).map_err(|e| {
-                Error::Config(format!("cannot read CA file {}: {e}", path.display()))
-            })?;
+            let file = std::fs::File::open(path)
+                .map_err(|e| Error::Config(format!("cannot read CA file {}: {e}", path.display())))?;
             let mut added = 0;
             for cert in rustls_pemfile::certs(&mut BufReader::new(file)) {
-                let cert =
-                    cert.map_err(|e| Error::Config(format!("bad PEM in {}: {e}", path.display())))?;
-                roots.add(cert).map_err(|e| {
-                    Error::Config(format!("bad CA certificate in {}: {e}", path.display()))
-                })?;
+                let cert = cert.map_err(|e| Error::Config(format!("bad PEM in {}: {e}", path.display())))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::Config(format!("bad CA certificate in {}: {e}", path.display())))?;
                 added += 1;
             }
             if added == 0 {
-                return Err(Error::Config(format!(
-                    "no certificate found in {}",
-                    path.display()
-                )));
+                return Err(Error::Config(format!("no certificate found in {}", path.display())));
             }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -144,10 +138,7 @@ impl Fetcher {
 
     /// Checks `url` against the allow-list.
     pub(crate) fn check_origin(&self, url: &str) -> Result<Url, Error> {
-        self.origins
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .check(url)
+        self.origins.read().unwrap_or_else(|p| p.into_inner()).check(url)
     }
 
     /// Sets (or with `None`, removes) a header sent with every upstream request.
@@ -178,10 +169,7 @@ impl Fetcher {
     }
 
     /// Sends `req`, retrying what can be retried, and returns a 200, 206 or 416 answer.
-    pub(crate) async fn fetch(
-        &self,
-        mut req: FetchRequest,
-    ) -> Result<FetchResponse, UpstreamError> {
+    pub(crate) async fn fetch(&self, mut req: FetchRequest) -> Result<FetchResponse, UpstreamError> {
         let mut refreshed_url = None;
         let mut refreshed = false;
         let mut attempt = 0;
@@ -189,10 +177,7 @@ impl Fetcher {
             attempt += 1;
             match self.fetch_once(&req).await {
                 Ok(resp) => {
-                    return Ok(FetchResponse {
-                        refreshed_url,
-                        ..resp
-                    });
+                    return Ok(FetchResponse { refreshed_url, ..resp });
                 }
                 Err(UpstreamError::Denied(status)) if !refreshed => {
                     refreshed = true;
@@ -218,16 +203,11 @@ impl Fetcher {
 
     /// Asks the resolver for fresh credentials: `Some(new url or None)` if it gave any.
     async fn refresh(&self, req: &FetchRequest) -> Option<Option<Url>> {
-        let resolver = self
-            .resolver
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()?;
+        let resolver = self.resolver.read().unwrap_or_else(|p| p.into_inner()).clone()?;
         let (track_id, url) = (req.track_id.clone(), req.url.to_string());
-        let fresh =
-            tokio::task::spawn_blocking(move || resolver.refresh(track_id.as_deref(), &url))
-                .await
-                .ok()??;
+        let fresh = tokio::task::spawn_blocking(move || resolver.refresh(track_id.as_deref(), &url))
+            .await
+            .ok()??;
         for (name, value) in &fresh.headers {
             if let Err(e) = self.set_header(name, Some(value)) {
                 tracing::warn!(error = %e, "resolver returned an unusable header");
@@ -258,20 +238,14 @@ impl Fetcher {
             let mut request = builder
                 .body(Empty::new())
                 .map_err(|e| UpstreamError::Protocol(format!("cannot build request: {e}")))?;
-            for (name, value) in self
-                .headers
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-            {
+            for (name, value) in self.headers.read().unwrap_or_else(|p| p.into_inner()).iter() {
                 request.headers_mut().insert(name, value.clone());
             }
-            let response =
-                match tokio::time::timeout(self.read_timeout, self.client.request(request)).await {
-                    Err(_) => return Err(UpstreamError::Timeout),
-                    Ok(Err(e)) => return Err(classify(&e)),
-                    Ok(Ok(r)) => r,
-                };
+            let response = match tokio::time::timeout(self.read_timeout, self.client.request(request)).await {
+                Err(_) => return Err(UpstreamError::Timeout),
+                Ok(Err(e)) => return Err(classify(&e)),
+                Ok(Ok(r)) => r,
+            };
             let status = response.status();
             match status.as_u16() {
                 200 | 206 | 416 => {
@@ -288,21 +262,12 @@ impl Fetcher {
                         .headers()
                         .get(LOCATION)
                         .and_then(|v| v.to_str().ok())
-                        .ok_or_else(|| {
-                            UpstreamError::Protocol(format!("HTTP {status} without Location"))
-                        })?;
+                        .ok_or_else(|| UpstreamError::Protocol(format!("HTTP {status} without Location")))?;
                     let next = url
                         .join(location)
                         .map_err(|e| UpstreamError::Protocol(format!("bad redirect: {e}")))?;
-                    if !self
-                        .origins
-                        .read()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .allows(&next)
-                    {
-                        return Err(UpstreamError::RedirectNotAllowed(
-                            next.origin().ascii_serialization(),
-                        ));
+                    if !self.origins.read().unwrap_or_else(|p| p.into_inner()).allows(&next) {
+                        return Err(UpstreamError::RedirectNotAllowed(next.origin().ascii_serialization()));
                     }
                     tracing::debug!(from = %redact(&url), to = %redact(&next), "following redirect");
                     url = next;
@@ -312,9 +277,7 @@ impl Fetcher {
                 other => return Err(UpstreamError::Status(other)),
             }
         }
-        Err(UpstreamError::Protocol(format!(
-            "more than {MAX_REDIRECTS} redirects"
-        )))
+        Err(UpstreamError::Protocol(format!("more than {MAX_REDIRECTS} redirects")))
     }
 }
 
@@ -360,9 +323,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Exponential backoff with jitter: ~100 ms, 200 ms, 400 ms ... capped at 5 s, ±50 %.
 pub(crate) fn backoff(attempt: u32) -> Duration {
-    let base = 100u64
-        .saturating_mul(1 << attempt.saturating_sub(1).min(6))
-        .min(5_000);
+    let base = 100u64.saturating_mul(1 << attempt.saturating_sub(1).min(6)).min(5_000);
     let mut bytes = [0u8; 2];
     let jitter = match getrandom::getrandom(&mut bytes) {
         Ok(()) => u64::from(u16::from_le_bytes(bytes)) % (base + 1),
@@ -385,10 +346,7 @@ mod tests {
         for attempt in 1..20 {
             let d = backoff(attempt).as_millis() as u64;
             let base = (100u64 << (attempt - 1).min(6)).min(5_000);
-            assert!(
-                d >= base / 2 && d <= base / 2 + base,
-                "attempt {attempt}: {d} ms"
-            );
+            assert!(d >= base / 2 && d <= base / 2 + base, "attempt {attempt}: {d} ms");
         }
     }
 
@@ -400,9 +358,7 @@ mod tests {
 
     #[test]
     fn bad_header_values_do_not_echo_the_value() {
-        let err = header_pair("Authorization", "Bearer \nsecret")
-            .err()
-            .unwrap();
+        let err = header_pair("Authorization", "Bearer \nsecret").err().unwrap();
         assert!(!err.to_string().contains("secret"));
     }
 }

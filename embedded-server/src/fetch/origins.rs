@@ -18,18 +18,13 @@ pub(crate) struct Origin {
 impl Origin {
     /// Parses `scheme://host[:port]` (a trailing `/` is accepted; a path is not).
     pub(crate) fn parse(text: &str) -> Result<Self, Error> {
-        let url =
-            Url::parse(text).map_err(|e| Error::Config(format!("bad origin {text:?}: {e}")))?;
+        let url = Url::parse(text).map_err(|e| Error::Config(format!("bad origin {text:?}: {e}")))?;
         if !matches!(url.path(), "" | "/") || url.query().is_some() || !url.username().is_empty() {
             return Err(Error::Config(format!(
                 "bad origin {text:?}: give only scheme://host[:port], without a path, query or user"
             )));
         }
-        Self::of(&url).ok_or_else(|| {
-            Error::Config(format!(
-                "bad origin {text:?}: only http and https are supported"
-            ))
-        })
+        Self::of(&url).ok_or_else(|| Error::Config(format!("bad origin {text:?}: only http and https are supported")))
     }
 
     /// The origin of a URL, if it is http(s) with a host.
@@ -55,10 +50,7 @@ impl OriginList {
     /// Parses every entry; the first bad one is the error.
     pub(crate) fn parse(list: &[String]) -> Result<Self, Error> {
         Ok(Self {
-            origins: list
-                .iter()
-                .map(|o| Origin::parse(o))
-                .collect::<Result<_, _>>()?,
+            origins: list.iter().map(|o| Origin::parse(o)).collect::<Result<_, _>>()?,
         })
     }
 
@@ -69,8 +61,7 @@ impl OriginList {
 
     /// Parses `url` and checks it against the list.
     pub(crate) fn check(&self, url: &str) -> Result<Url, Error> {
-        let parsed =
-            Url::parse(url).map_err(|e| Error::InvalidArgument(format!("bad URL {url:?}: {e}")))?;
+        let parsed = Url::parse(url).map_err(|e| Error::InvalidArgument(format!("bad URL {url:?}: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(Error::InvalidArgument(format!(
                 "bad URL {url:?}: only http and https are supported"
@@ -90,14 +81,8 @@ mod tests {
 
     #[test]
     fn default_ports_and_case_are_normalised() {
-        let list = OriginList::parse(&[
-            "https://CDN.example.com".into(),
-            "http://127.0.0.1:8080/".into(),
-        ])
-        .unwrap();
-        assert!(list
-            .check("https://cdn.example.com:443/a.mp3?sig=1")
-            .is_ok());
+        let list = OriginList::parse(&["https://CDN.example.com".into(), "http://127.0.0.1:8080/".into()]).unwrap();
+        assert!(list.check("https://cdn.example.com:443/a.mp3?sig=1").is_ok());
         assert!(list.check("http://127.0.0.1:8080/x").is_ok());
         assert!(matches!(
             list.check("http://127.0.0.1:8081/x"),

@@ -17,11 +17,7 @@ use crate::error::Error;
 const MAX_JSON_BYTES: usize = 64 * 1024;
 
 /// `/api/tracks` and `/api/tracks/ID`.
-pub(crate) async fn tracks(
-    inner: &Arc<Inner>,
-    req: Request<Incoming>,
-    id: Option<&str>,
-) -> Response<Body> {
+pub(crate) async fn tracks(inner: &Arc<Inner>, req: Request<Incoming>, id: Option<&str>) -> Response<Body> {
     match (req.method().clone(), id) {
         (Method::GET, None) => response::json(StatusCode::OK, &inner.tracks()),
         (Method::GET, Some(id)) => match inner.track(id) {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Response;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use url::Url;
 
 use super::range::{self, RangeOutcome};
@@ -50,9 +50,7 @@ pub(crate) struct MediaRequest {
 
 /// Answers a media request.
 pub(crate) async fn serve(inner: &Arc<Inner>, req: MediaRequest) -> Response<Body> {
-    let guard = inner
-        .cache
-        .acquire(&req.key, &req.url, req.track_id.as_deref());
+    let guard = inner.cache.acquire(&req.key, &req.url, req.track_id.as_deref());
     let hint = start_hint(req.range.as_deref());
     let (meta, generation) = match wait_meta(&guard, hint, inner.patience()).await {
         Ok(m) => m,
@@ -95,7 +93,8 @@ pub(crate) async fn serve(inner: &Arc<Inner>, req: MediaRequest) -> Response<Bod
         1,
     );
     let (tx, body) = ChannelBody::new(len);
-    let producer = Producer {
+    let mut producer = Producer {
+        rx: guard.resource().subscribe(),
         guard,
         generation,
         pos: start,
@@ -105,7 +104,15 @@ pub(crate) async fn serve(inner: &Arc<Inner>, req: MediaRequest) -> Response<Bod
         counters: inner.counters.clone(),
         stall: inner.config.client_stall_timeout,
         patience: inner.patience(),
+        file: None,
+        waiting_on: None,
+        fruitless: 0,
     };
+    // Headers promise bytes: send them only once the first byte is here (or the backend failed,
+    // which then gets its own status instead of an aborted 206).
+    if let Err(e) = producer.ready().await {
+        return response::error(e.status(), e.to_string());
+    }
     tokio::spawn(producer.run());
     response::media(&rep, outcome, response::streamed(body))
 }
@@ -121,11 +128,7 @@ fn start_hint(range: Option<&str>) -> u64 {
 }
 
 /// Waits until the backend has described the resource (starting a fill if none runs).
-async fn wait_meta(
-    guard: &ReadGuard,
-    hint: u64,
-    patience: Duration,
-) -> Result<(Meta, u64), Arc<Error>> {
+async fn wait_meta(guard: &ReadGuard, hint: u64, patience: Duration) -> Result<(Meta, u64), Arc<Error>> {
     let (res, cache) = (guard.resource(), guard.cache());
     let mut rx = res.subscribe();
     let mut waiting_on = None;
@@ -149,8 +152,7 @@ async fn wait_meta(
             }
             if fruitless >= FRUITLESS_FILLS {
                 return Err(Arc::new(
-                    UpstreamError::Protocol("the backend never described the resource".into())
-                        .into(),
+                    UpstreamError::Protocol("the backend never described the resource".into()).into(),
                 ));
             }
             if waiting_on.is_none() {
@@ -158,10 +160,7 @@ async fn wait_meta(
                 waiting_on = Some(running.unwrap_or_else(|| cache.start_fill(res, &mut st, hint)));
             }
         }
-        if tokio::time::timeout_at(deadline, rx.changed())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
             return Err(Arc::new(UpstreamError::Timeout.into()));
         }
     }
@@ -170,6 +169,7 @@ async fn wait_meta(
 /// The task that feeds one response body.
 struct Producer {
     guard: ReadGuard,
+    rx: watch::Receiver<u64>,
     generation: u64,
     pos: u64,
     /// One past the last byte to send; `None` until the end of an unknown-length resource.
@@ -180,6 +180,11 @@ struct Producer {
     counters: Arc<Counters>,
     stall: Duration,
     patience: Duration,
+    file: Option<Arc<std::fs::File>>,
+    /// The fill this producer waits for, if any.
+    waiting_on: Option<u64>,
+    /// Fills that ended without bringing the byte at `pos`.
+    fruitless: u32,
 }
 
 /// The producer's next move, decided under the state lock.
@@ -187,37 +192,53 @@ enum Step {
     Read(u64),
     Wait,
     Done,
-    Fail(String),
+    Fail(Arc<Error>),
 }
 
 impl Producer {
     async fn run(mut self) {
         Counters::add(&self.counters.active_streams, 1);
-        if let Err(message) = self.feed().await {
-            tracing::info!(key = %self.guard.resource().key, pos = self.pos, %message, "aborting response");
+        if let Err(e) = self.feed().await {
+            tracing::info!(key = %self.guard.resource().key, pos = self.pos, error = %e, "aborting response");
             // The error aborts the connection: the client sees a broken transfer, not wrong bytes.
-            let _ = self.tx.send(Err(io::Error::other(message))).await;
+            let _ = self.tx.send(Err(io::Error::other(e.to_string()))).await;
         }
         self.counters
             .active_streams
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Sends bytes until the end; `Err` with a reason if the response must be aborted.
-    async fn feed(&mut self) -> Result<(), String> {
+    /// Sends bytes until the end; `Err` if the response must be aborted.
+    async fn feed(&mut self) -> Result<(), Arc<Error>> {
+        while let Some(n) = self.ready().await? {
+            let data = self.read(n).await?;
+            if self.guard.resource().lock().generation != self.generation {
+                return Err(stale());
+            }
+            let from_cache = overlap(&self.snapshot, self.pos, self.pos + n);
+            match tokio::time::timeout(self.stall, self.tx.send(Ok(data))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Ok(()), // the client went away
+                Err(_) => return Err(Arc::new(Error::InvalidArgument("the client stopped reading".into()))),
+            }
+            Counters::add(&self.counters.bytes_from_cache, from_cache);
+            self.pos += n;
+        }
+        Ok(())
+    }
+
+    /// Waits until bytes at `pos` are present: `Some(n)` of them can be read now, `None` means
+    /// the end was reached (or the client left). Starts a fill when none will bring them soon.
+    async fn ready(&mut self) -> Result<Option<u64>, Arc<Error>> {
         let res = self.guard.resource().clone();
         let cache = self.guard.cache().clone();
-        let mut rx = res.subscribe();
-        let mut file: Option<Arc<std::fs::File>> = None;
-        let mut waiting_on: Option<u64> = None;
-        let mut fruitless = 0;
         loop {
-            rx.borrow_and_update();
+            self.rx.borrow_and_update();
             let step = {
                 let mut st = res.lock();
                 let limit = self.end.or(st.meta.as_ref().and_then(|m| m.size));
                 if st.generation != self.generation {
-                    Step::Fail("the backend replaced the resource while it was being sent".into())
+                    Step::Fail(stale())
                 } else if limit.is_some_and(|l| self.pos >= l) {
                     Step::Done
                 } else if let Some(run_end) = st.present.run_end(self.pos) {
@@ -225,78 +246,72 @@ impl Producer {
                     Step::Read(stop - self.pos)
                 } else {
                     let mut failed = None;
-                    if let Some(id) = waiting_on {
-                        if let Some(outcome) = st.outcome(id) {
-                            waiting_on = None;
-                            match outcome {
-                                Some(e) => failed = Some(e.to_string()),
-                                None => fruitless += 1,
-                            }
+                    if let Some(outcome) = self.waiting_on.and_then(|id| st.outcome(id)) {
+                        self.waiting_on = None;
+                        match outcome {
+                            Some(e) => failed = Some(e),
+                            None => self.fruitless += 1,
                         }
                     }
-                    if let Some(message) = failed {
-                        Step::Fail(message)
-                    } else if fruitless >= FRUITLESS_FILLS {
-                        Step::Fail(format!("the backend did not deliver byte {}", self.pos))
+                    if let Some(e) = failed {
+                        Step::Fail(e)
+                    } else if self.fruitless >= FRUITLESS_FILLS {
+                        let message = format!("the backend did not deliver byte {}", self.pos);
+                        Step::Fail(Arc::new(UpstreamError::Protocol(message).into()))
                     } else {
-                        if waiting_on.is_none() {
+                        if self.waiting_on.is_none() {
                             let covering = st.covering_fill(self.pos);
-                            waiting_on = Some(
-                                covering
-                                    .unwrap_or_else(|| cache.start_fill(&res, &mut st, self.pos)),
-                            );
+                            self.waiting_on =
+                                Some(covering.unwrap_or_else(|| cache.start_fill(&res, &mut st, self.pos)));
                         }
                         Step::Wait
                     }
                 }
             };
             match step {
-                Step::Done => return Ok(()),
-                Step::Fail(message) => return Err(message),
+                Step::Read(n) => return Ok(Some(n)),
+                Step::Done => return Ok(None),
+                Step::Fail(e) => return Err(e),
                 Step::Wait => {
                     tokio::select! {
-                        changed = rx.changed() => changed.map_err(|_| "the resource went away".to_string())?,
-                        () = self.tx.closed() => return Ok(()),
-                        () = tokio::time::sleep(self.patience) => return Err("timed out waiting for the backend".into()),
-                    }
-                }
-                Step::Read(n) => {
-                    let f = match &file {
-                        Some(f) => f.clone(),
-                        None => {
-                            let path = res.path.clone();
-                            let opened =
-                                tokio::task::spawn_blocking(move || std::fs::File::open(path))
-                                    .await
-                                    .map_err(|e| join_error(e).to_string())?
-                                    .map_err(|e| format!("cannot open cached data: {e}"))?;
-                            file.insert(Arc::new(opened)).clone()
+                        changed = self.rx.changed() => {
+                            if changed.is_err() {
+                                return Err(Arc::new(Error::Storage("the resource went away".into())));
+                            }
                         }
-                    };
-                    let pos = self.pos;
-                    let data = tokio::task::spawn_blocking(move || {
-                        crate::cache::read_at(&f, pos, n as usize)
-                    })
-                    .await
-                    .map_err(|e| join_error(e).to_string())?
-                    .map_err(|e| format!("cannot read cached data: {e}"))?;
-                    if res.lock().generation != self.generation {
-                        continue; // reported as a failure at the top of the loop
+                        () = self.tx.closed() => return Ok(None),
+                        () = tokio::time::sleep(self.patience) => return Err(Arc::new(UpstreamError::Timeout.into())),
                     }
-                    let from_cache = overlap(&self.snapshot, pos, pos + n);
-                    match tokio::time::timeout(self.stall, self.tx.send(Ok(Bytes::from(data))))
-                        .await
-                    {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => return Ok(()), // the client went away
-                        Err(_) => return Err("the client stopped reading".into()),
-                    }
-                    Counters::add(&self.counters.bytes_from_cache, from_cache);
-                    self.pos += n;
                 }
             }
         }
     }
+
+    /// Reads `n` bytes at `pos` from the data file (off the async threads).
+    async fn read(&mut self, n: u64) -> Result<Bytes, Arc<Error>> {
+        let file = match &self.file {
+            Some(f) => f.clone(),
+            None => {
+                let path = self.guard.resource().path.clone();
+                let opened = tokio::task::spawn_blocking(move || std::fs::File::open(path))
+                    .await
+                    .map_err(|e| Arc::new(join_error(e)))?
+                    .map_err(|e| Arc::new(Error::from(e)))?;
+                self.file.insert(Arc::new(opened)).clone()
+            }
+        };
+        let pos = self.pos;
+        let data = tokio::task::spawn_blocking(move || crate::cache::read_at(&file, pos, n as usize))
+            .await
+            .map_err(|e| Arc::new(join_error(e)))?
+            .map_err(|e| Arc::new(Error::from(e)))?;
+        Ok(Bytes::from(data))
+    }
+}
+
+/// The error for bytes that went stale while being sent.
+fn stale() -> Arc<Error> {
+    Arc::new(UpstreamError::Protocol("the backend replaced the resource while it was being sent".into()).into())
 }
 
 /// Bytes of `[start, end)` present in `set`.

@@ -63,11 +63,7 @@ pub(crate) async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Respons
 }
 
 /// A media route: GET or HEAD of a resolved target.
-async fn media_route(
-    inner: &Arc<Inner>,
-    req: Request<Incoming>,
-    target: Result<MediaTarget, Error>,
-) -> Response<Body> {
+async fn media_route(inner: &Arc<Inner>, req: Request<Incoming>, target: Result<MediaTarget, Error>) -> Response<Body> {
     let head = match *req.method() {
         Method::GET => false,
         Method::HEAD => true,
@@ -107,18 +103,13 @@ pub(crate) struct MediaTarget {
 fn stream_target(inner: &Inner, rest: &str, query: Option<&str>) -> Result<MediaTarget, Error> {
     let mut parts = rest.splitn(4, '/');
     let (_, scheme, host, path) = (parts.next(), parts.next(), parts.next(), parts.next());
-    let (Some(scheme), Some(host)) = (
-        scheme.filter(|s| !s.is_empty()),
-        host.filter(|h| !h.is_empty()),
-    ) else {
+    let (Some(scheme), Some(host)) = (scheme.filter(|s| !s.is_empty()), host.filter(|h| !h.is_empty())) else {
         return Err(Error::InvalidArgument(
             "expected /stream/SCHEME/HOST[:PORT]/PATH".into(),
         ));
     };
     if !matches!(scheme, "http" | "https") || host.contains(['@', '\\']) {
-        return Err(Error::InvalidArgument(format!(
-            "bad stream target {scheme}://{host}"
-        )));
+        return Err(Error::InvalidArgument(format!("bad stream target {scheme}://{host}")));
     }
     let mut text = format!("{scheme}://{host}/{}", path.unwrap_or(""));
     if let Some(q) = query {

@@ -55,10 +55,7 @@ pub(crate) fn evaluate(
             start: a,
             end: b.min(len - 1),
         },
-        (StartPosition::Index(a), EndPosition::LastByte) => RangeOutcome::Partial {
-            start: a,
-            end: len - 1,
-        },
+        (StartPosition::Index(a), EndPosition::LastByte) => RangeOutcome::Partial { start: a, end: len - 1 },
         (StartPosition::FromLast(_), _) if len == 0 => RangeOutcome::Unsatisfiable,
         (StartPosition::FromLast(n), _) => RangeOutcome::Partial {
             start: len.saturating_sub(n),
@@ -81,28 +78,10 @@ mod tests {
     #[test]
     fn single_ranges() {
         assert_eq!(eval("bytes=0-99"), Partial { start: 0, end: 99 });
-        assert_eq!(
-            eval("bytes=900-"),
-            Partial {
-                start: 900,
-                end: 999
-            }
-        );
-        assert_eq!(
-            eval("bytes=-100"),
-            Partial {
-                start: 900,
-                end: 999
-            }
-        );
+        assert_eq!(eval("bytes=900-"), Partial { start: 900, end: 999 });
+        assert_eq!(eval("bytes=-100"), Partial { start: 900, end: 999 });
         assert_eq!(eval("bytes=-5000"), Partial { start: 0, end: 999 });
-        assert_eq!(
-            eval("bytes=990-5000"),
-            Partial {
-                start: 990,
-                end: 999
-            }
-        );
+        assert_eq!(eval("bytes=990-5000"), Partial { start: 990, end: 999 });
         assert_eq!(eval("bytes=0-"), Partial { start: 0, end: 999 });
     }
 
@@ -110,14 +89,8 @@ mod tests {
     fn unsatisfiable_ranges() {
         assert_eq!(eval("bytes=1000-"), Unsatisfiable);
         assert_eq!(eval("bytes=1000-2000"), Unsatisfiable);
-        assert_eq!(
-            evaluate(Some("bytes=-1"), None, TAG, None, 0),
-            Unsatisfiable
-        );
-        assert_eq!(
-            evaluate(Some("bytes=0-"), None, TAG, None, 0),
-            Unsatisfiable
-        );
+        assert_eq!(evaluate(Some("bytes=-1"), None, TAG, None, 0), Unsatisfiable);
+        assert_eq!(evaluate(Some("bytes=0-"), None, TAG, None, 0), Unsatisfiable);
     }
 
     #[test]
@@ -143,26 +116,14 @@ mod tests {
             evaluate(Some("bytes=0-9"), Some(TAG), TAG, lm, 1000),
             Partial { start: 0, end: 9 }
         );
-        assert_eq!(
-            evaluate(Some("bytes=0-9"), Some("\"v0\""), TAG, lm, 1000),
-            Full
-        );
-        assert_eq!(
-            evaluate(Some("bytes=0-9"), Some("W/\"v1\""), TAG, lm, 1000),
-            Full
-        );
+        assert_eq!(evaluate(Some("bytes=0-9"), Some("\"v0\""), TAG, lm, 1000), Full);
+        assert_eq!(evaluate(Some("bytes=0-9"), Some("W/\"v1\""), TAG, lm, 1000), Full);
         assert_eq!(
             evaluate(Some("bytes=0-9"), lm, TAG, lm, 1000),
             Partial { start: 0, end: 9 }
         );
         assert_eq!(
-            evaluate(
-                Some("bytes=0-9"),
-                Some("Thu, 22 Oct 2015 07:28:00 GMT"),
-                TAG,
-                lm,
-                1000
-            ),
+            evaluate(Some("bytes=0-9"), Some("Thu, 22 Oct 2015 07:28:00 GMT"), TAG, lm, 1000),
             Full
         );
     }

@@ -9,9 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{
-    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, LAST_MODIFIED,
-};
+use http::header::{ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, LAST_MODIFIED};
 use http::{HeaderValue, Response, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -43,10 +41,7 @@ impl HttpBody for ChannelBody {
     type Data = Bytes;
     type Error = io::Error;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(Ok(data))) => {
                 if let Some(r) = self.remaining.as_mut() {
@@ -116,9 +111,7 @@ pub(crate) fn media(rep: &Representation, outcome: RangeOutcome, body: Body) -> 
         };
     } else {
         // Length unknown: 200, chunked, no validators to promise yet.
-        builder = builder
-            .status(StatusCode::OK)
-            .header(CACHE_CONTROL, "no-store");
+        builder = builder.status(StatusCode::OK).header(CACHE_CONTROL, "no-store");
     }
     builder.body(body).unwrap_or_else(|_| internal_error())
 }
@@ -152,9 +145,7 @@ pub(crate) fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 
 /// An empty body.
 pub(crate) fn empty() -> Body {
-    Empty::new()
-        .map_err(|never: Infallible| match never {})
-        .boxed_unsync()
+    Empty::new().map_err(|never: Infallible| match never {}).boxed_unsync()
 }
 
 /// A body of the given bytes.
@@ -170,8 +161,7 @@ pub(crate) fn streamed(body: ChannelBody) -> Body {
 }
 
 fn header_value(text: &str) -> HeaderValue {
-    HeaderValue::from_str(text)
-        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
 }
 
 fn internal_error() -> Response<Body> {
