@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting, lints, unit tests and the integration tests that
+# drive the real `streamer` binary with curl, ffprobe, ffmpeg, and nginx (TLS + HTTP/2) as a backend.
+#
+# Prerequisites are checked first. A missing tool is installed with apt-get when this runs as
+# root on Debian/Ubuntu; otherwise the script stops with a message saying what to install.
+# Nothing is ever skipped silently.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+install_or_fail() { # tool package
+  if command -v "$1" >/dev/null 2>&1; then return; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "tests/run.sh: installing $2 (for $1)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null ||
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
+  fi
+  command -v "$1" >/dev/null 2>&1 || {
+    echo "tests/run.sh: missing prerequisite '$1': install it with 'apt-get install -y $2'" >&2
+    exit 1
+  }
+}
+
+command -v cargo >/dev/null 2>&1 || { echo "tests/run.sh: cargo is missing: install Rust with rustup" >&2; exit 1; }
+install_or_fail curl curl
+install_or_fail ffmpeg ffmpeg
+install_or_fail ffprobe ffmpeg
+install_or_fail nginx nginx-light
+install_or_fail openssl openssl
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo build"
+cargo build --workspace --locked
+export STREAMER_BIN="$PWD/target/debug/streamer"
+echo "== cargo test"
+cargo test --workspace --locked -- --test-threads 4

@@ -1,0 +1,440 @@
+//! The fetcher against real backends, driven through the library's `BlockingServer`: HTTPS with
+//! an extra CA and HTTP/2 (nginx from Debian), redirects only to allowed origins, upstream
+//! headers changed at run time, the credential resolver, timeouts and unreachable backends, and
+//! LRU eviction under `max_cache_bytes`.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use embedded_server::{BlockingServer, Config, Refreshed, Resolver, TrackSpec};
+use integration_tests::{assert_bytes_eq, get, require_tool, seeded_bytes, wait_until, Origin, MIB};
+use tempfile::TempDir;
+
+/// A server on a fresh cache directory allowing `origins`, with `adjust` applied to the config.
+fn server(origins: &[String], adjust: impl FnOnce(&mut Config)) -> (BlockingServer, TempDir) {
+    let dir = tempfile::tempdir().expect("cache dir");
+    let mut config = Config::new(dir.path());
+    config.origins = origins.to_vec();
+    adjust(&mut config);
+    (BlockingServer::start(config).expect("server starts"), dir)
+}
+
+/// A free loopback port (bound and released; nginx binds it right after).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// nginx from Debian over a directory, with TLS (cert for `localhost`) and HTTP/2, plus two
+/// redirect locations. Killed on drop.
+struct Nginx {
+    child: Child,
+    dir: TempDir,
+    port: u16,
+}
+
+impl Nginx {
+    fn start(redirect_to: &str) -> Nginx {
+        let nginx = require_tool("nginx");
+        require_tool("openssl");
+        let dir = tempfile::tempdir().expect("nginx dir");
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("www")).expect("www");
+        std::fs::create_dir_all(d.join("logs")).expect("logs");
+        make_certs(d);
+        let port = free_port();
+        let conf = format!(
+            r#"
+user root;
+worker_processes 1;
+error_log {d}/logs/error.log;
+pid {d}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    types {{ audio/mpeg mp3; application/octet-stream bin; }}
+    log_format proto '$request_method $uri $server_protocol $status';
+    access_log {d}/logs/access.log proto;
+    client_body_temp_path {d}/tmp;
+    proxy_temp_path {d}/tmp;
+    fastcgi_temp_path {d}/tmp;
+    uwsgi_temp_path {d}/tmp;
+    scgi_temp_path {d}/tmp;
+    server {{
+        listen 127.0.0.1:{port} ssl http2;
+        server_name localhost;
+        ssl_certificate {d}/server.pem;
+        ssl_certificate_key {d}/server.key;
+        root {d}/www;
+        location = /moved-here {{ return 302 /a.bin; }}
+        location = /moved-away {{ return 302 {redirect_to}; }}
+    }}
+}}
+"#,
+            d = d.display()
+        );
+        std::fs::create_dir_all(d.join("tmp")).expect("tmp");
+        std::fs::write(d.join("nginx.conf"), conf).expect("nginx.conf");
+        let child = Command::new(nginx)
+            .args([
+                "-p",
+                &d.display().to_string(),
+                "-c",
+                &d.join("nginx.conf").display().to_string(),
+            ])
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn nginx");
+        let mut n = Nginx { child, dir, port };
+        wait_until(Duration::from_secs(10), "nginx listens", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() || n.child.try_wait().ok().flatten().is_some()
+        });
+        assert!(
+            n.child.try_wait().ok().flatten().is_none(),
+            "nginx exited: {}",
+            n.error_log()
+        );
+        n
+    }
+
+    fn www(&self) -> PathBuf {
+        self.dir.path().join("www")
+    }
+
+    fn origin(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("logs/access.log")).unwrap_or_default()
+    }
+
+    fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("logs/error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A CA and a server certificate for `localhost` / 127.0.0.1 signed by it, with openssl.
+fn make_certs(d: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(d.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+#[test]
+fn https_backend_with_extra_ca_is_fetched_over_http2() {
+    let nginx = Nginx::start("http://127.0.0.1:9/nowhere");
+    let truth = seeded_bytes(11, 3 * MIB + 17);
+    std::fs::write(nginx.www().join("a.bin"), &truth).expect("write");
+    let ca = nginx.ca();
+    let (srv, _dir) = server(&[nginx.origin()], |c| c.ca_cert_pem = Some(ca));
+    let url = srv
+        .stream_url(&format!("{}/a.bin", nginx.origin()))
+        .expect("stream url");
+    let r = get(&url);
+    r.assert_complete("https GET");
+    assert_eq!(r.status, 200);
+    assert_bytes_eq("https body", &r.body, &truth);
+    let log = nginx.access_log();
+    assert!(
+        log.lines().any(|l| l.starts_with("GET /a.bin HTTP/2.0 20")),
+        "nginx did not see HTTP/2: {log}"
+    );
+
+    // Without the extra CA the backend's certificate is not trusted: 502, never plaintext.
+    let (plain, _dir2) = server(&[nginx.origin()], |_| {});
+    let r = get(&plain.stream_url(&format!("{}/a.bin", nginx.origin())).expect("url"));
+    r.assert_json_error("untrusted certificate", 502);
+}
+
+#[test]
+fn redirects_are_followed_only_to_allowed_origins() {
+    let away = Origin::start(&[]);
+    away.put_file("x.bin", b"must never be fetched");
+    let nginx = Nginx::start(&format!("{}x.bin", away.url));
+    let truth = seeded_bytes(12, 200_000);
+    std::fs::write(nginx.www().join("a.bin"), &truth).expect("write");
+    let ca = nginx.ca();
+    let (srv, _dir) = server(&[nginx.origin()], |c| c.ca_cert_pem = Some(ca));
+
+    let r = get(&srv.stream_url(&format!("{}/moved-here", nginx.origin())).expect("url"));
+    r.assert_complete("redirect within the origin");
+    assert_bytes_eq("redirected body", &r.body, &truth);
+
+    let r = get(&srv.stream_url(&format!("{}/moved-away", nginx.origin())).expect("url"));
+    r.assert_json_error("redirect to an unlisted origin", 502);
+    assert!(r.text().contains("not allowed"), "{}", r.text());
+    assert!(
+        away.log().is_empty(),
+        "the unlisted origin was contacted: {:?}",
+        away.log()
+    );
+}
+
+/// Counts calls and hands out the good credentials.
+struct CountingResolver {
+    calls: AtomicUsize,
+    answer: Option<Refreshed>,
+}
+
+impl Resolver for CountingResolver {
+    fn refresh(&self, _track_id: Option<&str>, _url: &str) -> Option<Refreshed> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.answer.clone()
+    }
+}
+
+#[test]
+fn resolver_is_asked_once_on_401_and_its_headers_stick() {
+    let origin = Origin::start(&["--require-auth", "Bearer good"]);
+    let truth = seeded_bytes(13, 300_000);
+    origin.put_file("t.bin", &truth);
+    origin.put_file("u.bin", &truth[..1000]);
+    let (srv, _dir) = server(&[origin.origin_arg()], |c| {
+        c.upstream_headers.push(("Authorization".into(), "Bearer stale".into()))
+    });
+    let resolver = Arc::new(CountingResolver {
+        calls: AtomicUsize::new(0),
+        answer: Some(Refreshed {
+            url: None,
+            headers: vec![("Authorization".into(), "Bearer good".into())],
+        }),
+    });
+    srv.set_resolver(Some(resolver.clone())).expect("set resolver");
+    srv.put_track(
+        "t",
+        TrackSpec {
+            url: format!("{}t.bin", origin.url),
+            ..Default::default()
+        },
+    )
+    .expect("put");
+
+    let r = get(&srv.track_url("t").expect("url"));
+    r.assert_complete("track after refresh");
+    assert_bytes_eq("track body", &r.body, &truth);
+    assert_eq!(
+        resolver.calls.load(Ordering::SeqCst),
+        1,
+        "the resolver is asked exactly once"
+    );
+
+    // The refreshed header is used from now on: no further 401, no further resolver call.
+    origin.clear_log();
+    let r = get(&srv.stream_url(&format!("{}u.bin", origin.url)).expect("url"));
+    assert_bytes_eq("second resource", &r.body, &truth[..1000]);
+    assert!(origin.log().iter().all(|e| e.status != 401), "{:?}", origin.log());
+    assert_eq!(resolver.calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn refused_credentials_without_a_resolver_answer_give_502_until_headers_are_set() {
+    let origin = Origin::start(&["--require-auth", "Bearer good"]);
+    origin.put_file("t.bin", b"secret audio");
+    let (srv, _dir) = server(&[origin.origin_arg()], |_| {});
+    let resolver = Arc::new(CountingResolver {
+        calls: AtomicUsize::new(0),
+        answer: None,
+    });
+    srv.set_resolver(Some(resolver.clone())).expect("set resolver");
+    let url = srv.stream_url(&format!("{}t.bin", origin.url)).expect("url");
+    let r = get(&url);
+    r.assert_json_error("refused upstream", 502);
+    assert!(r.text().contains("refused access"), "{}", r.text());
+    assert_eq!(resolver.calls.load(Ordering::SeqCst), 1);
+
+    srv.set_header("Authorization", Some("Bearer good"))
+        .expect("set header");
+    let r = get(&url);
+    r.assert_complete("after set_header");
+    assert_eq!(r.body, b"secret audio");
+    assert!(
+        srv.set_header("Bad Name", Some("x")).is_err(),
+        "a malformed header name is refused"
+    );
+}
+
+#[test]
+fn silent_backend_gives_504_and_closed_port_gives_502() {
+    // A backend that accepts connections and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    let closed_port = free_port();
+    let origins = [
+        format!("http://127.0.0.1:{silent_port}"),
+        format!("http://127.0.0.1:{closed_port}"),
+    ];
+    let (srv, _dir) = server(&origins, |c| {
+        c.read_timeout = Duration::from_millis(500);
+        c.connect_timeout = Duration::from_millis(500);
+        c.upstream_attempts = 2;
+    });
+    let r = get(&srv
+        .stream_url(&format!("http://127.0.0.1:{silent_port}/a.mp3"))
+        .expect("url"));
+    r.assert_json_error("silent backend", 504);
+    let r = get(&srv
+        .stream_url(&format!("http://127.0.0.1:{closed_port}/a.mp3"))
+        .expect("url"));
+    r.assert_json_error("closed port", 502);
+    drop(silent);
+}
+
+#[test]
+fn eviction_keeps_the_cache_under_its_limit_least_recently_used_first() {
+    let origin = Origin::start(&[]);
+    let files: Vec<Vec<u8>> = (0..4).map(|i| seeded_bytes(100 + i, MIB)).collect();
+    for (i, f) in files.iter().enumerate() {
+        origin.put_file(&format!("f{i}.bin"), f);
+    }
+    let limit = (2 * MIB + MIB / 2) as u64;
+    let (srv, _dir) = server(&[origin.origin_arg()], |c| {
+        c.max_cache_bytes = limit;
+        c.sync_interval = Duration::from_millis(100);
+    });
+    let url = |i: usize| srv.stream_url(&format!("{}f{i}.bin", origin.url)).expect("url");
+    for (i, f) in files.iter().enumerate() {
+        let r = get(&url(i));
+        r.assert_complete("fill");
+        assert_bytes_eq("served bytes", &r.body, f);
+        // Touch f0 again after f1 so that f1, not f0, is the least recently used.
+        if i == 1 {
+            assert_bytes_eq("re-read", &get(&url(0)).body, &files[0]);
+        }
+    }
+    wait_until(Duration::from_secs(10), "cache under its limit", || {
+        srv.stats().expect("stats").cache_bytes <= limit
+    });
+    let stats = srv.stats().expect("stats");
+    assert_eq!(stats.entries, 2, "{stats:?}");
+    assert!(stats.evictions >= 2, "{stats:?}");
+    // f1 (least recently used) and f0 went; f2 and f3 are served from the cache.
+    origin.clear_log();
+    for i in [2, 3] {
+        assert_bytes_eq("kept", &get(&url(i)).body, &files[i]);
+    }
+    assert!(
+        origin.log().is_empty(),
+        "kept resources must not hit the backend: {:?}",
+        origin.log()
+    );
+    assert_bytes_eq("evicted, fetched again", &get(&url(1)).body, &files[1]);
+    assert_eq!(origin.log().len(), 1, "an evicted resource is fetched again");
+}
+
+#[test]
+fn a_resource_being_read_is_not_evicted() {
+    let origin = Origin::start(&[]);
+    // Larger than loopback socket buffers, so the server is still sending while the client waits.
+    let big = seeded_bytes(200, 24 * MIB);
+    origin.put_file("big.bin", &big);
+    let others: Vec<Vec<u8>> = (0..3).map(|i| seeded_bytes(300 + i, MIB)).collect();
+    for (i, f) in others.iter().enumerate() {
+        origin.put_file(&format!("o{i}.bin"), f);
+    }
+    let (srv, _dir) = server(&[origin.origin_arg()], |c| {
+        c.max_cache_bytes = (24 * MIB) as u64;
+        c.sync_interval = Duration::from_millis(100);
+    });
+    let big_url = srv.stream_url(&format!("{}big.bin", origin.url)).expect("url");
+    // Fully cache it, then hold a response open on it, reading slowly.
+    assert_bytes_eq("big", &get(&big_url).body, &big);
+    let resp = integration_tests::agent().get(&big_url).call().expect("open reader");
+    let mut reader = resp.into_reader();
+    let mut head = vec![0u8; 1000];
+    std::io::Read::read_exact(&mut reader, &mut head).expect("first bytes");
+    for (i, f) in others.iter().enumerate() {
+        assert_bytes_eq(
+            "other",
+            &get(&srv.stream_url(&format!("{}o{i}.bin", origin.url)).expect("url")).body,
+            f,
+        );
+    }
+    wait_until(Duration::from_secs(10), "evictions happened", || {
+        srv.stats().expect("stats").evictions >= 1
+    });
+    // The reader still gets every byte, and big.bin is still cached.
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut rest).expect("rest");
+    head.extend_from_slice(&rest);
+    assert_bytes_eq("held reader", &head, &big);
+    origin.clear_log();
+    assert_bytes_eq("big again", &get(&big_url).body, &big);
+    assert!(
+        origin.log().is_empty(),
+        "the resource being read was evicted: {:?}",
+        origin.log()
+    );
+}
