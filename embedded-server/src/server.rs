@@ -4,18 +4,26 @@
 //! `127.0.0.1`). A semaphore permit travels with each connection task, so at most
 //! `max_connections` are served at once; hyper enforces the header size and the header/idle
 //! timeout. On shutdown each connection is asked to finish its current response and is dropped
-//! after a short grace period, so a long stream cannot hold the process open.
+//! after a short grace period, so a long stream cannot hold the process open. A client that
+//! stops reading is dropped once a write has made no progress for `client_stall_timeout`, so it
+//! cannot pin a connection slot or a resource forever (hyper has no write timeout of its own).
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::Inner;
@@ -56,6 +64,7 @@ pub(crate) async fn run(listener: TcpListener, inner: Arc<Inner>, cancel: Cancel
             let _permit = permit;
             let _ = stream.set_nodelay(true);
             let header_timeout = inner.config.client_header_timeout;
+            let stream = StallGuard::new(stream, inner.config.client_stall_timeout);
             let service = service_fn(move |req| {
                 let inner = inner.clone();
                 async move { Ok::<_, Infallible>(crate::http::handle(inner, req).await) }
@@ -81,4 +90,78 @@ pub(crate) async fn run(listener: TcpListener, inner: Arc<Inner>, cancel: Cancel
     }
     let _ = tokio::time::timeout(GRACE * 2, async { while connections.join_next().await.is_some() {} }).await;
     connections.shutdown().await;
+}
+
+/// A stream whose writes fail with `TimedOut` once they have made no progress for `limit`.
+struct StallGuard {
+    inner: TcpStream,
+    limit: Duration,
+    /// Armed while a write is pending.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl StallGuard {
+    fn new(inner: TcpStream, limit: Duration) -> Self {
+        Self {
+            inner,
+            limit,
+            timer: None,
+        }
+    }
+
+    /// Maps a pending write to a timeout once the stall has lasted `limit`.
+    fn check<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match poll {
+            Poll::Pending => {
+                let limit = self.limit;
+                let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client stopped reading",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            ready => {
+                self.timer = None;
+                ready
+            }
+        }
+    }
+}
+
+impl AsyncRead for StallGuard {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for StallGuard {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.check(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.check(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.check(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }

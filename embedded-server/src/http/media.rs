@@ -201,7 +201,10 @@ impl Producer {
         if let Err(e) = self.feed().await {
             tracing::info!(key = %self.guard.resource().key, pos = self.pos, error = %e, "aborting response");
             // The error aborts the connection: the client sees a broken transfer, not wrong bytes.
-            let _ = self.tx.send(Err(io::Error::other(e.to_string()))).await;
+            // A client that does not read for `stall` has its connection closed by the server's
+            // stall guard meanwhile, so this wait is bounded either way.
+            let abort = Err(io::Error::other(e.to_string()));
+            let _ = tokio::time::timeout(self.stall, self.tx.send(abort)).await;
         }
         self.counters
             .active_streams
