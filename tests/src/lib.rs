@@ -285,6 +285,21 @@ impl Proc {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends SIGTERM (as a service manager or Ctrl-C would) and waits, bounded, for the exit.
+    pub fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill -TERM");
+        assert!(status.success(), "kill -TERM {} failed", self.child.id());
+        let mut exit = None;
+        wait_until(timeout, &format!("{} exits after SIGTERM", self.name), || {
+            exit = self.child.try_wait().ok().flatten();
+            exit.is_some()
+        });
+        exit.expect("exit status")
+    }
+
     /// `kill -9` the child and reap it.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

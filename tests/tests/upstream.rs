@@ -73,6 +73,7 @@ http {{
         root {d}/www;
         location = /moved-here {{ return 302 /a.bin; }}
         location = /moved-away {{ return 302 {redirect_to}; }}
+        location = /expired {{ return 403; }}
     }}
 }}
 "#,
@@ -296,6 +297,58 @@ fn resolver_is_asked_once_on_401_and_its_headers_stick() {
     let r = get(&srv.stream_url(&format!("{}u.bin", origin.url)).expect("url"));
     assert_bytes_eq("second resource", &r.body, &truth[..1000]);
     assert!(origin.log().iter().all(|e| e.status != 401), "{:?}", origin.log());
+    assert_eq!(resolver.calls.load(Ordering::SeqCst), 1);
+}
+
+/// Hands out a fresh URL, as an app re-signing an expired CDN link would.
+struct ResigningResolver {
+    calls: AtomicUsize,
+    fresh: String,
+}
+
+impl Resolver for ResigningResolver {
+    fn refresh(&self, track_id: Option<&str>, _url: &str) -> Option<Refreshed> {
+        assert_eq!(track_id, Some("song"), "the resolver learns which track it is");
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Some(Refreshed {
+            url: Some(self.fresh.clone()),
+            headers: Vec::new(),
+        })
+    }
+}
+
+#[test]
+fn an_expired_signed_url_is_resigned_once_and_the_cache_stays_keyed_by_track() {
+    let nginx = Nginx::start("http://127.0.0.1:9/nowhere");
+    let truth = seeded_bytes(14, 500_000);
+    std::fs::write(nginx.www().join("a.bin"), &truth).expect("write");
+    let ca = nginx.ca();
+    let (srv, _dir) = server(&[nginx.origin()], |c| c.ca_cert_pem = Some(ca));
+    let resolver = Arc::new(ResigningResolver {
+        calls: AtomicUsize::new(0),
+        fresh: format!("{}/a.bin", nginx.origin()),
+    });
+    srv.set_resolver(Some(resolver.clone())).expect("set resolver");
+    let expired = TrackSpec {
+        url: format!("{}/expired", nginx.origin()),
+        ..Default::default()
+    };
+    srv.put_track("song", expired.clone()).expect("put");
+    let r = get(&srv.track_url("song").expect("url"));
+    r.assert_complete("after re-signing");
+    assert_bytes_eq("re-signed track", &r.body, &truth);
+    assert_eq!(resolver.calls.load(Ordering::SeqCst), 1);
+
+    // Registering the (stale) URL again does not invalidate the cache: it is keyed by the ID.
+    srv.put_track("song", expired).expect("put again");
+    let before = nginx.access_log().lines().count();
+    let r = get(&srv.track_url("song").expect("url"));
+    assert_bytes_eq("from cache", &r.body, &truth);
+    assert_eq!(
+        nginx.access_log().lines().count(),
+        before,
+        "a cached track must not be downloaded twice"
+    );
     assert_eq!(resolver.calls.load(Ordering::SeqCst), 1);
 }
 
