@@ -4,10 +4,11 @@
 //!
 //! The bytes must be identical on every run and on every platform: tests compare checksums,
 //! caches are keyed by content, and a restart should find last run's files still valid. So the
-//! synthesis uses only `+ - * /`, `floor` and `round` on `f64` (exactly specified by IEEE 754;
-//! no `sin`, `exp` or `powf`, whose last bits differ between C libraries), a seeded SplitMix64 for
-//! every musical choice, and integer sample positions. Oscillators are phase rotations whose step
-//! comes from a polynomial sine. The expected SHA-256 of each piece is pinned in [`PIECES`]; a unit
+//! synthesis uses only `+ - * /`, `floor`, `round` and `f64`/`f32` conversions (all exactly
+//! specified by IEEE 754; no `sin`, `exp` or `powf`, whose last bits differ between C libraries),
+//! a seeded SplitMix64 for every musical choice, and integer sample positions. Oscillators are
+//! phase rotations whose step comes from a polynomial sine. Debug and release builds produce the
+//! same bytes. The expected SHA-256 of each piece is pinned in [`PIECES`]; a unit
 //! test fails when the music changes, and [`generate_catalog`] skips pieces whose file on disk
 //! already has that digest.
 //!
