@@ -34,6 +34,13 @@ pub struct Config {
     pub client_stall_timeout: Duration,
     /// How often written byte ranges are synced to disk and recorded in the index.
     pub sync_interval: Duration,
+    /// Downloads that run at once.
+    pub download_workers: usize,
+    /// Whether downloads may run on a metered network (cellular); players are never gated.
+    pub allow_metered_downloads: bool,
+    /// Bytes fetched per track by a prefetch when the caller names no amount (~10 s of a
+    /// 320 kbit/s stream).
+    pub prefetch_bytes: u64,
 }
 
 impl Config {
@@ -54,6 +61,9 @@ impl Config {
             client_header_timeout: Duration::from_secs(30),
             client_stall_timeout: Duration::from_secs(60),
             sync_interval: Duration::from_millis(1000),
+            download_workers: 2,
+            allow_metered_downloads: false,
+            prefetch_bytes: 512 * 1024,
         }
     }
 }

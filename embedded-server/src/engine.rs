@@ -5,7 +5,6 @@
 //! for callers without one (the JNI layer). Both delegate to a private [`Inner`] that the HTTP
 //! handlers share.
 
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +18,9 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::cache::{fill::join_error, Cache, TrackRow};
+use crate::catalog::{track_key, Catalog};
 use crate::config::Config;
+use crate::download::{DownloadInfo, DownloadTarget, Downloader, NetworkState};
 use crate::error::Error;
 use crate::fetch::{Fetcher, Resolver};
 use crate::http::MediaTarget;
@@ -72,7 +73,8 @@ pub(crate) struct Inner {
     pub(crate) cache: Arc<Cache>,
     pub(crate) fetcher: Arc<Fetcher>,
     pub(crate) counters: Arc<Counters>,
-    catalog: RwLock<HashMap<String, TrackRow>>,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) downloader: Arc<Downloader>,
     /// Held for the server's lifetime: one server per cache directory.
     _lock: std::fs::File,
 }
@@ -85,8 +87,8 @@ impl Inner {
 
     /// Resolves `tracks/ID` to its cache key and backend URL.
     pub(crate) fn track_target(&self, id: &str) -> Result<MediaTarget, Error> {
-        let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
-        let track = catalog
+        let track = self
+            .catalog
             .get(id)
             .ok_or_else(|| Error::NotFound(format!("no track with ID {id:?}")))?;
         let url = Url::parse(&track.url).map_err(|e| Error::InvalidArgument(format!("bad track URL: {e}")))?;
@@ -100,19 +102,16 @@ impl Inner {
 
     /// Every catalog track, sorted by ID.
     pub(crate) fn tracks(&self) -> Vec<TrackInfo> {
-        let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<TrackInfo> = catalog.values().map(|t| self.info_of(t)).collect();
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        out
+        self.catalog.all().iter().map(|t| self.info_of(t)).collect()
     }
 
     /// One catalog track.
     pub(crate) fn track(&self, id: &str) -> Result<TrackInfo, Error> {
-        let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
-        let track = catalog
+        let track = self
+            .catalog
             .get(id)
             .ok_or_else(|| Error::NotFound(format!("no track with ID {id:?}")))?;
-        Ok(self.info_of(track))
+        Ok(self.info_of(&track))
     }
 
     fn info_of(&self, track: &TrackRow) -> TrackInfo {
@@ -156,10 +155,7 @@ impl Inner {
             .await
             .map_err(join_error)??;
         self.cache.retarget(&track_key(id), &url);
-        self.catalog
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_string(), row.clone());
+        self.catalog.insert(row.clone());
         Ok(self.info_of(&row))
     }
 
@@ -179,11 +175,6 @@ impl Inner {
             evictions: Counters::get(&c.evictions),
         }
     }
-}
-
-/// The cache key of a catalog track: stable across re-signed URLs.
-fn track_key(id: &str) -> String {
-    format!("track:{id}")
 }
 
 /// Track IDs appear in URLs: 1–128 characters of `A-Z a-z 0-9 . _ ~ -`, not starting with `.`.
@@ -251,15 +242,19 @@ impl Server {
             config.max_cache_bytes,
             config.upstream_attempts,
         );
-        let (lock, cache, tracks) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+        let (workers, allow_metered) = (config.download_workers, config.allow_metered_downloads);
+        let patience = (config.read_timeout + config.connect_timeout) * config.upstream_attempts.max(1);
+        let f3 = fetcher.clone();
+        let (lock, cache, catalog, downloader) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
             let lock = lock_dir(&dir)?;
             let (cache, tracks) = Cache::open(&dir, f2, c2, max, attempts)?;
-            Ok((lock, cache, tracks))
+            let catalog = Arc::new(Catalog::new(tracks));
+            let downloader = Downloader::open(cache.clone(), catalog.clone(), f3, workers, allow_metered, patience)?;
+            Ok((lock, cache, catalog, downloader))
         })
         .await
         .map_err(join_error)??;
         let base_url = format!("http://{addr}/{token}/");
-        let catalog = tracks.into_iter().map(|t| (t.id.clone(), t)).collect();
         let sync_interval = config.sync_interval;
         let inner = Arc::new(Inner {
             config,
@@ -268,12 +263,14 @@ impl Server {
             cache: cache.clone(),
             fetcher,
             counters,
-            catalog: RwLock::new(catalog),
+            catalog,
+            downloader: downloader.clone(),
             _lock: lock,
         });
         let cancel = CancellationToken::new();
         let accept = tokio::spawn(crate::server::run(listener, inner.clone(), cancel.clone()));
         let persister = tokio::spawn(cache.persist_loop(sync_interval));
+        downloader.start();
         tracing::info!(%addr, "embedded server started");
         Ok(Self {
             inner,
@@ -352,6 +349,65 @@ impl Server {
         self.inner.fetcher.set_resolver(resolver);
     }
 
+    /// Queues an offline download (or returns the existing one for the same resource).
+    pub async fn download(&self, target: DownloadTarget, priority: i64) -> Result<DownloadInfo, Error> {
+        self.check()?;
+        self.inner.downloader.enqueue(target, priority).await
+    }
+
+    /// Every download, highest priority first.
+    pub fn downloads(&self) -> Vec<DownloadInfo> {
+        self.inner.downloader.list()
+    }
+
+    /// One download.
+    pub fn download_info(&self, id: &str) -> Result<DownloadInfo, Error> {
+        self.inner.downloader.info(id)
+    }
+
+    /// Pauses a download.
+    pub async fn pause_download(&self, id: &str) -> Result<DownloadInfo, Error> {
+        self.check()?;
+        self.inner.downloader.pause(id).await
+    }
+
+    /// Resumes a paused download, or retries a failed one.
+    pub async fn resume_download(&self, id: &str) -> Result<DownloadInfo, Error> {
+        self.check()?;
+        self.inner.downloader.resume(id).await
+    }
+
+    /// Cancels a download, unpins it and frees its bytes.
+    pub async fn cancel_download(&self, id: &str) -> Result<(), Error> {
+        self.check()?;
+        self.inner.downloader.cancel(id).await
+    }
+
+    /// Updates of every download: state changes at once, progress at most every 250 ms each.
+    /// A slow subscriber misses intermediate updates (`RecvError::Lagged`), never the latest.
+    pub fn download_events(&self) -> tokio::sync::broadcast::Receiver<DownloadInfo> {
+        self.inner.downloader.subscribe()
+    }
+
+    /// Reports the device's connectivity (from the app's connectivity callback).
+    pub fn set_network(&self, state: NetworkState) {
+        self.inner.downloader.set_network(state);
+    }
+
+    /// The last reported connectivity.
+    pub fn network(&self) -> NetworkState {
+        self.inner.downloader.network()
+    }
+
+    /// Fetches the first `bytes` (default `Config::prefetch_bytes`) of each track in the
+    /// background, into the ordinary evictable cache, so that starting them is instant.
+    pub fn prefetch(&self, tracks: &[String], bytes: Option<u64>) -> Result<(), Error> {
+        self.check()?;
+        self.inner
+            .downloader
+            .prefetch(tracks, bytes.unwrap_or(self.inner.config.prefetch_bytes))
+    }
+
     /// The cache directory.
     pub fn cache_dir(&self) -> PathBuf {
         self.inner.config.cache_dir.clone()
@@ -369,6 +425,7 @@ impl Server {
         if let Some(accept) = handles.next() {
             let _ = accept.await;
         }
+        self.inner.downloader.shutdown().await;
         let result = self.inner.cache.shutdown().await;
         for handle in handles {
             let _ = handle.await;
@@ -457,6 +514,51 @@ impl BlockingServer {
     pub fn set_resolver(&self, resolver: Option<Arc<dyn Resolver>>) -> Result<(), Error> {
         self.server()?.set_resolver(resolver);
         Ok(())
+    }
+
+    /// Queues an offline download.
+    pub fn download(&self, target: DownloadTarget, priority: i64) -> Result<DownloadInfo, Error> {
+        let server = self.server()?;
+        self.runtime.block_on(server.download(target, priority))
+    }
+
+    /// Every download.
+    pub fn downloads(&self) -> Result<Vec<DownloadInfo>, Error> {
+        Ok(self.server()?.downloads())
+    }
+
+    /// One download.
+    pub fn download_info(&self, id: &str) -> Result<DownloadInfo, Error> {
+        self.server()?.download_info(id)
+    }
+
+    /// Pauses a download.
+    pub fn pause_download(&self, id: &str) -> Result<DownloadInfo, Error> {
+        let server = self.server()?;
+        self.runtime.block_on(server.pause_download(id))
+    }
+
+    /// Resumes a download.
+    pub fn resume_download(&self, id: &str) -> Result<DownloadInfo, Error> {
+        let server = self.server()?;
+        self.runtime.block_on(server.resume_download(id))
+    }
+
+    /// Cancels a download and frees its bytes.
+    pub fn cancel_download(&self, id: &str) -> Result<(), Error> {
+        let server = self.server()?;
+        self.runtime.block_on(server.cancel_download(id))
+    }
+
+    /// Reports the device's connectivity.
+    pub fn set_network(&self, state: NetworkState) -> Result<(), Error> {
+        self.server()?.set_network(state);
+        Ok(())
+    }
+
+    /// Prefetches the first bytes of tracks.
+    pub fn prefetch(&self, tracks: &[String], bytes: Option<u64>) -> Result<(), Error> {
+        self.server()?.prefetch(tracks, bytes)
     }
 
     /// Stops the server; later calls return [`Error::Stopped`]. Idempotent.

@@ -22,7 +22,9 @@
 //! - `engine`: the facade ([`Server`], [`BlockingServer`]) over the shared state
 //! - `server`: the accept loop, connection limits, graceful shutdown
 //! - `http`: token check, routing, Range, responses, media and API handlers
+//! - `catalog`: the app's tracks by ID
 //! - `cache`: per-resource state, fills, sparse files, SQLite index, eviction
+//! - `download`: the persistent download queue, workers, network gate, verification, pins
 //! - `fetch`: the upstream client (TLS, redirects, retries, credential refresh)
 //! - `telemetry`: counters behind [`Stats`]
 
@@ -36,7 +38,9 @@
 )]
 
 mod cache;
+mod catalog;
 mod config;
+mod download;
 mod engine;
 mod error;
 mod fetch;
@@ -45,6 +49,7 @@ mod server;
 mod telemetry;
 
 pub use config::Config;
+pub use download::{DownloadInfo, DownloadState, DownloadTarget, NetworkState};
 pub use engine::{BlockingServer, Server, TrackInfo, TrackSpec};
 pub use error::{Error, UpstreamError};
 pub use fetch::{Refreshed, Resolver};

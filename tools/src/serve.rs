@@ -47,6 +47,14 @@ pub struct ServeArgs {
     /// A PEM file of extra CA certificates to trust for HTTPS backends.
     #[arg(long, value_name = "FILE.pem")]
     pub ca_cert: Option<PathBuf>,
+
+    /// Offline downloads that run at once.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub download_workers: u16,
+
+    /// Let downloads run on metered networks (players are never held back).
+    #[arg(long)]
+    pub allow_metered: bool,
 }
 
 /// Runs `streamer serve` until Ctrl-C or SIGTERM; the exit code says whether it stopped cleanly.
@@ -87,6 +95,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     config.port = args.port;
     config.token = args.token;
     config.ca_cert_pem = args.ca_cert;
+    config.download_workers = usize::from(args.download_workers);
+    config.allow_metered_downloads = args.allow_metered;
     if let Some(max) = args.max_cache_bytes {
         config.max_cache_bytes = max;
     }

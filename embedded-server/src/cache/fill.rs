@@ -142,8 +142,15 @@ async fn stream_body(
 ) -> Result<BodyEnd, Error> {
     let read_timeout = cache.fetcher().read_timeout();
     let mut progressed = false;
+    let mut rx = res.subscribe();
     loop {
-        let frame = match tokio::time::timeout(read_timeout, body.frame()).await {
+        let next = tokio::select! {
+            next = tokio::time::timeout(read_timeout, body.frame()) => next,
+            // The last reader left (a paused or cancelled download, a player that stopped):
+            // stop now rather than when the next chunk arrives.
+            () = no_readers(res, &mut rx) => return Ok(BodyEnd::Done),
+        };
+        let frame = match next {
             Err(_) => {
                 return Ok(BodyEnd::Broken {
                     error: UpstreamError::Timeout,
@@ -219,7 +226,7 @@ fn write_chunk(
     let len = data.len() as u64;
     let added = {
         let mut st = res.lock();
-        if st.generation != generation || st.evicted {
+        if st.generation != generation || st.evicted || st.readers == 0 {
             return Ok(false);
         }
         // The write happens under the lock so that a concurrent stale reset (which truncates the
@@ -236,6 +243,19 @@ fn write_chunk(
     cache.count_upstream_bytes(len, added);
     res.notify();
     Ok(true)
+}
+
+/// Resolves once nobody reads `res` any more.
+async fn no_readers(res: &Resource, rx: &mut tokio::sync::watch::Receiver<u64>) {
+    loop {
+        rx.borrow_and_update();
+        if res.lock().readers == 0 {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Whether fill `id`, about to write at `pos`, has no more to do.

@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use crate::error::Error;
 
 /// The schema version this build writes.
-const SCHEMA_VERSION: u32 = 1;
+const SCHEMA_VERSION: u32 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE resources (
@@ -36,6 +36,41 @@ CREATE TABLE tracks (
     mime   TEXT
 );
 ";
+
+/// Version 2 adds the persistent download queue.
+const SCHEMA_V2: &str = "
+CREATE TABLE downloads (
+    id         TEXT PRIMARY KEY,
+    key        TEXT NOT NULL,
+    url        TEXT NOT NULL,
+    track_id   TEXT,
+    state      TEXT NOT NULL,
+    error      TEXT,
+    priority   INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL
+);
+";
+
+/// One row of `downloads`: a queued, running, paused, finished or failed download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DownloadRow {
+    /// The download's ID.
+    pub(crate) id: String,
+    /// The cache key of the resource it fills.
+    pub(crate) key: String,
+    /// The remote URL (for a track, the catalog URL when it was queued).
+    pub(crate) url: String,
+    /// The catalog track, if it is one.
+    pub(crate) track_id: Option<String>,
+    /// `queued`, `running`, `waiting_for_network`, `paused`, `completed` or `failed`.
+    pub(crate) state: String,
+    /// Why it failed.
+    pub(crate) error: Option<String>,
+    /// Higher runs first.
+    pub(crate) priority: i64,
+    /// When it was queued, milliseconds since the Unix epoch (ties in priority run oldest first).
+    pub(crate) created_ms: u64,
+}
 
 /// One row of `resources`, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,11 +243,62 @@ pub(crate) fn resource_exists(tx: &Transaction<'_>, key: &str) -> Result<bool, E
         .is_some())
 }
 
-/// Brings a database at `version` up to `SCHEMA_VERSION`.
+/// Every download row.
+pub(crate) fn load_downloads(tx: &Transaction<'_>) -> Result<Vec<DownloadRow>, Error> {
+    let mut stmt = tx.prepare("SELECT id, key, url, track_id, state, error, priority, created_ms FROM downloads")?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(DownloadRow {
+                id: r.get(0)?,
+                key: r.get(1)?,
+                url: r.get(2)?,
+                track_id: r.get(3)?,
+                state: r.get(4)?,
+                error: r.get(5)?,
+                priority: r.get(6)?,
+                created_ms: r.get::<_, i64>(7)?.max(0) as u64,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Inserts or replaces a download row.
+pub(crate) fn upsert_download(tx: &Transaction<'_>, row: &DownloadRow) -> Result<(), Error> {
+    tx.execute(
+        "INSERT INTO downloads (id, key, url, track_id, state, error, priority, created_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT(id) DO UPDATE SET key = ?2, url = ?3, track_id = ?4, state = ?5, error = ?6,
+             priority = ?7, created_ms = ?8",
+        params![
+            row.id,
+            row.key,
+            row.url,
+            row.track_id,
+            row.state,
+            row.error,
+            row.priority,
+            row.created_ms as i64
+        ],
+    )?;
+    Ok(())
+}
+
+/// Deletes a download row.
+pub(crate) fn delete_download(tx: &Transaction<'_>, id: &str) -> Result<(), Error> {
+    tx.execute("DELETE FROM downloads WHERE id = ?1", params![id])?;
+    Ok(())
+}
+
+/// Brings a database at `version` up to `SCHEMA_VERSION`, one step at a time.
 fn upgrade_from(conn: &Connection, version: u32) -> Result<(), Error> {
     match version {
         0 => {
             conn.execute_batch(SCHEMA_V1)?;
+            conn.execute_batch(SCHEMA_V2)?;
+        }
+        1 => {
+            conn.execute_batch(SCHEMA_V2)?;
         }
         SCHEMA_VERSION => return Ok(()),
         newer => {
@@ -266,6 +352,34 @@ mod tests {
         assert_eq!(index.load_tracks().unwrap()[0].size, Some(3));
         index.write(|tx| delete_resource(tx, "k")).unwrap();
         assert!(index.load_resources().unwrap().is_empty());
+    }
+
+    #[test]
+    fn version_1_files_are_upgraded_keeping_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute("INSERT INTO tracks (id, url) VALUES ('t', 'http://x/')", [])
+            .unwrap();
+        drop(conn);
+        let index = Index::open(&path).unwrap();
+        assert_eq!(index.load_tracks().unwrap().len(), 1);
+        let row = DownloadRow {
+            id: "d1".into(),
+            key: "track:t".into(),
+            url: "http://x/".into(),
+            track_id: Some("t".into()),
+            state: "queued".into(),
+            error: None,
+            priority: 3,
+            created_ms: 9,
+        };
+        index.write(|tx| upsert_download(tx, &row)).unwrap();
+        assert_eq!(index.write(load_downloads).unwrap(), vec![row]);
+        index.write(|tx| delete_download(tx, "d1")).unwrap();
+        assert!(index.write(load_downloads).unwrap().is_empty());
     }
 
     #[test]

@@ -13,10 +13,12 @@
 //! - `range_set`: sorted byte ranges (present / recorded)
 //! - `resource`: one resource's state, its waiters and fills
 //! - `fill`: the upstream fetch that writes a resource's bytes
+//! - `cursor`: a reader's position, waiting for bytes and starting fills (players and downloads)
 //! - `store`: the sparse data files
 //! - `index`: the SQLite schema and queries
 //! - `eviction`: the pure LRU policy
 
+pub(crate) mod cursor;
 mod eviction;
 pub(crate) mod fill;
 mod index;
@@ -34,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use url::Url;
 
-pub(crate) use index::TrackRow;
+pub(crate) use index::{DownloadRow, TrackRow};
 use index::{Index, ResourceRow};
 use range_set::RangeSet;
 use resource::{Meta, Resource, State};
@@ -368,34 +370,143 @@ impl Cache {
                 .collect()
         };
         for key in eviction::victims(candidates, self.max_bytes) {
-            self.index.write(|tx| {
-                {
-                    let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-                    let Some(res) = table.get(&key).cloned() else {
-                        return Ok(());
-                    };
-                    let mut st = res.lock();
-                    // Re-check under the locks: a reader may have arrived since the snapshot.
-                    if st.pinned || st.readers > 0 || !st.fills.is_empty() {
-                        return Ok(());
-                    }
-                    st.evicted = true;
-                    let bytes = st.present.len();
-                    self.cached_bytes
-                        .fetch_sub(bytes.min(self.cached_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
-                    drop(st);
-                    table.remove(&key);
-                    // Unlink while the table is locked: a new resource under the same key (same
-                    // path) cannot be created and start writing before the old file is gone.
-                    store::remove(&res.path)?;
-                }
-                index::delete_resource(tx, &key)?;
+            if self.remove_idle(&key, false)? {
                 Counters::add(&self.counters.evictions, 1);
                 tracing::debug!(key = %key, "evicted");
-                Ok(())
-            })?;
+            }
         }
         Ok(())
+    }
+
+    /// Removes `key` (row, then file) if nobody reads or fills it and, unless `unpin`, it is not
+    /// pinned; blocking. Returns whether it was removed.
+    pub(crate) fn remove_idle(&self, key: &str, unpin: bool) -> Result<bool, Error> {
+        self.index.write(|tx| {
+            {
+                let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(res) = table.get(key).cloned() else {
+                    return Ok(false);
+                };
+                let mut st = res.lock();
+                // Re-check under the locks: a reader may have arrived since any snapshot.
+                if (st.pinned && !unpin) || st.readers > 0 || !st.fills.is_empty() {
+                    return Ok(false);
+                }
+                st.evicted = true;
+                let bytes = st.present.len();
+                self.cached_bytes
+                    .fetch_sub(bytes.min(self.cached_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
+                drop(st);
+                table.remove(key);
+                // Unlink while the table is locked: a new resource under the same key (same
+                // path) cannot be created and start writing before the old file is gone.
+                store::remove(&res.path)?;
+            }
+            index::delete_resource(tx, key)?;
+            Ok(true)
+        })
+    }
+
+    /// Waits (at most `limit`) until the fills of an unread resource have stopped, so that it
+    /// can be removed. Returns at once if a reader is still there.
+    pub(crate) async fn settle(&self, key: &str, limit: Duration) {
+        let res = self.table.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned();
+        let Some(res) = res else { return };
+        let mut rx = res.subscribe();
+        let _ = tokio::time::timeout(limit, async {
+            loop {
+                rx.borrow_and_update();
+                {
+                    let st = res.lock();
+                    if st.readers > 0 || st.fills.is_empty() {
+                        return;
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Drops every cached byte of `res` (a failed checksum), even while it is held; readers of
+    /// those bytes abort. The resource stays known but empty; blocking.
+    pub(crate) fn discard(&self, res: &Arc<Resource>) -> Result<(), Error> {
+        self.index.write(|tx| {
+            let mut st = res.lock();
+            st.generation += 1;
+            let dropped = st.present.len();
+            st.present.clear();
+            st.recorded.clear();
+            st.meta = None;
+            st.pinned = false;
+            self.cached_bytes.fetch_sub(
+                dropped.min(self.cached_bytes.load(Ordering::Relaxed)),
+                Ordering::Relaxed,
+            );
+            store::truncate(&res.path)?;
+            self.mark_dirty(res, &mut st);
+            drop(st);
+            index::delete_resource(tx, &res.key)?;
+            Ok(())
+        })?;
+        res.notify();
+        Ok(())
+    }
+
+    /// Pins or unpins `res` (a pinned resource is never evicted).
+    pub(crate) fn set_pinned(&self, res: &Arc<Resource>, pinned: bool) {
+        let mut st = res.lock();
+        if st.pinned != pinned {
+            st.pinned = pinned;
+            self.mark_dirty(res, &mut st);
+        }
+    }
+
+    /// Pins or unpins the resource under `key`, if it is known.
+    pub(crate) fn set_pinned_key(&self, key: &str, pinned: bool) {
+        let res = self.table.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned();
+        if let Some(res) = res {
+            self.set_pinned(&res, pinned);
+        }
+    }
+
+    /// Bytes pinned by resources other than `key`.
+    pub(crate) fn pinned_bytes_except(&self, key: &str) -> u64 {
+        let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        table
+            .values()
+            .filter(|r| r.key != key)
+            .map(|r| {
+                let st = r.lock();
+                if st.pinned {
+                    st.present.len()
+                } else {
+                    0
+                }
+            })
+            .sum()
+    }
+
+    /// The configured upper bound on cached bytes.
+    pub(crate) fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Every download row; blocking.
+    pub(crate) fn load_downloads(&self) -> Result<Vec<DownloadRow>, Error> {
+        self.index.write(index::load_downloads)
+    }
+
+    /// Saves a download row; blocking.
+    pub(crate) fn save_download(&self, row: &DownloadRow) -> Result<(), Error> {
+        self.index.write(|tx| index::upsert_download(tx, row))
+    }
+
+    /// Deletes a download row; blocking.
+    pub(crate) fn delete_download(&self, id: &str) -> Result<(), Error> {
+        self.index.write(|tx| index::delete_download(tx, id))
     }
 
     /// Runs the persister every `interval` until shutdown.

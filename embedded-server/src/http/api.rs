@@ -1,4 +1,4 @@
-//! The JSON control API: catalog tracks and statistics.
+//! The JSON control API: catalog tracks, downloads, network state, prefetch and statistics.
 //!
 //! Handlers parse and validate, make one call on the engine, and answer JSON; every failure is a
 //! 4xx/5xx with `{"error": "..."}` that says what was wrong.
@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::response::{self, Body};
+use crate::download::{DownloadTarget, NetworkState};
 use crate::engine::{Inner, TrackSpec};
 use crate::error::Error;
 
@@ -36,6 +37,108 @@ pub(crate) async fn tracks(inner: &Arc<Inner>, req: Request<Incoming>, id: Optio
         }
         (_, None) => method_not_allowed("GET"),
         (_, Some(_)) => method_not_allowed("GET, PUT"),
+    }
+}
+
+/// The body of `POST /api/downloads`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DownloadBody {
+    track: Option<String>,
+    url: Option<String>,
+    #[serde(default)]
+    priority: i64,
+}
+
+/// The body of `POST /api/prefetch`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrefetchBody {
+    tracks: Vec<String>,
+    bytes: Option<u64>,
+}
+
+/// `/api/downloads`, `/api/downloads/ID` and `/api/downloads/ID/(pause|resume)`.
+pub(crate) async fn downloads(
+    inner: &Arc<Inner>,
+    req: Request<Incoming>,
+    id: Option<&str>,
+    action: Option<&str>,
+) -> Response<Body> {
+    let downloader = &inner.downloader;
+    let method = req.method().clone();
+    let result = match (method, id, action) {
+        (Method::GET, None, None) => return response::json(StatusCode::OK, &downloader.list()),
+        (Method::POST, None, None) => {
+            let body: DownloadBody = match read_json(req).await {
+                Ok(b) => b,
+                Err(e) => return error(&e),
+            };
+            let target = match (body.track, body.url) {
+                (Some(track), None) => DownloadTarget::Track(track),
+                (None, Some(url)) => DownloadTarget::Url(url),
+                _ => {
+                    return error(&Error::InvalidArgument(
+                        "give exactly one of \"track\" or \"url\"".into(),
+                    ))
+                }
+            };
+            return match downloader.enqueue(target, body.priority).await {
+                Ok(info) => response::json(StatusCode::ACCEPTED, &info),
+                Err(e) => error(&e),
+            };
+        }
+        (Method::GET, Some(id), None) => downloader.info(id),
+        (Method::DELETE, Some(id), None) => {
+            return match downloader.cancel(id).await {
+                Ok(()) => response::json(StatusCode::OK, &serde_json::json!({ "id": id, "deleted": true })),
+                Err(e) => error(&e),
+            };
+        }
+        (Method::POST, Some(id), Some("pause")) => downloader.pause(id).await,
+        (Method::POST, Some(id), Some("resume")) => downloader.resume(id).await,
+        (_, None, None) => return method_not_allowed("GET, POST"),
+        (_, Some(_), None) => return method_not_allowed("GET, DELETE"),
+        (_, Some(_), Some("pause" | "resume")) => return method_not_allowed("POST"),
+        (_, _, Some(other)) => return response::error(StatusCode::NOT_FOUND, format!("no such action: {other}")),
+    };
+    match result {
+        Ok(info) => response::json(StatusCode::OK, &info),
+        Err(e) => error(&e),
+    }
+}
+
+/// `/api/network`: the app reports connectivity; GET shows the last report.
+pub(crate) async fn network(inner: &Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
+    match *req.method() {
+        Method::GET => response::json(StatusCode::OK, &inner.downloader.network()),
+        Method::POST | Method::PUT => match read_json::<NetworkState>(req).await {
+            Ok(state) => {
+                inner.downloader.set_network(state);
+                response::json(StatusCode::OK, &state)
+            }
+            Err(e) => error(&e),
+        },
+        _ => method_not_allowed("GET, POST"),
+    }
+}
+
+/// `/api/prefetch`: fetch the first bytes of the next few tracks.
+pub(crate) async fn prefetch(inner: &Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::POST {
+        return method_not_allowed("POST");
+    }
+    let body: PrefetchBody = match read_json(req).await {
+        Ok(b) => b,
+        Err(e) => return error(&e),
+    };
+    let bytes = body.bytes.unwrap_or(inner.config.prefetch_bytes);
+    match inner.downloader.prefetch(&body.tracks, bytes) {
+        Ok(()) => response::json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({ "tracks": body.tracks, "bytes": bytes }),
+        ),
+        Err(e) => error(&e),
     }
 }
 

@@ -58,6 +58,17 @@ pub(crate) async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Respons
             api::tracks(&inner, req, Some(&id)).await
         }
         ["api", "stats"] => api::stats(&inner, req.method()),
+        ["api", "downloads"] => api::downloads(&inner, req, None, None).await,
+        ["api", "downloads", id] => {
+            let id = id.to_string();
+            api::downloads(&inner, req, Some(&id), None).await
+        }
+        ["api", "downloads", id, action] => {
+            let (id, action) = (id.to_string(), action.to_string());
+            api::downloads(&inner, req, Some(&id), Some(&action)).await
+        }
+        ["api", "network"] => api::network(&inner, req).await,
+        ["api", "prefetch"] => api::prefetch(&inner, req).await,
         _ => response::error(StatusCode::NOT_FOUND, format!("no such route: /{rest}")),
     }
 }

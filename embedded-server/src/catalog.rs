@@ -1,0 +1,56 @@
+//! The catalog: the app's tracks by ID, each with its backend URL and what we know of it.
+//!
+//! Kept in memory (read on every `/tracks/ID` request) and persisted in the index. Shared by the
+//! HTTP layer and the downloader, which asks it for a track's current (possibly re-signed) URL
+//! and its expected SHA-256.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use crate::cache::TrackRow;
+
+/// The catalog of tracks.
+#[derive(Debug, Default)]
+pub(crate) struct Catalog {
+    tracks: RwLock<HashMap<String, TrackRow>>,
+}
+
+impl Catalog {
+    /// A catalog holding `tracks`.
+    pub(crate) fn new(tracks: Vec<TrackRow>) -> Self {
+        Self {
+            tracks: RwLock::new(tracks.into_iter().map(|t| (t.id.clone(), t)).collect()),
+        }
+    }
+
+    /// Track `id`, if registered.
+    pub(crate) fn get(&self, id: &str) -> Option<TrackRow> {
+        self.tracks.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    /// Every track, sorted by ID.
+    pub(crate) fn all(&self) -> Vec<TrackRow> {
+        let mut out: Vec<TrackRow> = self
+            .tracks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// Adds or replaces a track.
+    pub(crate) fn insert(&self, track: TrackRow) {
+        self.tracks
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(track.id.clone(), track);
+    }
+}
+
+/// The cache key of a catalog track: stable across re-signed URLs.
+pub(crate) fn track_key(id: &str) -> String {
+    format!("track:{id}")
+}

@@ -1,0 +1,573 @@
+//! The downloader: a persistent queue of offline downloads, a small worker pool, a network gate,
+//! integrity checks and pins.
+//!
+//! A download is a reader of its resource like any player response: it walks a [`Cursor`] over
+//! the whole resource, so it reuses the cache's single-flight fills (a track downloaded while it
+//! plays is fetched once) and their mid-body resume. Everything else lives here: the queue in
+//! the index (so it survives app kills), the choice of what runs next (priority, then age),
+//! retries with backoff for what can be retried, SHA-256 verification, the pin limit, and the
+//! network gate that parks downloads while the device is offline or on a metered network.
+//!
+//! # Layout
+//! - `gate`: the network state and what it allows
+//! - `task`: running one download to completion
+//!
+//! [`Cursor`]: crate::cache::cursor::Cursor
+
+mod gate;
+mod task;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, Notify, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use gate::NetworkGate;
+pub use gate::NetworkState;
+
+use crate::cache::fill::join_error;
+use crate::cache::{now_ms, Cache, DownloadRow};
+use crate::catalog::{track_key, Catalog};
+use crate::error::Error;
+use crate::fetch::Fetcher;
+
+/// Where a download is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DownloadState {
+    /// Waiting for a worker.
+    Queued,
+    /// Fetching bytes.
+    Running,
+    /// Parked until the network allows downloads (offline, or metered and not allowed).
+    WaitingForNetwork,
+    /// Paused by the app.
+    Paused,
+    /// Every byte is cached, verified and pinned.
+    Completed,
+    /// Gave up; `error` says why.
+    Failed,
+}
+
+impl DownloadState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::WaitingForNetwork => "waiting_for_network",
+            Self::Paused => "paused",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The state a stored row resumes in after a restart: work that was under way is queued again.
+    fn resumed(text: &str) -> Self {
+        match text {
+            "paused" => Self::Paused,
+            "completed" => Self::Completed,
+            "failed" => Self::Failed,
+            _ => Self::Queued,
+        }
+    }
+}
+
+/// A download as the app sees it (the JSON of `/api/downloads`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DownloadInfo {
+    /// The download's ID.
+    pub id: String,
+    /// The catalog track, if it is one.
+    pub track: Option<String>,
+    /// The remote URL.
+    pub url: String,
+    /// Where it is in its life.
+    pub state: DownloadState,
+    /// Bytes cached so far.
+    pub bytes_done: u64,
+    /// Total bytes, when known.
+    pub bytes_total: Option<u64>,
+    /// Why it failed, for a person to read.
+    pub error: Option<String>,
+    /// Higher runs first.
+    pub priority: i64,
+    /// Its bytes are pinned (never evicted).
+    pub pinned: bool,
+}
+
+/// What to download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DownloadTarget {
+    /// A catalog track, by ID.
+    Track(String),
+    /// A remote URL on an allowed origin.
+    Url(String),
+}
+
+/// One download's in-memory state.
+struct Entry {
+    row: DownloadRow,
+    state: DownloadState,
+    error: Option<String>,
+    /// Cancels the running task (pause, delete); a child of the downloader's shutdown token.
+    cancel: Option<CancellationToken>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// The downloader of one server.
+pub(crate) struct Downloader {
+    cache: Arc<Cache>,
+    catalog: Arc<Catalog>,
+    fetcher: Arc<Fetcher>,
+    entries: Mutex<HashMap<String, Entry>>,
+    slots: Arc<Semaphore>,
+    wake: Notify,
+    gate: NetworkGate,
+    events: broadcast::Sender<DownloadInfo>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    patience: Duration,
+    attempts: u32,
+}
+
+impl Downloader {
+    /// Loads the queue from the index (blocking) and returns the downloader, not yet running.
+    pub(crate) fn open(
+        cache: Arc<Cache>,
+        catalog: Arc<Catalog>,
+        fetcher: Arc<Fetcher>,
+        workers: usize,
+        allow_metered: bool,
+        patience: Duration,
+    ) -> Result<Arc<Self>, Error> {
+        let mut entries = HashMap::new();
+        for row in cache.load_downloads()? {
+            let state = DownloadState::resumed(&row.state);
+            if state == DownloadState::Completed {
+                // The pin is recorded with the resource in batches; make sure it holds.
+                cache.set_pinned_key(&row.key, true);
+            }
+            let error = row.error.clone().filter(|_| state == DownloadState::Failed);
+            entries.insert(
+                row.id.clone(),
+                Entry {
+                    row,
+                    state,
+                    error,
+                    cancel: None,
+                    task: None,
+                },
+            );
+        }
+        Ok(Arc::new(Self {
+            cache,
+            catalog,
+            fetcher,
+            entries: Mutex::new(entries),
+            slots: Arc::new(Semaphore::new(workers.max(1))),
+            wake: Notify::new(),
+            gate: NetworkGate::new(allow_metered),
+            events: broadcast::channel(256).0,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            patience,
+            attempts: 8,
+        }))
+    }
+
+    /// Starts the scheduler that hands queued downloads to workers.
+    pub(crate) fn start(self: &Arc<Self>) {
+        let this = self.clone();
+        self.tasks.spawn(async move { this.schedule().await });
+    }
+
+    /// Queues a download (or returns the existing one for the same resource, re-queued if it had
+    /// failed and raised to `priority` if that is higher).
+    pub(crate) async fn enqueue(&self, target: DownloadTarget, priority: i64) -> Result<DownloadInfo, Error> {
+        let (key, url, track_id) = match target {
+            DownloadTarget::Track(id) => {
+                let track = self
+                    .catalog
+                    .get(&id)
+                    .ok_or_else(|| Error::NotFound(format!("no track with ID {id:?}")))?;
+                (track_key(&id), track.url, Some(id))
+            }
+            DownloadTarget::Url(url) => {
+                let url = self.fetcher.check_origin(&url)?;
+                (url.to_string(), url.to_string(), None)
+            }
+        };
+        let row = {
+            let mut entries = self.lock();
+            let existing = entries.values_mut().find(|e| e.row.key == key);
+            match existing {
+                Some(entry) => {
+                    if entry.state == DownloadState::Failed {
+                        entry.state = DownloadState::Queued;
+                        entry.error = None;
+                    }
+                    entry.row.priority = entry.row.priority.max(priority);
+                    entry.row.url = url;
+                    sync_row(entry)
+                }
+                None => {
+                    let row = DownloadRow {
+                        id: new_id()?,
+                        key,
+                        url,
+                        track_id,
+                        state: DownloadState::Queued.as_str().into(),
+                        error: None,
+                        priority,
+                        created_ms: now_ms(),
+                    };
+                    let entry = Entry {
+                        row: row.clone(),
+                        state: DownloadState::Queued,
+                        error: None,
+                        cancel: None,
+                        task: None,
+                    };
+                    entries.insert(row.id.clone(), entry);
+                    row
+                }
+            }
+        };
+        self.save(&row).await?;
+        self.wake.notify_one();
+        let info = self.info(&row.id)?;
+        let _ = self.events.send(info.clone());
+        Ok(info)
+    }
+
+    /// Every download, highest priority first, then oldest first.
+    pub(crate) fn list(&self) -> Vec<DownloadInfo> {
+        let mut ids: Vec<(i64, u64, String)> = self
+            .lock()
+            .values()
+            .map(|e| (-e.row.priority, e.row.created_ms, e.row.id.clone()))
+            .collect();
+        ids.sort();
+        ids.into_iter().filter_map(|(_, _, id)| self.info(&id).ok()).collect()
+    }
+
+    /// One download.
+    pub(crate) fn info(&self, id: &str) -> Result<DownloadInfo, Error> {
+        let (row, state, error) = {
+            let entries = self.lock();
+            let e = entries
+                .get(id)
+                .ok_or_else(|| Error::NotFound(format!("no download with ID {id:?}")))?;
+            (e.row.clone(), e.state, e.error.clone())
+        };
+        let cached = self.cache.info(&row.key).unwrap_or_default();
+        let total = cached
+            .size
+            .or_else(|| row.track_id.as_deref().and_then(|t| self.catalog.get(t)?.size));
+        Ok(DownloadInfo {
+            id: row.id,
+            track: row.track_id,
+            url: row.url,
+            state,
+            bytes_done: cached.cached_bytes,
+            bytes_total: total,
+            error,
+            priority: row.priority,
+            pinned: cached.pinned,
+        })
+    }
+
+    /// Pauses a queued or running download.
+    pub(crate) async fn pause(&self, id: &str) -> Result<DownloadInfo, Error> {
+        let task = {
+            let mut entries = self.lock();
+            let e = entries
+                .get_mut(id)
+                .ok_or_else(|| Error::NotFound(format!("no download with ID {id:?}")))?;
+            if matches!(e.state, DownloadState::Completed | DownloadState::Failed) {
+                let state = e.state.as_str();
+                return Err(Error::InvalidArgument(format!(
+                    "download {id} is {state}; nothing to pause"
+                )));
+            }
+            if let Some(cancel) = e.cancel.take() {
+                cancel.cancel();
+            }
+            e.task.take()
+        };
+        // Report "paused" only once the task is gone: from then on no byte arrives for it.
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        let row = {
+            let mut entries = self.lock();
+            let e = entries
+                .get_mut(id)
+                .ok_or_else(|| Error::NotFound(format!("no download with ID {id:?}")))?;
+            if e.state == DownloadState::Completed {
+                return self.info(id);
+            }
+            e.state = DownloadState::Paused;
+            sync_row(e)
+        };
+        self.save(&row).await?;
+        self.changed(id);
+        self.info(id)
+    }
+
+    /// Resumes a paused (or retries a failed) download.
+    pub(crate) async fn resume(&self, id: &str) -> Result<DownloadInfo, Error> {
+        let row = {
+            let mut entries = self.lock();
+            let e = entries
+                .get_mut(id)
+                .ok_or_else(|| Error::NotFound(format!("no download with ID {id:?}")))?;
+            if matches!(e.state, DownloadState::Paused | DownloadState::Failed) {
+                e.state = DownloadState::Queued;
+                e.error = None;
+            }
+            sync_row(e)
+        };
+        self.save(&row).await?;
+        self.wake.notify_one();
+        self.changed(id);
+        self.info(id)
+    }
+
+    /// Cancels a download, unpins it and frees its bytes (unless a player is reading them; then
+    /// they are only unpinned and leave with ordinary eviction).
+    pub(crate) async fn cancel(&self, id: &str) -> Result<(), Error> {
+        let (entry, task) = {
+            let mut entries = self.lock();
+            let mut e = entries
+                .remove(id)
+                .ok_or_else(|| Error::NotFound(format!("no download with ID {id:?}")))?;
+            if let Some(cancel) = e.cancel.take() {
+                cancel.cancel();
+            }
+            let task = e.task.take();
+            (e, task)
+        };
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        self.wake.notify_one();
+        self.cache.settle(&entry.row.key, Duration::from_secs(5)).await;
+        let (cache, key, id) = (self.cache.clone(), entry.row.key.clone(), id.to_string());
+        tokio::task::spawn_blocking(move || {
+            cache.delete_download(&id)?;
+            cache.set_pinned_key(&key, false);
+            cache.remove_idle(&key, true)
+        })
+        .await
+        .map_err(join_error)??;
+        Ok(())
+    }
+
+    /// Reports the device's network state.
+    pub(crate) fn set_network(&self, state: NetworkState) {
+        self.gate.set(state);
+    }
+
+    /// The last reported network state.
+    pub(crate) fn network(&self) -> NetworkState {
+        self.gate.get()
+    }
+
+    /// A stream of download updates (state changes, and progress at most every 250 ms each).
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<DownloadInfo> {
+        self.events.subscribe()
+    }
+
+    /// Fetches the first `bytes` of each track into the ordinary (evictable) cache, in the
+    /// background, so that starting them is instant. Skipped while offline.
+    pub(crate) fn prefetch(self: &Arc<Self>, tracks: &[String], bytes: u64) -> Result<(), Error> {
+        let mut targets = Vec::new();
+        for id in tracks {
+            let track = self
+                .catalog
+                .get(id)
+                .ok_or_else(|| Error::NotFound(format!("no track with ID {id:?}")))?;
+            let url = self.fetcher.check_origin(&track.url)?;
+            targets.push((track_key(id), url, id.clone()));
+        }
+        if !self.gate.get().online {
+            return Ok(());
+        }
+        for (key, url, id) in targets {
+            let this = self.clone();
+            self.tasks.spawn(async move {
+                let guard = this.cache.acquire(&key, &url, Some(&id));
+                tokio::select! {
+                    r = task::fetch_prefix(guard, bytes, this.patience) => {
+                        if let Err(e) = r {
+                            tracing::info!(track = %id, error = %e, "prefetch failed");
+                        }
+                    }
+                    () = this.shutdown.cancelled() => {}
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Stops every task (downloads stay queued in the index and resume at the next start).
+    pub(crate) async fn shutdown(&self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    /// Hands queued downloads to free workers until shutdown.
+    async fn schedule(self: Arc<Self>) {
+        loop {
+            let permit = tokio::select! {
+                permit = self.slots.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+                () = self.shutdown.cancelled() => return,
+            };
+            let (id, cancel) = loop {
+                let notified = self.wake.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if let Some(next) = self.pick() {
+                    break next;
+                }
+                tokio::select! {
+                    () = notified => {}
+                    () = self.shutdown.cancelled() => return,
+                }
+            };
+            let this = self.clone();
+            let run_id = id.clone();
+            let handle = self.tasks.spawn(async move {
+                let outcome = tokio::select! {
+                    outcome = this.run(&run_id) => Some(outcome),
+                    () = cancel.cancelled() => None,
+                };
+                if let Some(outcome) = outcome {
+                    this.finish(&run_id, outcome).await;
+                }
+                drop(permit);
+                this.wake.notify_one();
+            });
+            if let Some(e) = self.lock().get_mut(&id) {
+                e.task = Some(handle);
+            }
+        }
+    }
+
+    /// Takes the best queued download (highest priority, then oldest) and marks it running.
+    fn pick(&self) -> Option<(String, CancellationToken)> {
+        let mut entries = self.lock();
+        let best = entries
+            .values_mut()
+            .filter(|e| e.state == DownloadState::Queued)
+            .min_by_key(|e| (-e.row.priority, e.row.created_ms))?;
+        best.state = DownloadState::Running;
+        let cancel = self.shutdown.child_token();
+        best.cancel = Some(cancel.clone());
+        Some((best.row.id.clone(), cancel))
+    }
+
+    /// Records how a run ended.
+    async fn finish(&self, id: &str, outcome: Result<(), String>) {
+        let row = {
+            let mut entries = self.lock();
+            let Some(e) = entries.get_mut(id) else { return };
+            e.cancel = None;
+            match outcome {
+                Ok(()) => {
+                    e.state = DownloadState::Completed;
+                    e.error = None;
+                }
+                Err(message) => {
+                    tracing::warn!(download = %id, error = %message, "download failed");
+                    e.state = DownloadState::Failed;
+                    e.error = Some(message);
+                }
+            }
+            sync_row(e)
+        };
+        if let Err(e) = self.save(&row).await {
+            tracing::error!(download = %id, error = %e, "cannot record the download's state");
+        }
+        self.changed(id);
+    }
+
+    /// Sets a running download's state (running / waiting for network) and tells subscribers.
+    fn set_state(&self, id: &str, state: DownloadState) {
+        let changed = match self.lock().get_mut(id) {
+            Some(e)
+                if e.state != state && matches!(e.state, DownloadState::Running | DownloadState::WaitingForNetwork) =>
+            {
+                e.state = state;
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            self.changed(id);
+        }
+    }
+
+    /// Publishes the current state of `id`.
+    fn changed(&self, id: &str) {
+        if let Ok(info) = self.info(id) {
+            let _ = self.events.send(info);
+        }
+    }
+
+    async fn save(&self, row: &DownloadRow) -> Result<(), Error> {
+        let (cache, row) = (self.cache.clone(), row.clone());
+        tokio::task::spawn_blocking(move || cache.save_download(&row))
+            .await
+            .map_err(join_error)?
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The entry's row with its current state and error.
+fn sync_row(e: &mut Entry) -> DownloadRow {
+    e.row.state = e.state.as_str().into();
+    e.row.error = e.error.clone();
+    e.row.clone()
+}
+
+/// A fresh download ID: `d` and 64 random bits in hex.
+fn new_id() -> Result<String, Error> {
+    let mut bytes = [0u8; 8];
+    getrandom::getrandom(&mut bytes).map_err(|e| Error::Storage(format!("no randomness for an ID: {e}")))?;
+    Ok(format!("d{}", hex::encode(bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_survive_a_restart_as_expected() {
+        assert_eq!(DownloadState::resumed("running"), DownloadState::Queued);
+        assert_eq!(DownloadState::resumed("waiting_for_network"), DownloadState::Queued);
+        assert_eq!(DownloadState::resumed("paused"), DownloadState::Paused);
+        assert_eq!(DownloadState::resumed("completed"), DownloadState::Completed);
+        assert_eq!(DownloadState::resumed("failed"), DownloadState::Failed);
+        for s in [
+            DownloadState::Queued,
+            DownloadState::WaitingForNetwork,
+            DownloadState::Completed,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
+}

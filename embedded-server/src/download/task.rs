@@ -1,0 +1,185 @@
+//! Running one download: wait for the network, walk a cursor over the whole resource (which
+//! starts fills wherever bytes are missing), check the pin limit and the SHA-256, then pin.
+//!
+//! Failures are sorted into those a retry can fix (the backend dropped, timed out or answered
+//! 5xx: retried with exponential backoff and jitter, a bounded number of times) and permanent
+//! ones (404, checksum mismatch, no space, cache full), which fail the download at once.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use super::{DownloadState, Downloader};
+use crate::cache::cursor::{wait_meta, Cursor};
+use crate::cache::fill::join_error;
+use crate::cache::ReadGuard;
+use crate::error::Error;
+use crate::fetch::backoff;
+
+/// Least time between two progress events of one download.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Why an attempt failed, and whether another attempt may succeed.
+pub(super) struct Failure {
+    message: String,
+    retryable: bool,
+}
+
+impl From<&Error> for Failure {
+    fn from(e: &Error) -> Self {
+        let retryable = matches!(e, Error::Upstream(u) if u.is_retryable());
+        Self {
+            message: e.to_string(),
+            retryable,
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<Arc<Error>> for Failure {
+    fn from(e: Arc<Error>) -> Self {
+        Self::from(e.as_ref())
+    }
+}
+
+impl Downloader {
+    /// Runs download `id` until it completes (`Ok`) or fails for good (`Err` with the reason).
+    pub(super) async fn run(self: &Arc<Self>, id: &str) -> Result<(), String> {
+        let mut failures = 0u32;
+        loop {
+            if !self.gate.is_open() {
+                self.set_state(id, DownloadState::WaitingForNetwork);
+                self.gate.wait_open().await;
+            }
+            self.set_state(id, DownloadState::Running);
+            let (key, url, track_id, sha256) = self.target(id)?;
+            let guard = self.cache.acquire(&key, &url, track_id.as_deref());
+            let attempt = tokio::select! {
+                r = self.fetch_whole(id, guard, sha256.as_deref()) => Some(r),
+                // Dropping the attempt drops its reader registration: the fill stops unless a
+                // player still reads the resource.
+                () = self.gate.wait_closed() => None,
+            };
+            match attempt {
+                None => continue,
+                Some(Ok(())) => return Ok(()),
+                Some(Err(f)) if f.retryable && failures + 1 < self.attempts => {
+                    failures += 1;
+                    let delay = backoff(failures) * 5;
+                    tracing::info!(download = %id, error = %f.message, ?delay, "download attempt failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = self.gate.wait_closed() => {}
+                    }
+                }
+                Some(Err(f)) => return Err(f.message),
+            }
+        }
+    }
+
+    /// The resource behind download `id`: key, current URL (a track's may have been re-signed),
+    /// track ID and expected SHA-256.
+    fn target(&self, id: &str) -> Result<(String, Url, Option<String>, Option<String>), String> {
+        let row = self
+            .lock()
+            .get(id)
+            .map(|e| e.row.clone())
+            .ok_or("the download was removed")?;
+        let track = row.track_id.as_deref().and_then(|t| self.catalog.get(t));
+        let url = track.as_ref().map(|t| t.url.clone()).unwrap_or(row.url);
+        let url = Url::parse(&url).map_err(|e| format!("bad URL {url:?}: {e}"))?;
+        Ok((row.key, url, row.track_id, track.and_then(|t| t.sha256)))
+    }
+
+    /// One attempt at caching every byte, verifying and pinning.
+    async fn fetch_whole(&self, id: &str, guard: ReadGuard, sha256: Option<&str>) -> Result<(), Failure> {
+        let res = guard.resource().clone();
+        let (meta, generation) = wait_meta(&guard, 0, self.patience).await?;
+        if let Some(size) = meta.size {
+            self.check_pin_room(&res.key, size)?;
+        }
+        let mut cursor = Cursor::new(guard, generation, 0, None, self.patience);
+        let mut last_event = Instant::now();
+        while let Some(n) = cursor.ready().await? {
+            cursor.pos += n;
+            if last_event.elapsed() >= PROGRESS_EVERY {
+                last_event = Instant::now();
+                self.changed(id);
+            }
+        }
+        let size = cursor.pos;
+        self.check_pin_room(&res.key, size)?;
+        if let Some(expected) = sha256 {
+            let path = res.path.clone();
+            let actual = tokio::task::spawn_blocking(move || hash_prefix(&path, size))
+                .await
+                .map_err(|e| Failure::from(join_error(e)))?
+                .map_err(|e| Failure::from(Error::from(e)))?;
+            if !actual.eq_ignore_ascii_case(expected) {
+                let cache = self.cache.clone();
+                let res2 = res.clone();
+                tokio::task::spawn_blocking(move || cache.discard(&res2))
+                    .await
+                    .map_err(|e| Failure::from(join_error(e)))??;
+                return Err(Failure {
+                    message: format!(
+                        "checksum mismatch: expected sha256 {expected}, got {actual}; the bytes were dropped"
+                    ),
+                    retryable: false,
+                });
+            }
+        }
+        self.cache.set_pinned(&res, true);
+        Ok(())
+    }
+
+    /// Fails with "cache full" if pinning `size` more bytes would exceed the cache's limit.
+    fn check_pin_room(&self, key: &str, size: u64) -> Result<(), Failure> {
+        let pinned = self.cache.pinned_bytes_except(key);
+        let limit = self.cache.max_bytes();
+        if pinned.saturating_add(size) > limit {
+            return Err(Failure {
+                message: format!(
+                    "cache full: {size} more pinned bytes would exceed the {limit}-byte cache ({pinned} bytes are \
+                     already pinned by other downloads); delete a download or raise the limit"
+                ),
+                retryable: false,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Fetches the first `bytes` of a resource into the cache (a prefetch for instant start).
+pub(super) async fn fetch_prefix(guard: ReadGuard, bytes: u64, patience: Duration) -> Result<(), Arc<Error>> {
+    let (meta, generation) = wait_meta(&guard, 0, patience).await?;
+    let end = meta.size.map_or(bytes, |s| s.min(bytes));
+    let mut cursor = Cursor::new(guard, generation, 0, Some(end), patience);
+    while let Some(n) = cursor.ready().await? {
+        cursor.pos += n;
+    }
+    Ok(())
+}
+
+/// SHA-256 of the first `len` bytes of a file, lowercase hex.
+fn hash_prefix(path: &std::path::Path, len: u64) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?.take(len);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
