@@ -1,0 +1,129 @@
+//! The Rust API of downloads, driven in-process: the progress stream a UI (and the Kotlin Flow)
+//! sits on reports increasing byte counts while a download runs and ends with it completed and
+//! pinned; pause and resume through the facade; the network gate through `set_network`.
+
+use std::time::Duration;
+
+use embedded_server::{Config, DownloadState, DownloadTarget, NetworkState, Server, TrackSpec};
+use integration_tests::{seeded_bytes, sha256_hex, Origin, MIB};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn progress_events_increase_and_end_completed_and_pinned() {
+    // 1 MiB/s for 3 MiB: long enough for several progress events.
+    let origin = Origin::start(&["--throttle", "1048576"]);
+    let truth = seeded_bytes(71, 3 * MIB);
+    origin.put_file("t.bin", &truth);
+    let dir = tempfile::tempdir().expect("cache dir");
+    runtime().block_on(async {
+        let mut config = Config::new(dir.path());
+        config.origins = vec![origin.origin_arg()];
+        let server = Server::start(config).await.expect("start");
+        let spec = TrackSpec {
+            url: format!("{}t.bin", origin.url),
+            sha256: Some(sha256_hex(&truth)),
+            ..Default::default()
+        };
+        server.put_track("t", spec).await.expect("put");
+        let mut events = server.download_events();
+        let started = server
+            .download(DownloadTarget::Track("t".into()), 0)
+            .await
+            .expect("download");
+        let mut seen = Vec::new();
+        let last = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match events.recv().await {
+                    Ok(info) if info.id == started.id => {
+                        seen.push(info.clone());
+                        if matches!(info.state, DownloadState::Completed | DownloadState::Failed) {
+                            return info;
+                        }
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(e) => panic!("event stream ended: {e}"),
+                }
+            }
+        })
+        .await
+        .expect("the download finishes within 30 s");
+        assert_eq!(last.state, DownloadState::Completed, "{last:?}");
+        assert!(last.pinned, "{last:?}");
+        assert_eq!(last.bytes_done, truth.len() as u64);
+        assert_eq!(last.bytes_total, Some(truth.len() as u64));
+        let running: Vec<u64> = seen
+            .iter()
+            .filter(|i| i.state == DownloadState::Running)
+            .map(|i| i.bytes_done)
+            .collect();
+        assert!(
+            running.iter().filter(|&&b| b > 0 && b < truth.len() as u64).count() >= 2,
+            "expected several progress events while running: {running:?}"
+        );
+        assert!(
+            running.windows(2).all(|w| w[0] <= w[1]),
+            "progress must not go backwards: {running:?}"
+        );
+        server.shutdown().await.expect("shutdown");
+    });
+}
+
+#[test]
+fn pause_resume_and_the_network_gate_through_the_facade() {
+    let origin = Origin::start(&["--throttle", "1048576"]);
+    let truth = seeded_bytes(72, 2 * MIB);
+    origin.put_file("u.bin", &truth);
+    let dir = tempfile::tempdir().expect("cache dir");
+    runtime().block_on(async {
+        let mut config = Config::new(dir.path());
+        config.origins = vec![origin.origin_arg()];
+        let server = Server::start(config).await.expect("start");
+        let url = format!("{}u.bin", origin.url);
+        server.set_network(NetworkState {
+            online: false,
+            metered: false,
+        });
+        let d = server.download(DownloadTarget::Url(url), 0).await.expect("download");
+        let wait_state = |want: DownloadState| {
+            let server = &server;
+            let id = d.id.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(20), async {
+                    loop {
+                        let info = server.download_info(&id).expect("info");
+                        if info.state == want {
+                            return info;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                })
+                .await
+                .unwrap_or_else(|_| panic!("never reached {want:?}: {:?}", server.download_info(&id)))
+            }
+        };
+        let parked = wait_state(DownloadState::WaitingForNetwork).await;
+        assert_eq!(parked.bytes_done, 0, "nothing is fetched while offline");
+        server.set_network(NetworkState {
+            online: true,
+            metered: false,
+        });
+        wait_state(DownloadState::Running).await;
+        let paused = server.pause_download(&d.id).await.expect("pause");
+        assert_eq!(paused.state, DownloadState::Paused);
+        assert!(server.pause_download("nope").await.is_err(), "unknown IDs are errors");
+        server.resume_download(&d.id).await.expect("resume");
+        let done = wait_state(DownloadState::Completed).await;
+        assert!(done.pinned && done.bytes_done == truth.len() as u64, "{done:?}");
+        server.cancel_download(&d.id).await.expect("cancel");
+        assert!(server.download_info(&d.id).is_err(), "a cancelled download is gone");
+        assert_eq!(server.stats().pinned_bytes, 0);
+        server.shutdown().await.expect("shutdown");
+    });
+}
