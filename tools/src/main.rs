@@ -1,16 +1,18 @@
 //! `streamer`: the command-line front end of embedded-server (SPEC §4.1).
 //!
 //! One binary with subcommands, so the README, the integration tests and the benchmarks all start
-//! the same executable: `serve` runs the caching proxy, `origin` runs the development backend
-//! ([`origin::Origin`], optionally over the generated [`demo`] catalog). `main` stays a thin
-//! layer: it parses flags with clap (bad input is a usage message and exit code 2, never a panic),
-//! binds loopback only, announces the base URL as the first stdout line — the one thing harnesses
-//! read — and maps failures to a message on stderr and a non-zero exit code. `main` itself is not
-//! async because each subcommand owns its runtime.
+//! the same executable: `serve` runs the caching proxy, `download` pins tracks or URLs for offline
+//! use through the download API (against a running server or one it starts in-process), `origin`
+//! runs the development backend ([`origin::Origin`], optionally over the generated [`demo`]
+//! catalog). `main` stays a thin layer: it parses flags with clap (bad input is a usage message
+//! and exit code 2, never a panic), binds loopback only, announces the base URL as the first
+//! stdout line — the one thing harnesses read — and maps failures to a message on stderr and a
+//! non-zero exit code. `main` itself is not async because each subcommand owns its runtime.
 
 #![deny(unsafe_code)]
 
 mod demo;
+mod download;
 mod origin;
 mod serve;
 
@@ -42,6 +44,8 @@ struct Cli {
 enum Command {
     /// Run the caching proxy on 127.0.0.1.
     Serve(serve::ServeArgs),
+    /// Download tracks or URLs for offline use, through a running server or an in-process one.
+    Download(download::DownloadArgs),
     /// Run the development backend: static files with Range and ETag, plus switchable faults.
     Origin(OriginArgs),
 }
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Download(args) => download::run(args),
         Command::Origin(args) => {
             init_tracing();
             match run_origin(args) {

@@ -147,10 +147,15 @@ impl Downloader {
     ) -> Result<Arc<Self>, Error> {
         let mut entries = HashMap::new();
         for row in cache.load_downloads()? {
-            let state = DownloadState::resumed(&row.state);
+            let mut state = DownloadState::resumed(&row.state);
             if state == DownloadState::Completed {
-                // The pin is recorded with the resource in batches; make sure it holds.
-                cache.set_pinned_key(&row.key, true);
+                if cache.info(&row.key).is_some_and(|i| i.complete) {
+                    // The pin is recorded with the resource in batches; make sure it holds.
+                    cache.set_pinned_key(&row.key, true);
+                } else {
+                    // The bytes are gone (a cleared data directory): fetch them again.
+                    state = DownloadState::Queued;
+                }
             }
             let error = row.error.clone().filter(|_| state == DownloadState::Failed);
             entries.insert(

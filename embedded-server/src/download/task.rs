@@ -26,6 +26,8 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 pub(super) struct Failure {
     message: String,
     retryable: bool,
+    /// The disk is full: the partial bytes are given back so the rest of the app can write.
+    no_space: bool,
 }
 
 impl From<&Error> for Failure {
@@ -34,6 +36,7 @@ impl From<&Error> for Failure {
         Self {
             message: e.to_string(),
             retryable,
+            no_space: matches!(e, Error::NoSpace),
         }
     }
 }
@@ -80,8 +83,24 @@ impl Downloader {
                         () = self.gate.wait_closed() => {}
                     }
                 }
-                Some(Err(f)) => return Err(f.message),
+                Some(Err(f)) => {
+                    if f.no_space {
+                        self.free_partial(&key).await;
+                    }
+                    return Err(f.message);
+                }
             }
+        }
+    }
+
+    /// Gives back the bytes of a download that hit a full disk (unless a player reads them).
+    async fn free_partial(&self, key: &str) {
+        self.cache.settle(key, Duration::from_secs(5)).await;
+        let (cache, key) = (self.cache.clone(), key.to_string());
+        match tokio::task::spawn_blocking(move || cache.remove_idle(&key, false)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot free a failed download's bytes"),
+            Err(e) => tracing::warn!(error = %e, "cannot free a failed download's bytes"),
         }
     }
 
@@ -134,6 +153,7 @@ impl Downloader {
                         "checksum mismatch: expected sha256 {expected}, got {actual}; the bytes were dropped"
                     ),
                     retryable: false,
+                    no_space: false,
                 });
             }
         }
@@ -152,6 +172,7 @@ impl Downloader {
                      already pinned by other downloads); delete a download or raise the limit"
                 ),
                 retryable: false,
+                no_space: false,
             });
         }
         Ok(())
