@@ -75,6 +75,8 @@ pub(crate) struct Inner {
     pub(crate) counters: Arc<Counters>,
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) downloader: Arc<Downloader>,
+    /// When the cached live HLS playlists were fetched (refetched once older than their target duration).
+    pub(crate) live_playlists: crate::hls::LiveTable,
     /// Held for the server's lifetime: one server per cache directory.
     _lock: std::fs::File,
 }
@@ -173,6 +175,15 @@ impl Inner {
             entries,
             active_streams: Counters::get(&c.active_streams),
             evictions: Counters::get(&c.evictions),
+            max_cache_bytes: self.cache.max_bytes(),
+            requests: c.requests(),
+            upstream_fetches: Counters::get(&c.upstream_fetches),
+            upstream_retries: Counters::get(&c.upstream_retries),
+            upstream_failures: Counters::get(&c.upstream_failures),
+            ttfb: c.ttfb.snapshot(),
+            seek_ttfb: c.seek_ttfb.snapshot(),
+            downloads: self.downloader.count_by_state(),
+            recent_errors: c.recent_errors(),
         }
     }
 }
@@ -265,6 +276,7 @@ impl Server {
             counters,
             catalog,
             downloader: downloader.clone(),
+            live_playlists: crate::hls::LiveTable::default(),
             _lock: lock,
         });
         let cancel = CancellationToken::new();
@@ -304,16 +316,7 @@ impl Server {
     /// The local URL that serves `remote` through the cache; fails if its origin is not allowed.
     pub fn stream_url(&self, remote: &str) -> Result<String, Error> {
         let url = self.inner.fetcher.check_origin(remote)?;
-        let host = match url.port() {
-            Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-            None => url.host_str().unwrap_or_default().to_string(),
-        };
-        let mut out = format!("{}stream/{}/{host}{}", self.inner.base_url, url.scheme(), url.path());
-        if let Some(q) = url.query() {
-            out.push('?');
-            out.push_str(q);
-        }
-        Ok(out)
+        Ok(crate::hls::local_url(&self.inner.base_url, &url))
     }
 
     /// Registers or updates catalog track `id`.

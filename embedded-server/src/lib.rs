@@ -26,7 +26,9 @@
 //! - `cache`: per-resource state, fills, sparse files, SQLite index, eviction
 //! - `download`: the persistent download queue, workers, network gate, verification, pins
 //! - `fetch`: the upstream client (TLS, redirects, retries, credential refresh)
-//! - `telemetry`: counters behind [`Stats`]
+//! - `hls`: HLS playlists rewritten to route every URI through the server; live playlist freshness
+//! - `telemetry`: counters and latency histograms behind [`Stats`]
+//! - `metrics`: [`Stats`] in the Prometheus text format
 
 #![deny(unsafe_code)]
 #![warn(
@@ -44,7 +46,9 @@ mod download;
 mod engine;
 mod error;
 mod fetch;
+mod hls;
 mod http;
+mod metrics;
 mod server;
 mod telemetry;
 
@@ -53,4 +57,4 @@ pub use download::{DownloadInfo, DownloadState, DownloadTarget, NetworkState};
 pub use engine::{BlockingServer, Server, TrackInfo, TrackSpec};
 pub use error::{Error, UpstreamError};
 pub use fetch::{Refreshed, Resolver};
-pub use telemetry::Stats;
+pub use telemetry::{HistogramStats, Stats, UpstreamFailure};

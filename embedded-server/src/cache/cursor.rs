@@ -100,6 +100,11 @@ impl Cursor {
         &self.guard
     }
 
+    /// Gives the reader registration back, to keep the resource held after reading.
+    pub(crate) fn into_guard(self) -> ReadGuard {
+        self.guard
+    }
+
     /// Waits until bytes at `pos` are present: `Some(n)` of them (at most `CHUNK`) can be read
     /// now, `None` means the end was reached. Cancel-safe: dropping the future loses nothing.
     pub(crate) async fn ready(&mut self) -> Result<Option<u64>, Arc<Error>> {

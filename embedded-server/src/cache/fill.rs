@@ -17,6 +17,7 @@ use super::resource::{Meta, Resource};
 use super::{store, Cache};
 use crate::error::{Error, UpstreamError};
 use crate::fetch::{backoff, redact, FetchRequest};
+use crate::telemetry::Counters;
 
 /// Runs fill `id` of `res` from byte `start` and records its outcome for waiting readers.
 pub(crate) async fn run(cache: Arc<Cache>, res: Arc<Resource>, id: u64, start: u64) {
@@ -29,6 +30,9 @@ pub(crate) async fn run(cache: Arc<Cache>, res: Arc<Resource>, id: u64, start: u
         Err(e) => {
             let url = redact(&res.lock().url);
             tracing::warn!(%url, start, error = %e, "fill failed");
+            if !matches!(e, Error::Stopped) {
+                cache.counters.record_failure(url, e.to_string());
+            }
             Some(Arc::new(e))
         }
     };
@@ -53,6 +57,7 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64) -> R
     );
     let mut pos = start;
     let mut failures = 0u32;
+    Counters::add(&cache.counters.upstream_fetches, 1);
     loop {
         let (url, track_id, if_range) = {
             let st = res.lock();
@@ -123,6 +128,7 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64) -> R
                 }
                 tracing::info!(url = %redact(&res.lock().url), pos, error = %error, "upstream body broke off; resuming");
                 tokio::time::sleep(backoff(failures)).await;
+                Counters::add(&cache.counters.upstream_retries, 1);
             }
         }
     }

@@ -61,6 +61,32 @@ pub(crate) struct ResourceInfo {
     pub(crate) pinned: bool,
 }
 
+/// One resource as the dashboard lists it (`/api/resources`). Nothing here may carry a secret:
+/// URLs (and keys that are URLs) lose their query string and credentials.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct ResourceListing {
+    /// Cache key: `track:ID`, or the resource's redacted URL.
+    pub(crate) key: String,
+    /// Where the bytes come from, without credentials or query string.
+    pub(crate) url: String,
+    /// The catalog track, if any.
+    pub(crate) track_id: Option<String>,
+    /// Total length in bytes, if known.
+    pub(crate) size: Option<u64>,
+    /// Bytes present (servable).
+    pub(crate) cached_bytes: u64,
+    /// Pinned by a download.
+    pub(crate) pinned: bool,
+    /// Every byte present.
+    pub(crate) complete: bool,
+    /// Present byte ranges as `[start, end)` pairs (end exclusive), ascending.
+    pub(crate) ranges: Vec<[u64; 2]>,
+    /// Responses reading it now.
+    pub(crate) readers: usize,
+    /// Fills writing it now.
+    pub(crate) fills: usize,
+}
+
 /// The cache of one directory.
 pub(crate) struct Cache {
     data_dir: PathBuf,
@@ -430,7 +456,7 @@ impl Cache {
         .await;
     }
 
-    /// Drops every cached byte of `res` (a failed checksum), even while it is held; readers of
+    /// Drops every cached byte of `res` (a failed checksum, an expired live playlist), even while it is held; readers of
     /// those bytes abort. The resource stays known but empty; blocking.
     pub(crate) fn discard(&self, res: &Arc<Resource>) -> Result<(), Error> {
         self.index.write(|tx| {
@@ -549,6 +575,38 @@ impl Cache {
             complete: st.complete(),
             pinned: st.pinned,
         })
+    }
+
+    /// Every resource in the cache, ordered by key.
+    pub(crate) fn resources(&self) -> Vec<ResourceListing> {
+        let all: Vec<Arc<Resource>> = {
+            let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+            table.values().cloned().collect()
+        };
+        let mut list: Vec<ResourceListing> = all
+            .iter()
+            .map(|res| {
+                let st = res.lock();
+                let key = match Url::parse(&res.key) {
+                    Ok(url) if st.track_id.is_none() => crate::fetch::redact(&url),
+                    _ => res.key.clone(),
+                };
+                ResourceListing {
+                    key,
+                    url: crate::fetch::redact(&st.url),
+                    track_id: st.track_id.clone(),
+                    size: st.meta.as_ref().and_then(|m| m.size),
+                    cached_bytes: st.present.len(),
+                    pinned: st.pinned,
+                    complete: st.complete(),
+                    ranges: st.present.runs().iter().map(|&(a, b)| [a, b]).collect(),
+                    readers: st.readers,
+                    fills: st.fills.len(),
+                }
+            })
+            .collect();
+        list.sort_by(|a, b| a.key.cmp(&b.key));
+        list
     }
 
     /// `(cache_bytes, pinned_bytes, entries)` over the whole cache.

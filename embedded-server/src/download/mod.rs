@@ -261,6 +261,20 @@ impl Downloader {
         ids.into_iter().filter_map(|(_, _, id)| self.info(&id).ok()).collect()
     }
 
+    /// How many downloads are in each state, every state present.
+    pub(crate) fn count_by_state(&self) -> std::collections::BTreeMap<String, u64> {
+        use DownloadState::*;
+        let mut counts: std::collections::BTreeMap<String, u64> =
+            [Queued, Running, WaitingForNetwork, Paused, Completed, Failed]
+                .iter()
+                .map(|s| (s.as_str().to_string(), 0))
+                .collect();
+        for e in self.lock().values() {
+            *counts.entry(e.state.as_str().to_string()).or_default() += 1;
+        }
+        counts
+    }
+
     /// One download.
     pub(crate) fn info(&self, id: &str) -> Result<DownloadInfo, Error> {
         let (row, state, error) = {

@@ -1,4 +1,5 @@
-//! The JSON control API: catalog tracks, downloads, network state, prefetch and statistics.
+//! The JSON control API: catalog tracks, downloads, network state, prefetch, statistics (also as
+//! Prometheus metrics) and the cache's resources.
 //!
 //! Handlers parse and validate, make one call on the engine, and answer JSON; every failure is a
 //! 4xx/5xx with `{"error": "..."}` that says what was wrong.
@@ -148,6 +149,22 @@ pub(crate) fn stats(inner: &Arc<Inner>, method: &Method) -> Response<Body> {
         return method_not_allowed("GET");
     }
     response::json(StatusCode::OK, &inner.stats())
+}
+
+/// `/metrics`: the statistics in the Prometheus text format.
+pub(crate) fn metrics(inner: &Arc<Inner>, method: &Method) -> Response<Body> {
+    if method != Method::GET {
+        return method_not_allowed("GET");
+    }
+    response::typed(crate::metrics::CONTENT_TYPE, crate::metrics::render(&inner.stats()))
+}
+
+/// `/api/resources`: every cached resource with its present ranges (for the dashboard).
+pub(crate) fn resources(inner: &Arc<Inner>, method: &Method) -> Response<Body> {
+    if method != Method::GET {
+        return method_not_allowed("GET");
+    }
+    response::json(StatusCode::OK, &inner.cache.resources())
 }
 
 /// Reads a JSON body of at most `MAX_JSON_BYTES`.

@@ -5,13 +5,18 @@
 //! is produced by a task that sends present bytes straight from the data file and, where bytes
 //! are missing, waits for the fill that will bring them soon — or starts its own fill at once
 //! (a seek), never waiting behind a sequential download.
+//!
+//! HLS playlists are the one exception, kept in their own section at the end: they are read
+//! whole from the cache, rewritten (`crate::hls`) and sent from memory, because the rewritten
+//! body's length is only known once every byte has been seen.
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::Response;
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use url::Url;
 
@@ -20,8 +25,11 @@ use super::response::{self, Body, ChannelBody, Representation};
 use crate::cache::cursor::{stale, wait_meta, Cursor};
 use crate::cache::fill::join_error;
 use crate::cache::range_set::RangeSet;
+use crate::cache::resource::{Meta, Resource};
+use crate::cache::ReadGuard;
 use crate::engine::Inner;
-use crate::error::Error;
+use crate::error::{Error, UpstreamError};
+use crate::hls;
 use crate::telemetry::Counters;
 
 /// A request for a media resource, decoded by the router.
@@ -46,10 +54,16 @@ pub(crate) struct MediaRequest {
 pub(crate) async fn serve(inner: &Arc<Inner>, req: MediaRequest) -> Response<Body> {
     let guard = inner.cache.acquire(&req.key, &req.url, req.track_id.as_deref());
     let hint = start_hint(req.range.as_deref());
+    // Bytes the backend describes only after this moment were fetched after it (playlist age).
+    let asked = Instant::now();
+    let described = guard.resource().lock().meta.is_some();
     let (meta, generation) = match wait_meta(&guard, hint, inner.patience()).await {
         Ok(m) => m,
         Err(e) => return response::error(e.status(), e.to_string()),
     };
+    if hls::is_playlist(meta.mime.as_deref().or(req.catalog_mime.as_deref()), req.url.path()) {
+        return playlist(inner, &req, guard, generation, (!described).then_some(asked)).await;
+    }
     let mime = meta.mime.clone().or(req.catalog_mime).unwrap_or_else(|| {
         mime_guess::from_path(req.url.path())
             .first_or_octet_stream()
@@ -100,8 +114,22 @@ pub(crate) async fn serve(inner: &Arc<Inner>, req: MediaRequest) -> Response<Bod
     if let Err(e) = producer.ready().await {
         return response::error(e.status(), e.to_string());
     }
+    // Counted before the task runs, so a stats reader never sees a committed response as idle.
+    Counters::add(&inner.counters.active_streams, 1);
     tokio::spawn(producer.run());
-    response::media(&rep, outcome, response::streamed(body))
+    let mut response = response::media(&rep, outcome, response::streamed(body));
+    // The first byte is ready now: the router times the response from its arrival.
+    response.extensions_mut().insert(FirstByte {
+        seek: start > 0 && !hit,
+    });
+    response
+}
+
+/// Marks a media response whose first body byte is ready, for the time-to-first-byte histograms.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FirstByte {
+    /// A range starting past byte 0 whose bytes were not all cached.
+    pub(crate) seek: bool,
 }
 
 /// Where the first wanted byte is, to start a fill there when nothing is known yet.
@@ -127,7 +155,6 @@ struct Producer {
 
 impl Producer {
     async fn run(mut self) {
-        Counters::add(&self.counters.active_streams, 1);
         if let Err(e) = self.feed().await {
             let key = &self.cursor.guard().resource().key;
             tracing::info!(%key, pos = self.cursor.pos, error = %e, "aborting response");
@@ -197,6 +224,151 @@ fn overlap(set: &RangeSet, start: u64, end: u64) -> u64 {
         .iter()
         .map(|&(s, e)| e.min(end).saturating_sub(s.max(start)))
         .sum()
+}
+
+// ---------------------------------------------------------------------------------------------
+// HLS playlists (SPEC §7)
+// ---------------------------------------------------------------------------------------------
+
+/// Serves an HLS playlist with every URI it names rewritten to come through this server:
+/// `Content-Type: application/vnd.apple.mpegurl`, its own length, and a strong ETag derived from
+/// the cached one and the rewritten bytes. Ranges are honoured on the rewritten body.
+async fn playlist(
+    inner: &Arc<Inner>,
+    req: &MediaRequest,
+    guard: ReadGuard,
+    generation: u64,
+    fetched_since: Option<Instant>,
+) -> Response<Body> {
+    let (etag, body) = match rewritten_playlist(inner, req, guard, generation, fetched_since).await {
+        Ok(p) => p,
+        Err(e) => return response::error(e.status(), e.to_string()),
+    };
+    let len = body.len() as u64;
+    let rep = Representation {
+        len: Some(len),
+        etag,
+        last_modified: None,
+        mime: hls::PLAYLIST_MIME.to_string(),
+    };
+    let outcome = range::evaluate(req.range.as_deref(), req.if_range.as_deref(), &rep.etag, None, len);
+    if req.head || outcome == RangeOutcome::Unsatisfiable {
+        return response::media(&rep, outcome, response::empty());
+    }
+    let (start, part_len) = response::span(outcome, Some(len));
+    let part = body.slice(start as usize..(start + part_len.unwrap_or(len)) as usize);
+    response::media(&rep, outcome, response::full(part))
+}
+
+/// Reads the playlist whole, makes sure a live one is fresh, and rewrites it: `(ETag, body)`.
+///
+/// Freshness of a live playlist (no `EXT-X-ENDLIST`): `inner.live_playlists` remembers, per cache
+/// generation, a time no later than the fetch (`fetched_since`: the moment a request found the
+/// resource not yet described by the backend). A copy older than its target duration, or of
+/// unknown age (cached before a restart), is dropped with `Cache::discard` — while this request
+/// still holds its reader registration, so the resource cannot be evicted and replaced meanwhile —
+/// and fetched again through an ordinary fill, at most once per request. Dropping rather than
+/// fetching beside the cached copy keeps one resource per URL and needs nothing new in the cache;
+/// the cost is that an expired live playlist is not served when the backend is unreachable, which
+/// is right: a player cannot follow a live stream offline anyway. Master and VOD playlists stay
+/// cached like any resource.
+async fn rewritten_playlist(
+    inner: &Arc<Inner>,
+    req: &MediaRequest,
+    mut guard: ReadGuard,
+    mut generation: u64,
+    mut fetched_since: Option<Instant>,
+) -> Result<(String, Bytes), Arc<Error>> {
+    let mut refetched = false;
+    loop {
+        let hit = !refetched && guard.resource().lock().complete();
+        let (bytes, meta, held) = read_whole(guard, generation, inner.patience()).await?;
+        guard = held;
+        let checked = hls::check(&bytes).map_err(Arc::new)?;
+        if let Some(target) = checked.live_target {
+            let live = &inner.live_playlists;
+            if let Some(at) = fetched_since {
+                live.record(&req.key, generation, at, target);
+            }
+            if !refetched && !live.is_fresh(&req.key, generation, target, Instant::now()) {
+                refetched = true;
+                let dropped_at = Instant::now();
+                fetched_since = discard(inner, guard.resource(), generation)
+                    .await?
+                    .then_some(dropped_at);
+                generation = wait_meta(&guard, 0, inner.patience()).await?.1;
+                continue;
+            }
+        }
+        let counter = if hit {
+            &inner.counters.hits
+        } else {
+            &inner.counters.misses
+        };
+        Counters::add(counter, 1);
+        if hit {
+            Counters::add(&inner.counters.bytes_from_cache, bytes.len() as u64);
+        }
+        let rewritten = hls::rewrite(checked.text, &req.url, &inner.base_url, |url| {
+            inner.fetcher.check_origin(url.as_str()).is_ok()
+        });
+        let mut h = Sha256::new();
+        h.update(meta.served_etag(&req.key).as_bytes());
+        h.update([0]);
+        h.update(rewritten.as_bytes());
+        let etag = format!("\"hls-{}\"", &hex::encode(h.finalize())[..20]);
+        return Ok((etag, Bytes::from(rewritten)));
+    }
+}
+
+/// Reads a whole resource of `generation` (at most `hls::MAX_PLAYLIST_BYTES`), waiting for its
+/// bytes through a cursor like any response. Gives back the bytes, their description, and the
+/// reader registration.
+async fn read_whole(
+    guard: ReadGuard,
+    generation: u64,
+    patience: Duration,
+) -> Result<(Bytes, Meta, ReadGuard), Arc<Error>> {
+    let mut cursor = Cursor::new(guard, generation, 0, None, patience);
+    while let Some(n) = cursor.ready().await? {
+        cursor.pos += n;
+        if cursor.pos > hls::MAX_PLAYLIST_BYTES {
+            let message = format!("the playlist is larger than {} bytes", hls::MAX_PLAYLIST_BYTES);
+            return Err(Arc::new(UpstreamError::Protocol(message).into()));
+        }
+    }
+    let len = cursor.pos as usize;
+    let guard = cursor.into_guard();
+    let path = guard.resource().path.clone();
+    let bytes = tokio::task::spawn_blocking(move || match len {
+        0 => Ok(Vec::new()),
+        _ => crate::cache::read_at(&std::fs::File::open(path)?, 0, len),
+    })
+    .await
+    .map_err(|e| Arc::new(join_error(e)))?
+    .map_err(|e| Arc::new(Error::from(e)))?;
+    let st = guard.resource().lock();
+    if st.generation != generation {
+        return Err(stale());
+    }
+    let meta = st.meta.clone().unwrap_or_default();
+    drop(st);
+    Ok((Bytes::from(bytes), meta, guard))
+}
+
+/// Drops `res`'s bytes of `generation` so they are fetched again; `false` if another request
+/// dropped them first. The caller holds a reader registration, so `res` is still the cache's.
+async fn discard(inner: &Arc<Inner>, res: &Arc<Resource>, generation: u64) -> Result<bool, Arc<Error>> {
+    let (cache, res) = (inner.cache.clone(), res.clone());
+    tokio::task::spawn_blocking(move || {
+        if res.lock().generation != generation {
+            return Ok(false);
+        }
+        cache.discard(&res).map(|()| true)
+    })
+    .await
+    .map_err(|e| Arc::new(join_error(e)))?
+    .map_err(Arc::new)
 }
 
 #[cfg(test)]

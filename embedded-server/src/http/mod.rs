@@ -8,14 +8,17 @@
 //! - `range`: the pure Range/If-Range decision
 //! - `response`: the one place that builds responses
 //! - `media`: serving `/stream/...` and `/tracks/ID` through the cache
-//! - `api`: the JSON control API
+//! - `api`: the JSON control API (and `/metrics`)
+//! - `dashboard`: the debugging page at `/TOKEN/`
 
 mod api;
+mod dashboard;
 mod media;
 pub(crate) mod range;
 pub(crate) mod response;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::header::{IF_RANGE, RANGE};
 use http::{Method, Request, Response, StatusCode};
@@ -24,11 +27,25 @@ use subtle::ConstantTimeEq;
 
 use crate::engine::Inner;
 use crate::error::Error;
+use crate::telemetry::Route;
 use media::MediaRequest;
 use response::Body;
 
-/// Answers one request.
+/// Answers one request, counting it by route and status (and its time to first byte).
 pub(crate) async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
+    let arrived = Instant::now();
+    let route = Route::of(strip_token(req.uri().path(), &inner.token));
+    let counters = inner.counters.clone();
+    let response = dispatch(inner, req).await;
+    counters.count_request(route, response.status());
+    if let Some(first) = response.extensions().get::<media::FirstByte>() {
+        counters.observe_first_byte(arrived.elapsed(), first.seek);
+    }
+    response
+}
+
+/// Routes one request.
+async fn dispatch(inner: Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     if path == "/healthz" {
         return response::text(StatusCode::OK, "ok");
@@ -69,6 +86,9 @@ pub(crate) async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Respons
         }
         ["api", "network"] => api::network(&inner, req).await,
         ["api", "prefetch"] => api::prefetch(&inner, req).await,
+        ["api", "resources"] => api::resources(&inner, req.method()),
+        ["metrics"] => api::metrics(&inner, req.method()),
+        [""] => dashboard::page(req.method(), &path),
         _ => response::error(StatusCode::NOT_FOUND, format!("no such route: /{rest}")),
     }
 }
@@ -112,21 +132,8 @@ pub(crate) struct MediaTarget {
 
 /// Resolves `stream/SCHEME/HOST[:PORT]/PATH` (+ query) to a remote URL on the allow-list.
 fn stream_target(inner: &Inner, rest: &str, query: Option<&str>) -> Result<MediaTarget, Error> {
-    let mut parts = rest.splitn(4, '/');
-    let (_, scheme, host, path) = (parts.next(), parts.next(), parts.next(), parts.next());
-    let (Some(scheme), Some(host)) = (scheme.filter(|s| !s.is_empty()), host.filter(|h| !h.is_empty())) else {
-        return Err(Error::InvalidArgument(
-            "expected /stream/SCHEME/HOST[:PORT]/PATH".into(),
-        ));
-    };
-    if !matches!(scheme, "http" | "https") || host.contains(['@', '\\']) {
-        return Err(Error::InvalidArgument(format!("bad stream target {scheme}://{host}")));
-    }
-    let mut text = format!("{scheme}://{host}/{}", path.unwrap_or(""));
-    if let Some(q) = query {
-        text.push('?');
-        text.push_str(q);
-    }
+    // The route form is defined next to the playlist rewriter that writes it.
+    let text = crate::hls::route_remote(rest, query)?;
     let url = inner.fetcher.check_origin(&text)?;
     Ok(MediaTarget {
         key: url.to_string(),

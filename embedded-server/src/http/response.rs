@@ -143,6 +143,16 @@ pub(crate) fn text(status: StatusCode, body: &'static str) -> Response<Body> {
         .unwrap_or_else(|_| internal_error())
 }
 
+/// A text response of the given `Content-Type`, never cached (metrics, the dashboard).
+pub(crate) fn typed(content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, content_type)
+        .header(CACHE_CONTROL, "no-store")
+        .body(full(body))
+        .unwrap_or_else(|_| internal_error())
+}
+
 /// An empty body.
 pub(crate) fn empty() -> Body {
     Empty::new().map_err(|never: Infallible| match never {}).boxed_unsync()
