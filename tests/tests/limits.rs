@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use embedded_server::{BlockingServer, Config};
-use integration_tests::{get, seeded_bytes, wait_until, Origin, MIB};
+use integration_tests::{get, seeded_bytes, wait_until, Origin, SlowReader, MIB};
 
 fn server(origin: &Origin, adjust: impl FnOnce(&mut Config)) -> (BlockingServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("cache dir");
@@ -91,18 +91,17 @@ fn connections_beyond_the_cap_wait_for_a_free_slot() {
 #[test]
 fn a_client_that_stops_reading_is_released_after_the_stall_timeout() {
     let origin = Origin::start(&[]);
-    // Larger than the loopback socket buffers, so the server really blocks on this client.
     origin.put_file("big.bin", &seeded_bytes(61, 24 * MIB));
     let (srv, _dir) = server(&origin, |c| c.client_stall_timeout = Duration::from_millis(500));
     let url = srv.stream_url(&format!("{}big.bin", origin.url)).expect("url");
     assert_eq!(get(&url).status, 200, "cache it first");
-    let mut stream = TcpStream::connect(addr_of(&url)).expect("connect");
-    let path = url.splitn(4, '/').nth(3).expect("path");
-    write!(stream, "GET /{path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
-    let mut first = [0u8; 1];
-    stream.read_exact(&mut first).expect("the response starts");
+    let mut stalled = SlowReader::open(&url);
+    assert_eq!(stalled.status, 200);
     wait_until(Duration::from_secs(10), "the stalled response is released", || {
         srv.stats().expect("stats").active_streams == 0
     });
-    assert!(closed_by_peer(&mut stream), "the stalled connection is closed");
+    assert!(
+        stalled.closed_by_server(Duration::from_secs(10)),
+        "the stalled connection is closed"
+    );
 }

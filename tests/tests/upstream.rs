@@ -450,7 +450,6 @@ fn eviction_keeps_the_cache_under_its_limit_least_recently_used_first() {
 #[test]
 fn a_resource_being_read_is_not_evicted() {
     let origin = Origin::start(&[]);
-    // Larger than loopback socket buffers, so the server is still sending while the client waits.
     let big = seeded_bytes(200, 24 * MIB);
     origin.put_file("big.bin", &big);
     let others: Vec<Vec<u8>> = (0..3).map(|i| seeded_bytes(300 + i, MIB)).collect();
@@ -462,12 +461,10 @@ fn a_resource_being_read_is_not_evicted() {
         c.sync_interval = Duration::from_millis(100);
     });
     let big_url = srv.stream_url(&format!("{}big.bin", origin.url)).expect("url");
-    // Fully cache it, then hold a response open on it, reading slowly.
+    // Fully cache it, then hold a response open on it without reading.
     assert_bytes_eq("big", &get(&big_url).body, &big);
-    let resp = integration_tests::agent().get(&big_url).call().expect("open reader");
-    let mut reader = resp.into_reader();
-    let mut head = vec![0u8; 1000];
-    std::io::Read::read_exact(&mut reader, &mut head).expect("first bytes");
+    let held = integration_tests::SlowReader::open(&big_url);
+    assert_eq!(held.status, 200);
     for (i, f) in others.iter().enumerate() {
         assert_bytes_eq(
             "other",
@@ -479,9 +476,7 @@ fn a_resource_being_read_is_not_evicted() {
         srv.stats().expect("stats").evictions >= 1
     });
     // The reader still gets every byte, and big.bin is still cached.
-    let mut rest = Vec::new();
-    std::io::Read::read_to_end(&mut reader, &mut rest).expect("rest");
-    head.extend_from_slice(&rest);
+    let head = held.read_rest();
     assert_bytes_eq("held reader", &head, &big);
     origin.clear_log();
     assert_bytes_eq("big again", &get(&big_url).body, &big);

@@ -1,0 +1,96 @@
+//! `streamer download` as a user runs it: standalone into a cache directory (then served offline
+//! by `streamer serve` on that directory), against a running server, and failing with the reason
+//! and a non-zero exit when a download cannot complete.
+
+use std::process::Command;
+
+use integration_tests::{assert_bytes_eq, get, json_bool, json_str, seeded_bytes, streamer_bin, Origin, Server, MIB};
+
+#[test]
+fn standalone_download_pins_into_the_cache_dir_for_offline_play() {
+    let mut origin = Origin::start(&[]);
+    let a = seeded_bytes(81, 2 * MIB);
+    let b = seeded_bytes(82, MIB + 7);
+    origin.put_file("a.bin", &a);
+    origin.put_file("b.bin", &b);
+    let cache = tempfile::tempdir().expect("cache dir");
+    let out = Command::new(streamer_bin())
+        .args([
+            "download",
+            "--cache-dir",
+            &cache.path().display().to_string(),
+            "--origin",
+            &origin.origin_arg(),
+        ])
+        .args([
+            "--url",
+            &format!("{}a.bin", origin.url),
+            "--url",
+            &format!("{}b.bin", origin.url),
+        ])
+        .output()
+        .expect("run streamer download");
+    assert!(
+        out.status.success(),
+        "exit {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    origin.kill();
+    let server = Server::start_with(Some(cache.path()), &[origin.origin_arg()], &[]);
+    let list = server.api_get("downloads");
+    let list = list.as_array().expect("array");
+    assert_eq!(list.len(), 2, "{list:?}");
+    for d in list {
+        assert_eq!(json_str(d, "state"), "completed", "{d}");
+        assert!(json_bool(d, "pinned"), "{d}");
+    }
+    let ra = get(&server.stream_url(&origin, "a.bin"));
+    ra.assert_complete("a offline");
+    assert_bytes_eq("a offline", &ra.body, &a);
+    assert_bytes_eq("b offline", &get(&server.stream_url(&origin, "b.bin")).body, &b);
+}
+
+#[test]
+fn a_failing_download_exits_non_zero_with_the_reason() {
+    let origin = Origin::start(&[]);
+    origin.put_file("t.bin", &seeded_bytes(83, 100_000));
+    let server = Server::start(&[&origin]);
+    let ok = Command::new(streamer_bin())
+        .args([
+            "download",
+            "--server",
+            &server.base,
+            "--url",
+            &format!("{}t.bin", origin.url),
+        ])
+        .output()
+        .expect("run streamer download");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+
+    let missing = Command::new(streamer_bin())
+        .args([
+            "download",
+            "--server",
+            &server.base,
+            "--url",
+            &format!("{}missing.bin", origin.url),
+        ])
+        .output()
+        .expect("run streamer download");
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success(), "a 404 download must fail the command");
+    assert!(stderr.contains("404"), "stderr names the reason: {stderr}");
+    assert!(
+        !stderr.contains(&server.token),
+        "the token must not be printed: {stderr}"
+    );
+
+    let no_items = Command::new(streamer_bin())
+        .args(["download", "--server", &server.base])
+        .output()
+        .expect("run");
+    assert!(!no_items.status.success());
+    assert!(!String::from_utf8_lossy(&no_items.stderr).contains("panicked"));
+}
