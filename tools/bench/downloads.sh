@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Downloader throughput: `streamer download` (standalone, default worker count) pinning 100 files
-# of 5 MiB from a local `streamer origin`, next to `curl --parallel --parallel-max 2` fetching the
-# same 100 URLs into files — the same parallelism as the default 2 workers, so the ratio shows
+# of 5 MiB from a local `streamer origin`, the same through a running server's download API, next
+# to `curl --parallel --parallel-max 2` fetching the same 100 URLs into files — the same parallelism as the default 2 workers, so the ratio shows
 # what the downloader's bookkeeping (sparse files, range index, syncs) costs over plain HTTP.
 #
 #   tools/bench/downloads.sh       (builds the release binary first; needs curl and python3)
@@ -80,9 +80,34 @@ curl_secs=$(awk -v a="$start" -v b="$(now)" 'BEGIN { print b - a }')
 printf "  curl --parallel-max 2: %6.2f s  %8s MiB/s\n" "$curl_secs" "$(rate "$curl_secs")"
 cmp -s "$work/files/f000.bin" "$work/curl/f000.bin" || { echo "curl fetched wrong bytes" >&2; exit 1; }
 
+# (c) the downloader inside a running server: from the first POST until every download reads
+# `completed` (polled every 10 ms). No process start-up or shutdown, no final sync: the closest
+# to what an app sees, and to curl, which does not fsync either.
+"$bin" serve --cache-dir "$work/cache-api" --origin "$origin" > "$work/serve-api.out" 2>/dev/null & api_pid=$!; pids+=($api_pid)
+api_base=$(first_line "$work/serve-api.out")
+api_secs=$(python3 - "$api_base" "${urls[@]}" <<'PY'
+import json, sys, time, urllib.request
+base, urls = sys.argv[1], sys.argv[2:]
+start = time.monotonic()
+for u in urls:
+    req = urllib.request.Request(base + "api/downloads", data=json.dumps({"url": u}).encode(), method="POST")
+    urllib.request.urlopen(req).read()
+while True:
+    states = [d["state"] for d in json.load(urllib.request.urlopen(base + "api/downloads"))]
+    if "failed" in states:
+        sys.exit("a download failed")
+    if len(states) == len(urls) and all(s == "completed" for s in states):
+        break
+    time.sleep(0.01)
+print(time.monotonic() - start)
+PY
+)
+kill "$api_pid"; wait "$api_pid" 2>/dev/null || true
+printf "  server downloads API: %6.2f s  %8s MiB/s\n" "$api_secs" "$(rate "$api_secs")"
+
 [ "$download_ok" = 1 ] || exit 1
-awk -v d="$download_secs" -v c="$curl_secs" \
-  'BEGIN { printf "  ratio (streamer download / curl throughput): %.2f\n", c / d }'
+awk -v d="$download_secs" -v c="$curl_secs" -v a="$api_secs" \
+  'BEGIN { printf "  ratio vs curl: streamer download (end to end, incl. start-up and final sync) %.2f, server API %.2f\n", c / d, c / a }'
 
 # The pins serve offline: stop the origin, read a few files back through `streamer serve`.
 kill "$origin_pid"; wait "$origin_pid" 2>/dev/null || true
