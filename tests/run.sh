@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, lints, unit tests and the integration tests that
-# drive the real `streamer` binary with curl, ffprobe, ffmpeg, and nginx (TLS + HTTP/2) as a backend.
+# drive the real `streamer` binary with curl, ffprobe, ffmpeg, and nginx (TLS + HTTP/2) as a backend,
+# then the browser test of the dashboard (Node's test runner driving Debian's headless Chromium
+# through playwright-core, installed from tests/browser/package-lock.json with `npm ci`), then the
+# JVM tests of the Kotlin API over the JNI bridge (tests/jvm/run.sh: kotlinc from npm, java -Xcheck:jni).
 #
 # Prerequisites are checked first. A missing tool is installed with apt-get when this runs as
 # root on Debian/Ubuntu; otherwise the script stops with a message saying what to install.
@@ -27,13 +30,23 @@ install_or_fail ffmpeg ffmpeg
 install_or_fail ffprobe ffmpeg
 install_or_fail nginx nginx-light
 install_or_fail openssl openssl
+install_or_fail chromium chromium
+install_or_fail node nodejs
+install_or_fail npm npm
+install_or_fail java openjdk-17-jdk-headless
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p embedded-server --all-targets --features jni --locked -- -D warnings
 echo "== cargo build"
 cargo build --workspace --locked
 export STREAMER_BIN="$PWD/target/debug/streamer"
 echo "== cargo test"
 cargo test --workspace --locked -- --test-threads 4
+echo "== browser test (headless chromium)"
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+node --test tests/browser/
+echo "== JVM tests of the Kotlin API over JNI (java -Xcheck:jni)"
+tests/jvm/run.sh

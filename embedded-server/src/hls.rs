@@ -73,6 +73,8 @@ pub(crate) struct Checked<'a> {
     /// playlists, which do not change; the target duration for a live one, which the backend
     /// keeps appending to.
     pub(crate) live_target: Option<Duration>,
+    /// A master playlist (variant streams), rather than a media playlist (segments).
+    pub(crate) master: bool,
 }
 
 /// Checks that `bytes` are a playlist (UTF-8, parsed by `m3u8-rs`) and classifies it.
@@ -83,13 +85,17 @@ pub(crate) fn check(bytes: &[u8]) -> Result<Checked<'_>, Error> {
         )))
     };
     let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
-    let live_target = match m3u8_rs::parse_playlist_res(bytes) {
-        Ok(m3u8_rs::Playlist::MasterPlaylist(_)) => None,
-        Ok(m3u8_rs::Playlist::MediaPlaylist(p)) if p.end_list => None,
-        Ok(m3u8_rs::Playlist::MediaPlaylist(p)) => Some(Duration::from_secs(p.target_duration)),
+    let (live_target, master) = match m3u8_rs::parse_playlist_res(bytes) {
+        Ok(m3u8_rs::Playlist::MasterPlaylist(_)) => (None, true),
+        Ok(m3u8_rs::Playlist::MediaPlaylist(p)) if p.end_list => (None, false),
+        Ok(m3u8_rs::Playlist::MediaPlaylist(p)) => (Some(Duration::from_secs(p.target_duration)), false),
         Err(_) => return Err(bad("it does not parse as an M3U8 playlist")),
     };
-    Ok(Checked { text, live_target })
+    Ok(Checked {
+        text,
+        live_target,
+        master,
+    })
 }
 
 /// Rewrites every URI in `text` (the playlist fetched from `playlist`) to its local form under
@@ -149,6 +155,50 @@ pub(crate) fn rewrite(text: &str, playlist: &Url, base: &str, allowed: impl Fn(&
             %first,
             "the playlist names URIs on origins that are not allowed; they are left as they are",
         );
+    }
+    out
+}
+
+/// Drops from a master playlist the variant streams, I-frame streams and renditions whose media
+/// playlist `keep` rejects — a downloaded master is offered with only what was downloaded, so a
+/// player cannot switch to a rendition that is not there offline. Everything else is kept as is.
+pub(crate) fn narrow(text: &str, playlist: &Url, keep: impl Fn(&Url) -> bool) -> String {
+    let kept = |uri: &str| playlist.join(uri.trim()).map(|u| keep(&u)).unwrap_or(true);
+    let mut out = String::with_capacity(text.len());
+    let mut pending: Option<String> = None; // an EXT-X-STREAM-INF waiting for its URI line
+    for raw in text.split_inclusive('\n') {
+        let line = raw.trim_end_matches(['\r', '\n']);
+        if let Some(held) = pending.as_mut() {
+            if line.trim().is_empty() || line.starts_with('#') {
+                held.push_str(raw);
+                continue;
+            }
+            let held = pending.take().unwrap_or_default();
+            if kept(line) {
+                out.push_str(&held);
+                out.push_str(raw);
+            }
+            continue;
+        }
+        if let Some(tag) = line.strip_prefix('#') {
+            let name = tag.split(':').next().unwrap_or("");
+            if name == "EXT-X-STREAM-INF" {
+                pending = Some(raw.to_string());
+                continue;
+            }
+            if matches!(name, "EXT-X-MEDIA" | "EXT-X-I-FRAME-STREAM-INF") {
+                let attrs = line.get(name.len() + 2..).unwrap_or("");
+                if let Some((start, end)) = uri_attribute(attrs) {
+                    if !kept(&attrs[start..end]) {
+                        continue;
+                    }
+                }
+            }
+        }
+        out.push_str(raw);
+    }
+    if let Some(held) = pending {
+        out.push_str(&held);
     }
     out
 }
@@ -513,5 +563,25 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn narrowing_keeps_only_the_downloaded_renditions() {
+        let master = "#EXTM3U\n#EXT-X-VERSION:3\n\
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",URI=\"en/index.m3u8\"\n\
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"fr\",URI=\"fr/index.m3u8\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=64000\nlo/index.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=256000\n\nhi/index.m3u8\n\
+#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=1000,URI=\"iframes.m3u8\"\n";
+        let base = Url::parse("http://h/m/master.m3u8").unwrap();
+        let downloaded = ["http://h/m/lo/index.m3u8", "http://h/m/en/index.m3u8"];
+        let out = narrow(master, &base, |u| downloaded.contains(&u.as_str()));
+        assert_eq!(
+            out,
+            "#EXTM3U\n#EXT-X-VERSION:3\n\
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",URI=\"en/index.m3u8\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=64000\nlo/index.m3u8\n"
+        );
+        assert_eq!(narrow(master, &base, |_| true), master);
     }
 }

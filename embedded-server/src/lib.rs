@@ -53,7 +53,7 @@ mod server;
 mod telemetry;
 
 pub use config::Config;
-pub use download::{DownloadInfo, DownloadState, DownloadTarget, NetworkState};
+pub use download::{DownloadInfo, DownloadState, DownloadTarget, NetworkState, VariantChoice};
 pub use engine::{BlockingServer, Server, TrackInfo, TrackSpec};
 pub use error::{Error, UpstreamError};
 pub use fetch::{Refreshed, Resolver};

@@ -209,6 +209,11 @@ pub struct Proc {
 impl Proc {
     /// Starts `streamer ARGS...` and waits for its first stdout line.
     pub fn spawn(name: &str, args: &[String]) -> Proc {
+        Proc::spawn_with_env(name, args, &[])
+    }
+
+    /// Like [`Proc::spawn`], with extra environment variables for the child (`RUST_LOG`, say).
+    pub fn spawn_with_env(name: &str, args: &[String], env: &[(&str, &str)]) -> Proc {
         let bin = streamer_bin();
         let logdir = tempfile::tempdir().expect("tempdir for child logs");
         let stderr_path = logdir.path().join("stderr.log");
@@ -216,6 +221,7 @@ impl Proc {
         let mut child = Command::new(&bin)
             .args(args)
             .env("RUST_BACKTRACE", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
@@ -531,6 +537,16 @@ impl Server {
     /// `streamer serve --cache-dir DIR --port 0 [--origin O]... EXTRA...`; a fresh temporary cache
     /// directory (owned by the returned value) when `cache_dir` is `None`.
     pub fn start_with(cache_dir: Option<&Path>, origins: &[String], extra: &[&str]) -> Server {
+        Server::start_with_env(cache_dir, origins, extra, &[])
+    }
+
+    /// Like [`Server::start_with`], with extra environment variables for the child.
+    pub fn start_with_env(
+        cache_dir: Option<&Path>,
+        origins: &[String],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let (owned, dir) = match cache_dir {
             Some(d) => (None, d.to_path_buf()),
             None => {
@@ -551,7 +567,7 @@ impl Server {
             argv.push(o.clone());
         }
         argv.extend(extra.iter().map(|s| s.to_string()));
-        let proc = Proc::spawn("streamer serve", &argv);
+        let proc = Proc::spawn_with_env("streamer serve", &argv, env);
         let (port, rest) = parse_loopback_url("streamer serve", proc.first_line());
         let token = rest.strip_suffix('/').unwrap_or_else(|| {
             panic!(

@@ -167,11 +167,18 @@ async fn start_demo(dir: &Path) -> Result<Demo, String> {
     })
 }
 
-/// Prints the base URL as the first stdout line, then what a person can open.
+/// Prints the base URL as the first stdout line, then what a person can open, starting with the
+/// dashboard (which is the base URL itself).
+///
+/// The dashboard URL is also logged, once, at `info`: on a phone the log (logcat) is where a
+/// developer finds the token to open the dashboard through `adb forward`. This start-up line is
+/// the only log output that ever carries the token; request logs name routes, never paths.
 fn announce(server: &Server, demo: Option<&Demo>) {
     let mut out = std::io::stdout().lock();
     let base = server.base_url();
     let _ = writeln!(out, "{base}");
+    let _ = writeln!(out, "dashboard: {base}");
+    tracing::info!(url = %base, "dashboard");
     match demo {
         Some(demo) => {
             let _ = writeln!(

@@ -5,13 +5,21 @@
 //! last reader leaves. A connection that drops mid-body is resumed from the last byte written
 //! with `Range` + `If-Range`, so readers see a stall, never an error; only when the retries are
 //! exhausted does the fill fail, and then its waiting readers abort their responses.
+//!
+//! Each fill runs in an `info` span `fill{id, key, start, upstream_status, retries}`, a child of
+//! the request span that started it (if any). `key` is the cache key as `loggable_key` shows it
+//! (a URL without its query or credentials); `upstream_status` is the backend's first
+//! answer, `retries` how often the body was resumed, both recorded when the fill ends.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, LAST_MODIFIED};
 use http::HeaderMap;
 use http_body_util::BodyExt;
+use tracing::field::Empty;
+use tracing::Instrument;
 
 use super::resource::{Meta, Resource};
 use super::{store, Cache};
@@ -19,14 +27,45 @@ use crate::error::{Error, UpstreamError};
 use crate::fetch::{backoff, redact, FetchRequest};
 use crate::telemetry::Counters;
 
-/// Runs fill `id` of `res` from byte `start` and records its outcome for waiting readers.
-pub(crate) async fn run(cache: Arc<Cache>, res: Arc<Resource>, id: u64, start: u64) {
+/// Runs fill `id` of `res` from byte `start` and records its outcome for waiting readers. The
+/// span is made here, when the fill is started, so that it is a child of the caller's span.
+pub(crate) fn run(cache: Arc<Cache>, res: Arc<Resource>, id: u64, start: u64) -> impl Future<Output = ()> + Send {
+    let span = tracing::info_span!(
+        "fill",
+        id,
+        key = %super::loggable_key(&res.key),
+        start,
+        upstream_status = Empty,
+        retries = Empty
+    );
+    run_in_span(cache, res, id, start).instrument(span)
+}
+
+/// What a fill reports on its span when it ends.
+#[derive(Default)]
+struct Trace {
+    /// The backend's status for the first request.
+    upstream_status: Option<u16>,
+    /// Resumptions after the body broke off.
+    retries: u32,
+}
+
+async fn run_in_span(cache: Arc<Cache>, res: Arc<Resource>, id: u64, start: u64) {
+    let mut trace = Trace::default();
     let result = tokio::select! {
-        r = fill(&cache, &res, id, start) => r,
+        r = fill(&cache, &res, id, start, &mut trace) => r,
         () = cache.cancelled() => Err(Error::Stopped),
     };
+    let span = tracing::Span::current();
+    if let Some(status) = trace.upstream_status {
+        span.record("upstream_status", status);
+    }
+    span.record("retries", trace.retries);
     let error = match result {
-        Ok(()) => None,
+        Ok(()) => {
+            tracing::debug!("fill ended");
+            None
+        }
         Err(e) => {
             let url = redact(&res.lock().url);
             tracing::warn!(%url, start, error = %e, "fill failed");
@@ -48,7 +87,7 @@ enum BodyEnd {
     Broken { error: UpstreamError, progressed: bool },
 }
 
-async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64) -> Result<(), Error> {
+async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64, trace: &mut Trace) -> Result<(), Error> {
     let path = res.path.clone();
     let file = Arc::new(
         tokio::task::spawn_blocking(move || store::open_for_write(&path))
@@ -76,6 +115,7 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64) -> R
                 track_id,
             })
             .await?;
+        trace.upstream_status.get_or_insert(response.status.as_u16());
         if let Some(url) = response.refreshed_url.clone() {
             res.lock().url = url;
         }
@@ -129,6 +169,7 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64) -> R
                 tracing::info!(url = %redact(&res.lock().url), pos, error = %error, "upstream body broke off; resuming");
                 tokio::time::sleep(backoff(failures)).await;
                 Counters::add(&cache.counters.upstream_retries, 1);
+                trace.retries += 1;
             }
         }
     }

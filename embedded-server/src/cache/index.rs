@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use crate::error::Error;
 
 /// The schema version this build writes.
-const SCHEMA_VERSION: u32 = 2;
+const SCHEMA_VERSION: u32 = 3;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE resources (
@@ -51,6 +51,12 @@ CREATE TABLE downloads (
 );
 ";
 
+/// Version 3: HLS downloads remember the rendition asked for and every resource they pinned.
+const SCHEMA_V3: &str = "
+ALTER TABLE downloads ADD COLUMN variant TEXT;
+ALTER TABLE downloads ADD COLUMN members TEXT NOT NULL DEFAULT '';
+";
+
 /// One row of `downloads`: a queued, running, paused, finished or failed download.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DownloadRow {
@@ -70,6 +76,11 @@ pub(crate) struct DownloadRow {
     pub(crate) priority: i64,
     /// When it was queued, milliseconds since the Unix epoch (ties in priority run oldest first).
     pub(crate) created_ms: u64,
+    /// For an HLS download, the rendition asked for (`lowest`, `highest`, `max:N`, `middle`).
+    pub(crate) variant: Option<String>,
+    /// For an HLS download, the cache keys of every playlist, segment, init section and key it
+    /// covers (empty for a single resource, which is `key`).
+    pub(crate) members: Vec<String>,
 }
 
 /// One row of `resources`, as stored.
@@ -245,7 +256,9 @@ pub(crate) fn resource_exists(tx: &Transaction<'_>, key: &str) -> Result<bool, E
 
 /// Every download row.
 pub(crate) fn load_downloads(tx: &Transaction<'_>) -> Result<Vec<DownloadRow>, Error> {
-    let mut stmt = tx.prepare("SELECT id, key, url, track_id, state, error, priority, created_ms FROM downloads")?;
+    let mut stmt = tx.prepare(
+        "SELECT id, key, url, track_id, state, error, priority, created_ms, variant, members FROM downloads",
+    )?;
     let rows = stmt
         .query_map([], |r| {
             Ok(DownloadRow {
@@ -257,6 +270,13 @@ pub(crate) fn load_downloads(tx: &Transaction<'_>) -> Result<Vec<DownloadRow>, E
                 error: r.get(5)?,
                 priority: r.get(6)?,
                 created_ms: r.get::<_, i64>(7)?.max(0) as u64,
+                variant: r.get(8)?,
+                members: r
+                    .get::<_, String>(9)?
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -266,10 +286,10 @@ pub(crate) fn load_downloads(tx: &Transaction<'_>) -> Result<Vec<DownloadRow>, E
 /// Inserts or replaces a download row.
 pub(crate) fn upsert_download(tx: &Transaction<'_>, row: &DownloadRow) -> Result<(), Error> {
     tx.execute(
-        "INSERT INTO downloads (id, key, url, track_id, state, error, priority, created_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        "INSERT INTO downloads (id, key, url, track_id, state, error, priority, created_ms, variant, members)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT(id) DO UPDATE SET key = ?2, url = ?3, track_id = ?4, state = ?5, error = ?6,
-             priority = ?7, created_ms = ?8",
+             priority = ?7, created_ms = ?8, variant = ?9, members = ?10",
         params![
             row.id,
             row.key,
@@ -278,7 +298,9 @@ pub(crate) fn upsert_download(tx: &Transaction<'_>, row: &DownloadRow) -> Result
             row.state,
             row.error,
             row.priority,
-            row.created_ms as i64
+            row.created_ms as i64,
+            row.variant,
+            row.members.join("\n")
         ],
     )?;
     Ok(())
@@ -296,9 +318,14 @@ fn upgrade_from(conn: &Connection, version: u32) -> Result<(), Error> {
         0 => {
             conn.execute_batch(SCHEMA_V1)?;
             conn.execute_batch(SCHEMA_V2)?;
+            conn.execute_batch(SCHEMA_V3)?;
         }
         1 => {
             conn.execute_batch(SCHEMA_V2)?;
+            conn.execute_batch(SCHEMA_V3)?;
+        }
+        2 => {
+            conn.execute_batch(SCHEMA_V3)?;
         }
         SCHEMA_VERSION => return Ok(()),
         newer => {
@@ -375,6 +402,8 @@ mod tests {
             error: None,
             priority: 3,
             created_ms: 9,
+            variant: Some("lowest".into()),
+            members: vec!["http://x/a.m3u8".into(), "http://x/s1.ts".into()],
         };
         index.write(|tx| upsert_download(tx, &row)).unwrap();
         assert_eq!(index.write(load_downloads).unwrap(), vec![row]);

@@ -61,6 +61,18 @@ pub(crate) struct ResourceInfo {
     pub(crate) pinned: bool,
 }
 
+/// A cache key fit for logs: a track key (`track:ID`) as it is, a URL key without its query
+/// string (signatures) or credentials, anything else hidden.
+pub(crate) fn loggable_key(key: &str) -> String {
+    if key.starts_with("track:") {
+        return key.to_string();
+    }
+    match Url::parse(key) {
+        Ok(url) => crate::fetch::redact(&url),
+        Err(_) => "(unparsable key)".to_string(),
+    }
+}
+
 /// One resource as the dashboard lists it (`/api/resources`). Nothing here may carry a secret:
 /// URLs (and keys that are URLs) lose their query string and credentials.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -121,7 +133,7 @@ impl Cache {
         let mut total = 0;
         for row in index.load_resources()? {
             let Ok(url) = Url::parse(&row.url) else {
-                tracing::warn!(key = %row.key, "dropping index row with an unparsable URL");
+                tracing::warn!(key = %loggable_key(&row.key), "dropping index row with an unparsable URL");
                 continue;
             };
             let path = store::data_path(&data_dir, &row.key);
@@ -233,7 +245,7 @@ impl Cache {
     pub(crate) fn start_fill(self: &Arc<Self>, res: &Arc<Resource>, st: &mut State, start: u64) -> u64 {
         let id = self.next_fill.fetch_add(1, Ordering::Relaxed);
         st.fills.push(resource::FillSlot { id, start, pos: start });
-        tracing::debug!(key = %res.key, start, id, "starting fill");
+        tracing::debug!(key = %loggable_key(&res.key), start, id, "starting fill");
         self.fills.spawn(fill::run(self.clone(), res.clone(), id, start));
         id
     }
@@ -288,7 +300,7 @@ impl Cache {
     fn reset_stale(&self, res: &Arc<Resource>, newer: Meta) -> Result<u64, Error> {
         self.index.write(|tx| {
             let mut st = res.lock();
-            tracing::info!(key = %res.key, "the backend's validator changed; dropping stale bytes");
+            tracing::info!(key = %loggable_key(&res.key), "the backend's validator changed; dropping stale bytes");
             st.generation += 1;
             let dropped = st.present.len();
             st.present.clear();
@@ -398,7 +410,7 @@ impl Cache {
         for key in eviction::victims(candidates, self.max_bytes) {
             if self.remove_idle(&key, false)? {
                 Counters::add(&self.counters.evictions, 1);
-                tracing::debug!(key = %key, "evicted");
+                tracing::debug!(key = %loggable_key(&key), "evicted");
             }
         }
         Ok(())
@@ -407,29 +419,41 @@ impl Cache {
     /// Removes `key` (row, then file) if nobody reads or fills it and, unless `unpin`, it is not
     /// pinned; blocking. Returns whether it was removed.
     pub(crate) fn remove_idle(&self, key: &str, unpin: bool) -> Result<bool, Error> {
+        Ok(self.remove_idle_many(&[key.to_string()], unpin)? == 1)
+    }
+
+    /// [`Cache::remove_idle`] for many keys in one index transaction (an HLS rendition has
+    /// hundreds of segments); returns how many were removed.
+    pub(crate) fn remove_idle_many(&self, keys: &[String], unpin: bool) -> Result<usize, Error> {
         self.index.write(|tx| {
+            let mut removed = Vec::new();
             {
                 let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-                let Some(res) = table.get(key).cloned() else {
-                    return Ok(false);
-                };
-                let mut st = res.lock();
-                // Re-check under the locks: a reader may have arrived since any snapshot.
-                if (st.pinned && !unpin) || st.readers > 0 || !st.fills.is_empty() {
-                    return Ok(false);
+                for key in keys {
+                    let Some(res) = table.get(key).cloned() else {
+                        continue;
+                    };
+                    let mut st = res.lock();
+                    // Re-check under the locks: a reader may have arrived since any snapshot.
+                    if (st.pinned && !unpin) || st.readers > 0 || !st.fills.is_empty() {
+                        continue;
+                    }
+                    st.evicted = true;
+                    let bytes = st.present.len();
+                    self.cached_bytes
+                        .fetch_sub(bytes.min(self.cached_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
+                    drop(st);
+                    table.remove(key);
+                    // Unlink while the table is locked: a new resource under the same key (same
+                    // path) cannot be created and start writing before the old file is gone.
+                    store::remove(&res.path)?;
+                    removed.push(key);
                 }
-                st.evicted = true;
-                let bytes = st.present.len();
-                self.cached_bytes
-                    .fetch_sub(bytes.min(self.cached_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
-                drop(st);
-                table.remove(key);
-                // Unlink while the table is locked: a new resource under the same key (same
-                // path) cannot be created and start writing before the old file is gone.
-                store::remove(&res.path)?;
             }
-            index::delete_resource(tx, key)?;
-            Ok(true)
+            for key in &removed {
+                index::delete_resource(tx, key)?;
+            }
+            Ok(removed.len())
         })
     }
 
@@ -498,12 +522,12 @@ impl Cache {
         }
     }
 
-    /// Bytes pinned by resources other than `key`.
-    pub(crate) fn pinned_bytes_except(&self, key: &str) -> u64 {
+    /// Bytes pinned by resources other than `keys`.
+    pub(crate) fn pinned_bytes_except(&self, keys: &[String]) -> u64 {
         let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
         table
             .values()
-            .filter(|r| r.key != key)
+            .filter(|r| !keys.contains(&r.key))
             .map(|r| {
                 let st = r.lock();
                 if st.pinned {
@@ -694,4 +718,19 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loggable_keys_carry_no_query_or_credentials() {
+        assert_eq!(loggable_key("track:t1"), "track:t1");
+        assert_eq!(
+            loggable_key("https://u:pw@cdn.example.com/a.mp3?sig=secret"),
+            "https://cdn.example.com/a.mp3"
+        );
+        assert_eq!(loggable_key("not a url?sig=secret"), "(unparsable key)");
+    }
 }

@@ -10,11 +10,13 @@
 //!
 //! # Layout
 //! - `gate`: the network state and what it allows
+//! - `hls`: which rendition of an HLS stream, and which resources make it up
 //! - `task`: running one download to completion
 //!
 //! [`Cursor`]: crate::cache::cursor::Cursor
 
 mod gate;
+mod hls;
 mod task;
 
 use std::collections::HashMap;
@@ -29,6 +31,7 @@ use tokio_util::task::TaskTracker;
 
 use gate::NetworkGate;
 pub use gate::NetworkState;
+pub use hls::VariantChoice;
 
 use crate::cache::fill::join_error;
 use crate::cache::{now_ms, Cache, DownloadRow};
@@ -98,6 +101,10 @@ pub struct DownloadInfo {
     pub priority: i64,
     /// Its bytes are pinned (never evicted).
     pub pinned: bool,
+    /// For an HLS download: resources (playlists, segments, init sections, keys) cached so far.
+    pub segments_done: Option<u64>,
+    /// For an HLS download: resources it needs, once its playlists have been read.
+    pub segments_total: Option<u64>,
 }
 
 /// What to download.
@@ -105,8 +112,16 @@ pub struct DownloadInfo {
 pub enum DownloadTarget {
     /// A catalog track, by ID.
     Track(String),
-    /// A remote URL on an allowed origin.
+    /// A remote URL on an allowed origin. A URL that turns out to be an HLS playlist downloads
+    /// the default (middle) rendition.
     Url(String),
+    /// An HLS playlist URL and the rendition to keep offline.
+    Hls {
+        /// The master (or media) playlist URL.
+        url: String,
+        /// Which variant stream of a master playlist.
+        variant: VariantChoice,
+    },
 }
 
 /// One download's in-memory state.
@@ -149,9 +164,12 @@ impl Downloader {
         for row in cache.load_downloads()? {
             let mut state = DownloadState::resumed(&row.state);
             if state == DownloadState::Completed {
-                if cache.info(&row.key).is_some_and(|i| i.complete) {
-                    // The pin is recorded with the resource in batches; make sure it holds.
-                    cache.set_pinned_key(&row.key, true);
+                let keys = member_keys(&row);
+                if keys.iter().all(|k| cache.info(k).is_some_and(|i| i.complete)) {
+                    // The pins are recorded with the resources in batches; make sure they hold.
+                    for key in &keys {
+                        cache.set_pinned_key(key, true);
+                    }
                 } else {
                     // The bytes are gone (a cleared data directory): fetch them again.
                     state = DownloadState::Queued;
@@ -194,6 +212,7 @@ impl Downloader {
     /// Queues a download (or returns the existing one for the same resource, re-queued if it had
     /// failed and raised to `priority` if that is higher).
     pub(crate) async fn enqueue(&self, target: DownloadTarget, priority: i64) -> Result<DownloadInfo, Error> {
+        let mut variant = None;
         let (key, url, track_id) = match target {
             DownloadTarget::Track(id) => {
                 let track = self
@@ -204,6 +223,11 @@ impl Downloader {
             }
             DownloadTarget::Url(url) => {
                 let url = self.fetcher.check_origin(&url)?;
+                (url.to_string(), url.to_string(), None)
+            }
+            DownloadTarget::Hls { url, variant: choice } => {
+                let url = self.fetcher.check_origin(&url)?;
+                variant = Some(choice.as_text());
                 (url.to_string(), url.to_string(), None)
             }
         };
@@ -218,6 +242,9 @@ impl Downloader {
                     }
                     entry.row.priority = entry.row.priority.max(priority);
                     entry.row.url = url;
+                    if variant.is_some() && entry.state != DownloadState::Completed {
+                        entry.row.variant = variant;
+                    }
                     sync_row(entry)
                 }
                 None => {
@@ -230,6 +257,8 @@ impl Downloader {
                         error: None,
                         priority,
                         created_ms: now_ms(),
+                        variant,
+                        members: Vec::new(),
                     };
                     let entry = Entry {
                         row: row.clone(),
@@ -284,20 +313,37 @@ impl Downloader {
                 .ok_or_else(|| Error::NotFound(format!("no download with ID {id:?}")))?;
             (e.row.clone(), e.state, e.error.clone())
         };
-        let cached = self.cache.info(&row.key).unwrap_or_default();
-        let total = cached
-            .size
-            .or_else(|| row.track_id.as_deref().and_then(|t| self.catalog.get(t)?.size));
+        let (bytes_done, bytes_total, pinned, segments) = if row.members.is_empty() {
+            let cached = self.cache.info(&row.key).unwrap_or_default();
+            let total = cached
+                .size
+                .or_else(|| row.track_id.as_deref().and_then(|t| self.catalog.get(t)?.size));
+            (cached.cached_bytes, total, cached.pinned, None)
+        } else {
+            // An HLS download: sum over its members.
+            let infos: Vec<_> = row
+                .members
+                .iter()
+                .map(|k| self.cache.info(k).unwrap_or_default())
+                .collect();
+            let done = infos.iter().map(|i| i.cached_bytes).sum();
+            let total = infos.iter().map(|i| i.size).sum::<Option<u64>>();
+            let complete = infos.iter().filter(|i| i.complete).count() as u64;
+            let pinned = infos.iter().all(|i| i.pinned);
+            (done, total, pinned, Some((complete, row.members.len() as u64)))
+        };
         Ok(DownloadInfo {
             id: row.id,
             track: row.track_id,
             url: row.url,
             state,
-            bytes_done: cached.cached_bytes,
-            bytes_total: total,
+            bytes_done,
+            bytes_total,
             error,
             priority: row.priority,
-            pinned: cached.pinned,
+            pinned,
+            segments_done: segments.map(|s| s.0),
+            segments_total: segments.map(|s| s.1),
         })
     }
 
@@ -376,12 +422,17 @@ impl Downloader {
             let _ = task.await;
         }
         self.wake.notify_one();
-        self.cache.settle(&entry.row.key, Duration::from_secs(5)).await;
-        let (cache, key, id) = (self.cache.clone(), entry.row.key.clone(), id.to_string());
+        let keys = member_keys(&entry.row);
+        for key in &keys {
+            self.cache.settle(key, Duration::from_secs(5)).await;
+        }
+        let (cache, id) = (self.cache.clone(), id.to_string());
         tokio::task::spawn_blocking(move || {
             cache.delete_download(&id)?;
-            cache.set_pinned_key(&key, false);
-            cache.remove_idle(&key, true)
+            for key in &keys {
+                cache.set_pinned_key(key, false);
+            }
+            cache.remove_idle_many(&keys, true)
         })
         .await
         .map_err(join_error)??;
@@ -496,6 +547,19 @@ impl Downloader {
         Some((best.row.id.clone(), cancel))
     }
 
+    /// Records the resources an HLS download covers (so a restart or a delete knows them all).
+    async fn set_members(&self, id: &str, members: Vec<String>) -> Result<(), Error> {
+        let row = {
+            let mut entries = self.lock();
+            let Some(e) = entries.get_mut(id) else {
+                return Ok(());
+            };
+            e.row.members = members;
+            sync_row(e)
+        };
+        self.save(&row).await
+    }
+
     /// Records how a run ended.
     async fn finish(&self, id: &str, outcome: Result<(), String>) {
         let row = {
@@ -553,6 +617,15 @@ impl Downloader {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Every cache key a download covers: its members (HLS), else its one resource.
+fn member_keys(row: &DownloadRow) -> Vec<String> {
+    if row.members.is_empty() {
+        vec![row.key.clone()]
+    } else {
+        row.members.clone()
     }
 }
 

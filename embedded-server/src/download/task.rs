@@ -12,11 +12,14 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use m3u8_rs::Playlist;
+
+use super::hls::{self, VariantChoice};
 use super::{DownloadState, Downloader};
 use crate::cache::cursor::{wait_meta, Cursor};
 use crate::cache::fill::join_error;
 use crate::cache::ReadGuard;
-use crate::error::Error;
+use crate::error::{Error, UpstreamError};
 use crate::fetch::backoff;
 
 /// Least time between two progress events of one download.
@@ -122,8 +125,12 @@ impl Downloader {
     async fn fetch_whole(&self, id: &str, guard: ReadGuard, sha256: Option<&str>) -> Result<(), Failure> {
         let res = guard.resource().clone();
         let (meta, generation) = wait_meta(&guard, 0, self.patience).await?;
+        let url = res.lock().url.clone();
+        if crate::hls::is_playlist(meta.mime.as_deref(), url.path()) {
+            return self.fetch_hls(id, guard, generation, url).await;
+        }
         if let Some(size) = meta.size {
-            self.check_pin_room(&res.key, size)?;
+            self.check_pin_room(std::slice::from_ref(&res.key), size)?;
         }
         let mut cursor = Cursor::new(guard, generation, 0, None, self.patience);
         let mut last_event = Instant::now();
@@ -135,7 +142,7 @@ impl Downloader {
             }
         }
         let size = cursor.pos;
-        self.check_pin_room(&res.key, size)?;
+        self.check_pin_room(std::slice::from_ref(&res.key), size)?;
         if let Some(expected) = sha256 {
             let path = res.path.clone();
             let actual = tokio::task::spawn_blocking(move || hash_prefix(&path, size))
@@ -162,8 +169,8 @@ impl Downloader {
     }
 
     /// Fails with "cache full" if pinning `size` more bytes would exceed the cache's limit.
-    fn check_pin_room(&self, key: &str, size: u64) -> Result<(), Failure> {
-        let pinned = self.cache.pinned_bytes_except(key);
+    fn check_pin_room(&self, keys: &[String], size: u64) -> Result<(), Failure> {
+        let pinned = self.cache.pinned_bytes_except(keys);
         let limit = self.cache.max_bytes();
         if pinned.saturating_add(size) > limit {
             return Err(Failure {
@@ -177,6 +184,103 @@ impl Downloader {
         }
         Ok(())
     }
+}
+
+impl Downloader {
+    /// One attempt at an HLS download: read the playlist(s), choose the rendition, record every
+    /// member, cache each one (sequentially: segments are small and a worker is one download),
+    /// check the pin limit for their sum, then pin them all.
+    async fn fetch_hls(&self, id: &str, top: ReadGuard, generation: u64, top_url: Url) -> Result<(), Failure> {
+        let choice = self
+            .lock()
+            .get(id)
+            .map(|e| VariantChoice::from_text(e.row.variant.as_deref()))
+            .unwrap_or_default();
+        let mut members = vec![top.resource().key.clone()];
+        let mut media = Vec::new();
+        match hls::parse(&read_all(top, generation, self.patience).await?)? {
+            Playlist::MasterPlaylist(master) => {
+                for url in hls::choose(&master, &top_url, choice)? {
+                    let guard = self.acquire_allowed(&url)?;
+                    members.push(guard.resource().key.clone());
+                    let (_, generation) = wait_meta(&guard, 0, self.patience).await?;
+                    match hls::parse(&read_all(guard, generation, self.patience).await?)? {
+                        Playlist::MediaPlaylist(m) => media.push((m, url)),
+                        Playlist::MasterPlaylist(_) => {
+                            return Err(Error::from(UpstreamError::Protocol(
+                                "a variant stream names another master playlist".into(),
+                            ))
+                            .into())
+                        }
+                    }
+                }
+            }
+            Playlist::MediaPlaylist(m) => media.push((m, top_url)),
+        }
+        for (playlist, base) in &media {
+            for url in hls::resources(playlist, base)? {
+                self.fetcher.check_origin(url.as_str())?;
+                let key = url.to_string();
+                if !members.contains(&key) {
+                    members.push(key);
+                }
+            }
+        }
+        self.set_members(id, members.clone()).await?;
+        self.changed(id);
+        let mut last_event = Instant::now();
+        for key in &members {
+            let url =
+                Url::parse(key).map_err(|e| Failure::from(Error::InvalidArgument(format!("bad URL {key:?}: {e}"))))?;
+            let guard = self.cache.acquire(key, &url, None);
+            let (_, generation) = wait_meta(&guard, 0, self.patience).await?;
+            let mut cursor = Cursor::new(guard, generation, 0, None, self.patience);
+            while let Some(n) = cursor.ready().await? {
+                cursor.pos += n;
+            }
+            if last_event.elapsed() >= PROGRESS_EVERY {
+                last_event = Instant::now();
+                self.changed(id);
+            }
+        }
+        let total: u64 = members
+            .iter()
+            .filter_map(|k| self.cache.info(k))
+            .map(|i| i.cached_bytes)
+            .sum();
+        self.check_pin_room(&members, total)?;
+        for key in &members {
+            self.cache.set_pinned_key(key, true);
+        }
+        Ok(())
+    }
+
+    /// Registers a reader of `url` after checking its origin.
+    fn acquire_allowed(&self, url: &Url) -> Result<ReadGuard, Failure> {
+        let url = self.fetcher.check_origin(url.as_str())?;
+        Ok(self.cache.acquire(url.as_str(), &url, None))
+    }
+}
+
+/// Reads a whole (small) resource of `generation` through a cursor: a playlist.
+async fn read_all(guard: ReadGuard, generation: u64, patience: Duration) -> Result<Vec<u8>, Failure> {
+    let mut cursor = Cursor::new(guard, generation, 0, None, patience);
+    while let Some(n) = cursor.ready().await? {
+        cursor.pos += n;
+        if cursor.pos > crate::hls::MAX_PLAYLIST_BYTES {
+            let message = format!("the playlist is larger than {} bytes", crate::hls::MAX_PLAYLIST_BYTES);
+            return Err(Error::from(UpstreamError::Protocol(message)).into());
+        }
+    }
+    let len = cursor.pos as usize;
+    let path = cursor.guard().resource().path.clone();
+    tokio::task::spawn_blocking(move || match len {
+        0 => Ok(Vec::new()),
+        _ => crate::cache::read_at(&std::fs::File::open(path)?, 0, len),
+    })
+    .await
+    .map_err(|e| Failure::from(join_error(e)))?
+    .map_err(|e| Failure::from(Error::from(e)))
 }
 
 /// Fetches the first `bytes` of a resource into the cache (a prefetch for instant start).

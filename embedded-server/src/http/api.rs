@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::response::{self, Body};
-use crate::download::{DownloadTarget, NetworkState};
+use crate::download::{DownloadTarget, NetworkState, VariantChoice};
 use crate::engine::{Inner, TrackSpec};
 use crate::error::Error;
 
@@ -49,6 +49,8 @@ struct DownloadBody {
     url: Option<String>,
     #[serde(default)]
     priority: i64,
+    /// For an HLS URL: `"lowest"`, `"highest"` or `{"max_bandwidth": N}` (default: the middle).
+    variant: Option<VariantChoice>,
 }
 
 /// The body of `POST /api/prefetch`.
@@ -75,9 +77,15 @@ pub(crate) async fn downloads(
                 Ok(b) => b,
                 Err(e) => return error(&e),
             };
-            let target = match (body.track, body.url) {
-                (Some(track), None) => DownloadTarget::Track(track),
-                (None, Some(url)) => DownloadTarget::Url(url),
+            let target = match (body.track, body.url, body.variant) {
+                (Some(track), None, None) => DownloadTarget::Track(track),
+                (None, Some(url), None) => DownloadTarget::Url(url),
+                (None, Some(url), Some(variant)) => DownloadTarget::Hls { url, variant },
+                (Some(_), None, Some(_)) => {
+                    return error(&Error::InvalidArgument(
+                        "\"variant\" applies to HLS \"url\" downloads".into(),
+                    ))
+                }
                 _ => {
                     return error(&Error::InvalidArgument(
                         "give exactly one of \"track\" or \"url\"".into(),

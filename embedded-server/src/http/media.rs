@@ -18,6 +18,7 @@ use bytes::Bytes;
 use http::Response;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 use url::Url;
 
 use super::range::{self, RangeOutcome};
@@ -48,6 +49,8 @@ pub(crate) struct MediaRequest {
     pub(crate) range: Option<String>,
     /// The `If-Range` header.
     pub(crate) if_range: Option<String>,
+    /// When the request arrived (the body's producer logs the whole response's duration).
+    pub(crate) arrived: Instant,
 }
 
 /// Answers a media request.
@@ -56,7 +59,12 @@ pub(crate) async fn serve(inner: &Arc<Inner>, req: MediaRequest) -> Response<Bod
     let hint = start_hint(req.range.as_deref());
     // Bytes the backend describes only after this moment were fetched after it (playlist age).
     let asked = Instant::now();
-    let described = guard.resource().lock().meta.is_some();
+    // What was cached when the request arrived (before any fill this request starts), for the
+    // hit/miss and bytes-from-cache counters.
+    let (described, snapshot) = {
+        let st = guard.resource().lock();
+        (st.meta.is_some(), st.present.clone())
+    };
     let (meta, generation) = match wait_meta(&guard, hint, inner.patience()).await {
         Ok(m) => m,
         Err(e) => return response::error(e.status(), e.to_string()),
@@ -90,7 +98,6 @@ pub(crate) async fn serve(inner: &Arc<Inner>, req: MediaRequest) -> Response<Bod
     }
     let (start, len) = response::span(outcome, meta.size);
     let end = len.map(|l| start + l);
-    let snapshot = guard.resource().lock().present.clone();
     let hit = end.is_some_and(|e| snapshot.covers(start, e));
     Counters::add(
         if hit {
@@ -108,6 +115,8 @@ pub(crate) async fn serve(inner: &Arc<Inner>, req: MediaRequest) -> Response<Bod
         counters: inner.counters.clone(),
         stall: inner.config.client_stall_timeout,
         file: None,
+        arrived: req.arrived,
+        sent: 0,
     };
     // Headers promise bytes: send them only once the first byte is here (or the backend failed,
     // which then gets its own status instead of an aborted 206).
@@ -116,7 +125,8 @@ pub(crate) async fn serve(inner: &Arc<Inner>, req: MediaRequest) -> Response<Bod
     }
     // Counted before the task runs, so a stats reader never sees a committed response as idle.
     Counters::add(&inner.counters.active_streams, 1);
-    tokio::spawn(producer.run());
+    // In the request's span, which it completes with `bytes` and `duration_ms`.
+    tokio::spawn(producer.run().instrument(tracing::Span::current()));
     let mut response = response::media(&rep, outcome, response::streamed(body));
     // The first byte is ready now: the router times the response from its arrival.
     response.extensions_mut().insert(FirstByte {
@@ -151,12 +161,16 @@ struct Producer {
     counters: Arc<Counters>,
     stall: Duration,
     file: Option<Arc<std::fs::File>>,
+    /// When the request arrived.
+    arrived: Instant,
+    /// Body bytes handed to the connection so far.
+    sent: u64,
 }
 
 impl Producer {
     async fn run(mut self) {
         if let Err(e) = self.feed().await {
-            let key = &self.cursor.guard().resource().key;
+            let key = crate::cache::loggable_key(&self.cursor.guard().resource().key);
             tracing::info!(%key, pos = self.cursor.pos, error = %e, "aborting response");
             // The error aborts the connection: the client sees a broken transfer, not wrong bytes.
             // A client that does not read for `stall` has its connection closed by the server's
@@ -164,6 +178,10 @@ impl Producer {
             let abort = Err(io::Error::other(e.to_string()));
             let _ = tokio::time::timeout(self.stall, self.tx.send(abort)).await;
         }
+        let span = tracing::Span::current();
+        span.record("bytes", self.sent);
+        span.record("duration_ms", super::millis(self.arrived));
+        tracing::debug!("response body ended");
         self.counters
             .active_streams
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -192,6 +210,7 @@ impl Producer {
                 Err(_) => return Err(Arc::new(Error::InvalidArgument("the client stopped reading".into()))),
             }
             Counters::add(&self.counters.bytes_from_cache, from_cache);
+            self.sent += n;
             self.cursor.pos += n;
         }
         Ok(())
@@ -309,7 +328,17 @@ async fn rewritten_playlist(
         if hit {
             Counters::add(&inner.counters.bytes_from_cache, bytes.len() as u64);
         }
-        let rewritten = hls::rewrite(checked.text, &req.url, &inner.base_url, |url| {
+        // A downloaded (pinned) master offers only the renditions that were downloaded.
+        let narrowed;
+        let text = if checked.master && guard.resource().lock().pinned {
+            narrowed = hls::narrow(checked.text, &req.url, |url| {
+                inner.cache.info(url.as_str()).is_some_and(|i| i.pinned)
+            });
+            narrowed.as_str()
+        } else {
+            checked.text
+        };
+        let rewritten = hls::rewrite(text, &req.url, &inner.base_url, |url| {
             inner.fetcher.check_origin(url.as_str()).is_ok()
         });
         let mut h = Sha256::new();

@@ -10,6 +10,15 @@
 //! - `media`: serving `/stream/...` and `/tracks/ID` through the cache
 //! - `api`: the JSON control API (and `/metrics`)
 //! - `dashboard`: the debugging page at `/TOKEN/`
+//!
+//! # Tracing
+//! Each request runs in an `info` span `request{id, method, route, range, status, bytes,
+//! duration_ms}`. The span never holds the path (it carries the token and, for `/stream/`, a
+//! signed query), nor a header value: `route` is a fixed label such as `tracks/:id`, and `range`
+//! is the `Range` header only when it is a plain `bytes=` spec. `status` is recorded when the
+//! head is ready; `bytes` and `duration_ms` then too, except for a streamed media body, whose
+//! producer records them when it ends. So the first event (the head, `debug`) and the last (the
+//! body's end, `debug`) of a request carry everything; 5xx heads are logged at `info`.
 
 mod api;
 mod dashboard;
@@ -17,13 +26,17 @@ mod media;
 pub(crate) mod range;
 pub(crate) mod response;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use http::header::{IF_RANGE, RANGE};
-use http::{Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use subtle::ConstantTimeEq;
+use tracing::field::Empty;
+use tracing::Instrument;
 
 use crate::engine::Inner;
 use crate::error::Error;
@@ -31,21 +44,96 @@ use crate::telemetry::Route;
 use media::MediaRequest;
 use response::Body;
 
-/// Answers one request, counting it by route and status (and its time to first byte).
+/// Process-wide request numbers for the `request` span's `id` (1, 2, ...).
+static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
+
+/// Answers one request, counting it by route and status (and its time to first byte), inside its
+/// `request` span (see "Tracing" above).
 pub(crate) async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
     let arrived = Instant::now();
-    let route = Route::of(strip_token(req.uri().path(), &inner.token));
+    let rest = strip_token(req.uri().path(), &inner.token);
+    let route = Route::of(rest);
+    let span = tracing::info_span!(
+        "request",
+        id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed),
+        method = %req.method(),
+        route = route_label(req.uri().path(), rest),
+        range = loggable_range(req.headers()),
+        status = Empty,
+        bytes = Empty,
+        duration_ms = Empty,
+    );
     let counters = inner.counters.clone();
-    let response = dispatch(inner, req).await;
-    counters.count_request(route, response.status());
-    if let Some(first) = response.extensions().get::<media::FirstByte>() {
-        counters.observe_first_byte(arrived.elapsed(), first.seek);
+    let response = dispatch(inner, req, arrived).instrument(span.clone()).await;
+    let status = response.status();
+    counters.count_request(route, status);
+    let head_ms = millis(arrived);
+    span.record("status", status.as_u16());
+    let streamed = response.extensions().get::<media::FirstByte>().copied();
+    match streamed {
+        // The producer records `bytes` and `duration_ms` when the body ends.
+        Some(first) => counters.observe_first_byte(arrived.elapsed(), first.seek),
+        None => {
+            span.record("bytes", response.body().size_hint().exact().unwrap_or(0));
+            span.record("duration_ms", head_ms);
+        }
     }
+    span.in_scope(|| {
+        if status.is_server_error() {
+            tracing::info!(head_ms, "response head");
+        } else {
+            tracing::debug!(head_ms, "response head");
+        }
+    });
     response
 }
 
+/// Whole milliseconds since `t`, for logs.
+pub(crate) fn millis(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The route a request took, as a fixed label fit for logs: IDs, the token and remote URLs
+/// (whose query strings may be signatures) never appear in it.
+fn route_label(path: &str, rest: Option<&str>) -> &'static str {
+    let Some(rest) = rest else {
+        return if path == "/healthz" { "healthz" } else { "forbidden" };
+    };
+    match rest.split('/').collect::<Vec<_>>().as_slice() {
+        ["stream", ..] => "stream",
+        ["tracks", _] => "tracks/:id",
+        ["api", "tracks"] => "api/tracks",
+        ["api", "tracks", _] => "api/tracks/:id",
+        ["api", "stats"] => "api/stats",
+        ["api", "downloads"] => "api/downloads",
+        ["api", "downloads", _] => "api/downloads/:id",
+        ["api", "downloads", _, _] => "api/downloads/:id/:action",
+        ["api", "network"] => "api/network",
+        ["api", "prefetch"] => "api/prefetch",
+        ["api", "resources"] => "api/resources",
+        ["metrics"] => "metrics",
+        [""] => "dashboard",
+        _ => "unknown",
+    }
+}
+
+/// The `Range` header when it is a short, plain `bytes=` spec (digits, `-`, `,`, spaces); empty
+/// otherwise, so no arbitrary header text reaches the logs.
+fn loggable_range(headers: &HeaderMap) -> &str {
+    let value = headers.get(RANGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let plain = value.len() <= 64
+        && value
+            .strip_prefix("bytes=")
+            .is_some_and(|spec| spec.bytes().all(|b| b.is_ascii_digit() || b"-, ".contains(&b)));
+    if plain {
+        value
+    } else {
+        ""
+    }
+}
+
 /// Routes one request.
-async fn dispatch(inner: Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
+async fn dispatch(inner: Arc<Inner>, req: Request<Incoming>, arrived: Instant) -> Response<Body> {
     let path = req.uri().path().to_string();
     if path == "/healthz" {
         return response::text(StatusCode::OK, "ok");
@@ -63,11 +151,11 @@ async fn dispatch(inner: Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
     match segments.as_slice() {
         ["stream", ..] => {
             let target = stream_target(&inner, rest, req.uri().query());
-            media_route(&inner, req, target).await
+            media_route(&inner, req, target, arrived).await
         }
         ["tracks", id] => {
             let target = inner.track_target(id);
-            media_route(&inner, req, target).await
+            media_route(&inner, req, target, arrived).await
         }
         ["api", "tracks"] => api::tracks(&inner, req, None).await,
         ["api", "tracks", id] => {
@@ -94,7 +182,12 @@ async fn dispatch(inner: Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
 }
 
 /// A media route: GET or HEAD of a resolved target.
-async fn media_route(inner: &Arc<Inner>, req: Request<Incoming>, target: Result<MediaTarget, Error>) -> Response<Body> {
+async fn media_route(
+    inner: &Arc<Inner>,
+    req: Request<Incoming>,
+    target: Result<MediaTarget, Error>,
+    arrived: Instant,
+) -> Response<Body> {
     let head = match *req.method() {
         Method::GET => false,
         Method::HEAD => true,
@@ -118,6 +211,7 @@ async fn media_route(inner: &Arc<Inner>, req: Request<Incoming>, target: Result<
         head,
         range: header(RANGE),
         if_range: header(IF_RANGE),
+        arrived,
     };
     media::serve(inner, request).await
 }
@@ -170,6 +264,36 @@ mod tests {
         assert_eq!(strip_token("/ab/stream", "abc"), None);
         assert_eq!(strip_token("/abcd/stream", "abc"), None);
         assert_eq!(strip_token("/", "abc"), None);
+    }
+
+    #[test]
+    fn route_labels_hold_no_ids_tokens_or_urls() {
+        assert_eq!(
+            route_label("/t/stream/https/h/a?sig=x", Some("stream/https/h/a")),
+            "stream"
+        );
+        assert_eq!(route_label("/t/tracks/song", Some("tracks/song")), "tracks/:id");
+        assert_eq!(
+            route_label("/t/api/downloads/d1/pause", Some("api/downloads/d1/pause")),
+            "api/downloads/:id/:action"
+        );
+        assert_eq!(route_label("/t/", Some("")), "dashboard");
+        assert_eq!(route_label("/healthz", None), "healthz");
+        assert_eq!(route_label("/wrong/tracks/x", None), "forbidden");
+    }
+
+    #[test]
+    fn only_plain_byte_ranges_are_logged() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(RANGE, http::HeaderValue::from_str(v).unwrap());
+            loggable_range(&h).to_string()
+        };
+        assert_eq!(with("bytes=0-99"), "bytes=0-99");
+        assert_eq!(with("bytes=-5, 7-"), "bytes=-5, 7-");
+        assert_eq!(with("bytes=0-1;secret"), "");
+        assert_eq!(with("items=0-1"), "");
+        assert_eq!(loggable_range(&HeaderMap::new()), "");
     }
 
     #[test]

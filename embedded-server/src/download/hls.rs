@@ -1,0 +1,228 @@
+//! Offline download of an HLS rendition: which rendition, and which resources it is made of.
+//!
+//! A download of a master playlist keeps one variant stream (the lowest, the highest, the best
+//! under a bandwidth cap, or by default the middle one) plus the audio rendition its `AUDIO`
+//! group plays by default; a download of a media playlist keeps that playlist. Every resource
+//! they name — media playlists, segments (byte-range segments share their resource), `EXT-X-MAP`
+//! init sections and `EXT-X-KEY` keys — becomes a member of the download: fetched through the
+//! cache like anything else, then pinned together. The choice is pure and unit-tested here; the
+//! task does the fetching.
+
+use m3u8_rs::{MasterPlaylist, MediaPlaylist, Playlist};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::error::{Error, UpstreamError};
+
+/// Which rendition of a master playlist to download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VariantChoice {
+    /// The lowest bandwidth.
+    Lowest,
+    /// The highest bandwidth.
+    Highest,
+    /// The highest bandwidth at or under this many bits per second (the lowest if none is).
+    MaxBandwidth(u64),
+    /// The middle one by bandwidth: a sensible default between data use and quality.
+    #[default]
+    Middle,
+}
+
+impl VariantChoice {
+    /// The text stored in the index.
+    pub(crate) fn as_text(self) -> String {
+        match self {
+            Self::Lowest => "lowest".into(),
+            Self::Highest => "highest".into(),
+            Self::MaxBandwidth(n) => format!("max:{n}"),
+            Self::Middle => "middle".into(),
+        }
+    }
+
+    /// Parses the stored text; anything unknown is the default.
+    pub(crate) fn from_text(text: Option<&str>) -> Self {
+        match text {
+            Some("lowest") => Self::Lowest,
+            Some("highest") => Self::Highest,
+            Some(t) => t
+                .strip_prefix("max:")
+                .and_then(|n| n.parse().ok())
+                .map_or(Self::Middle, Self::MaxBandwidth),
+            None => Self::Middle,
+        }
+    }
+}
+
+/// Parses a playlist the backend sent.
+pub(crate) fn parse(bytes: &[u8]) -> Result<Playlist, Error> {
+    m3u8_rs::parse_playlist_res(bytes)
+        .map_err(|_| UpstreamError::Protocol("the backend sent a playlist that does not parse".into()).into())
+}
+
+/// The media playlists to download from a master: the chosen variant's, then its default audio
+/// rendition's (if it has its own URI).
+pub(crate) fn choose(master: &MasterPlaylist, base: &Url, choice: VariantChoice) -> Result<Vec<Url>, Error> {
+    let mut variants: Vec<_> = master
+        .variants
+        .iter()
+        .filter(|v| !v.is_i_frame && !v.uri.is_empty())
+        .collect();
+    variants.sort_by_key(|v| v.bandwidth);
+    let chosen = match choice {
+        VariantChoice::Lowest => variants.first(),
+        VariantChoice::Highest => variants.last(),
+        VariantChoice::MaxBandwidth(cap) => variants.iter().rev().find(|v| v.bandwidth <= cap).or(variants.first()),
+        VariantChoice::Middle => variants.get(variants.len().saturating_sub(1) / 2),
+    }
+    .ok_or_else(|| {
+        Error::from(UpstreamError::Protocol(
+            "the master playlist names no variant stream".into(),
+        ))
+    })?;
+    let mut out = vec![join(base, &chosen.uri)?];
+    if let Some(group) = &chosen.audio {
+        let in_group: Vec<_> = master
+            .alternatives
+            .iter()
+            .filter(|a| &a.group_id == group && a.uri.is_some())
+            .collect();
+        let audio = in_group.iter().find(|a| a.default).or(in_group.first());
+        if let Some(uri) = audio.and_then(|a| a.uri.as_deref()) {
+            let url = join(base, uri)?;
+            if !out.contains(&url) {
+                out.push(url);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every resource a media playlist needs, in order, without repeats: init sections, keys and
+/// segments.
+pub(crate) fn resources(media: &MediaPlaylist, base: &Url) -> Result<Vec<Url>, Error> {
+    let mut out: Vec<Url> = Vec::new();
+    let mut push = |url: Url| {
+        if !out.contains(&url) {
+            out.push(url);
+        }
+    };
+    for segment in &media.segments {
+        if let Some(map) = &segment.map {
+            push(join(base, &map.uri)?);
+        }
+        if let Some(uri) = segment.key.as_ref().and_then(|k| k.uri.as_deref()) {
+            let url = join(base, uri)?;
+            if matches!(url.scheme(), "http" | "https") {
+                push(url);
+            }
+        }
+        push(join(base, &segment.uri)?);
+    }
+    Ok(out)
+}
+
+fn join(base: &Url, uri: &str) -> Result<Url, Error> {
+    base.join(uri.trim())
+        .map_err(|e| UpstreamError::Protocol(format!("the playlist names a bad URI {uri:?}: {e}")).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MASTER: &str = "#EXTM3U
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"en\",DEFAULT=YES,URI=\"audio/en.m3u8\"
+#EXT-X-STREAM-INF:BANDWIDTH=256000,AUDIO=\"aud\"
+hi/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=64000
+lo/index.m3u8?sig=1
+#EXT-X-STREAM-INF:BANDWIDTH=128000
+/mid/index.m3u8
+#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=10000,URI=\"iframes.m3u8\"
+";
+
+    fn master() -> MasterPlaylist {
+        match m3u8_rs::parse_playlist_res(MASTER.as_bytes()).unwrap() {
+            Playlist::MasterPlaylist(m) => m,
+            Playlist::MediaPlaylist(_) => panic!("expected a master"),
+        }
+    }
+
+    #[test]
+    fn variants_are_chosen_by_bandwidth() {
+        let base = Url::parse("http://h/album/master.m3u8").unwrap();
+        let m = master();
+        assert_eq!(
+            choose(&m, &base, VariantChoice::Lowest).unwrap()[0].as_str(),
+            "http://h/album/lo/index.m3u8?sig=1"
+        );
+        assert_eq!(
+            choose(&m, &base, VariantChoice::Middle).unwrap()[0].as_str(),
+            "http://h/mid/index.m3u8"
+        );
+        let highest = choose(&m, &base, VariantChoice::Highest).unwrap();
+        assert_eq!(
+            highest.iter().map(Url::as_str).collect::<Vec<_>>(),
+            ["http://h/album/hi/index.m3u8", "http://h/album/audio/en.m3u8"]
+        );
+        assert_eq!(
+            choose(&m, &base, VariantChoice::MaxBandwidth(200_000)).unwrap()[0].as_str(),
+            "http://h/mid/index.m3u8"
+        );
+        assert_eq!(
+            choose(&m, &base, VariantChoice::MaxBandwidth(1)).unwrap()[0].as_str(),
+            "http://h/album/lo/index.m3u8?sig=1"
+        );
+    }
+
+    #[test]
+    fn media_resources_include_maps_keys_and_dedupe_byte_ranges() {
+        let text = "#EXTM3U
+#EXT-X-TARGETDURATION:2
+#EXT-X-MAP:URI=\"init.mp4\"
+#EXT-X-KEY:METHOD=AES-128,URI=\"https://keys.example/k1\"
+#EXTINF:2,
+#EXT-X-BYTERANGE:1000@0
+all.mp4
+#EXTINF:2,
+#EXT-X-BYTERANGE:1000@1000
+all.mp4
+#EXTINF:2,
+seg3.m4s
+#EXT-X-ENDLIST
+";
+        let media = match m3u8_rs::parse_playlist_res(text.as_bytes()).unwrap() {
+            Playlist::MediaPlaylist(m) => m,
+            Playlist::MasterPlaylist(_) => panic!("expected a media playlist"),
+        };
+        let base = Url::parse("http://h/a/index.m3u8").unwrap();
+        let got: Vec<String> = resources(&media, &base)
+            .unwrap()
+            .iter()
+            .map(|u| u.to_string())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "http://h/a/init.mp4",
+                "https://keys.example/k1",
+                "http://h/a/all.mp4",
+                "http://h/a/seg3.m4s"
+            ]
+        );
+    }
+
+    #[test]
+    fn choices_round_trip_through_the_index() {
+        for c in [
+            VariantChoice::Lowest,
+            VariantChoice::Highest,
+            VariantChoice::MaxBandwidth(96000),
+            VariantChoice::Middle,
+        ] {
+            assert_eq!(VariantChoice::from_text(Some(&c.as_text())), c);
+        }
+        assert_eq!(VariantChoice::from_text(None), VariantChoice::Middle);
+    }
+}
