@@ -244,8 +244,8 @@ impl Server {
             }
             None => random_token()?,
         };
-        let fetcher = Arc::new(Fetcher::new(&config)?);
         let counters = Arc::new(Counters::default());
+        let fetcher = Arc::new(Fetcher::new(&config, counters.clone())?);
         let (dir, f2, c2, max, attempts) = (
             config.cache_dir.clone(),
             fetcher.clone(),

@@ -110,7 +110,8 @@ pub(crate) struct Counters {
     pub(crate) requests: [[AtomicU64; CLASSES.len()]; ROUTES.len()],
     /// Fills started (each makes at least one upstream request).
     pub(crate) upstream_fetches: AtomicU64,
-    /// Upstream requests made again after a body broke off.
+    /// Upstream requests made again: after a connect error, timeout or 5xx, and after a body
+    /// broke off.
     pub(crate) upstream_retries: AtomicU64,
     /// Fills that gave up with an error.
     pub(crate) upstream_failures: AtomicU64,

@@ -515,3 +515,15 @@ fn resources_list_present_ranges_without_query_strings() {
     assert!(!json_str(gone, "message").is_empty());
     assert!(!stats["recent_errors"].to_string().contains("SIGNATURE"));
 }
+
+#[test]
+fn retried_upstream_requests_are_counted() {
+    // The first two requests get 503: the fetcher retries before any byte arrives.
+    let (origin, server) = setup(&[("r.bin", 100_000)], &["--fail-first", "2"], &[]);
+    let r = get(&server.stream_url(&origin, "r.bin"));
+    r.assert_complete("after two 503s");
+    let stats = server.stats();
+    assert_eq!(json_u64(&stats, "upstream_retries"), 2, "{stats}");
+    let samples = check_exposition(&metrics_text(&server));
+    assert_eq!(sample(&samples, "streamer_upstream_retries_total"), 2.0);
+}

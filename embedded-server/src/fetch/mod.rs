@@ -26,6 +26,7 @@ pub(crate) use origins::OriginList;
 
 use crate::config::Config;
 use crate::error::{Error, UpstreamError};
+use crate::telemetry::Counters;
 
 /// Fresh credentials from the app after the backend refused a request.
 #[derive(Debug, Clone, Default)]
@@ -78,11 +79,12 @@ pub(crate) struct Fetcher {
     resolver: RwLock<Option<Arc<dyn Resolver>>>,
     read_timeout: Duration,
     attempts: u32,
+    counters: Arc<Counters>,
 }
 
 impl Fetcher {
     /// Builds the client from the configuration (origins, headers, CA, timeouts).
-    pub(crate) fn new(config: &Config) -> Result<Self, Error> {
+    pub(crate) fn new(config: &Config, counters: Arc<Counters>) -> Result<Self, Error> {
         let origins = OriginList::parse(&config.origins)?;
         let mut headers = HeaderMap::new();
         for (name, value) in &config.upstream_headers {
@@ -133,6 +135,7 @@ impl Fetcher {
             resolver: RwLock::new(None),
             read_timeout: config.read_timeout,
             attempts: config.upstream_attempts.max(1),
+            counters,
         })
     }
 
@@ -194,6 +197,7 @@ impl Fetcher {
                 }
                 Err(e) if e.is_retryable() && attempt < self.attempts => {
                     tracing::debug!(url = %redact(&req.url), attempt, error = %e, "upstream attempt failed; retrying");
+                    Counters::add(&self.counters.upstream_retries, 1);
                     tokio::time::sleep(backoff(attempt)).await;
                 }
                 Err(e) => return Err(e),
