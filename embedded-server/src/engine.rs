@@ -564,6 +564,17 @@ impl BlockingServer {
         self.server()?.prefetch(tracks, bytes)
     }
 
+    /// Download updates for a thread without a runtime (the JNI listener): block on
+    /// [`DownloadEvents::recv`], which ends once the server stops.
+    pub fn download_events(&self) -> Result<DownloadEvents, Error> {
+        let server = self.server()?;
+        Ok(DownloadEvents {
+            receiver: server.download_events(),
+            stopped: server.cancel.child_token(),
+            runtime: self.runtime.handle().clone(),
+        })
+    }
+
     /// Stops the server; later calls return [`Error::Stopped`]. Idempotent.
     pub fn shutdown(&self) -> Result<(), Error> {
         let server = self.server.write().unwrap_or_else(|p| p.into_inner()).take();
@@ -579,6 +590,34 @@ impl Drop for BlockingServer {
         if let Err(e) = self.shutdown() {
             tracing::warn!(error = %e, "shutdown on drop failed");
         }
+    }
+}
+
+/// A blocking subscription to download updates (see [`Server::download_events`]).
+pub struct DownloadEvents {
+    receiver: tokio::sync::broadcast::Receiver<DownloadInfo>,
+    stopped: CancellationToken,
+    runtime: tokio::runtime::Handle,
+}
+
+impl DownloadEvents {
+    /// Blocks until the next update; `None` once the server stops. Updates missed by a slow
+    /// reader are skipped: the next one received is the latest.
+    pub fn recv(&mut self) -> Option<DownloadInfo> {
+        use tokio::sync::broadcast::error::RecvError;
+        let (receiver, stopped) = (&mut self.receiver, &self.stopped);
+        self.runtime.block_on(async {
+            loop {
+                tokio::select! {
+                    _ = stopped.cancelled() => return None,
+                    event = receiver.recv() => match event {
+                        Ok(info) => return Some(info),
+                        Err(RecvError::Lagged(_)) => continue,
+                        Err(RecvError::Closed) => return None,
+                    },
+                }
+            }
+        })
     }
 }
 

@@ -29,6 +29,7 @@
 //! - `hls`: HLS playlists rewritten to route every URI through the server; live playlist freshness
 //! - `telemetry`: counters and latency histograms behind [`Stats`]
 //! - `metrics`: [`Stats`] in the Prometheus text format
+//! - `jni` (feature `jni`): the JNI bridge under the Kotlin API in `android/`
 
 #![deny(unsafe_code)]
 #![warn(
@@ -48,13 +49,18 @@ mod error;
 mod fetch;
 mod hls;
 mod http;
+#[cfg(feature = "jni")]
+// The JNI exports are `extern "system"` functions that receive raw JVM pointers and turn a
+// `jlong` back into the `Box` it came from: this module alone needs `unsafe`.
+#[allow(unsafe_code)]
+mod jni;
 mod metrics;
 mod server;
 mod telemetry;
 
 pub use config::Config;
 pub use download::{DownloadInfo, DownloadState, DownloadTarget, NetworkState, VariantChoice};
-pub use engine::{BlockingServer, Server, TrackInfo, TrackSpec};
+pub use engine::{BlockingServer, DownloadEvents, Server, TrackInfo, TrackSpec};
 pub use error::{Error, UpstreamError};
 pub use fetch::{Refreshed, Resolver};
 pub use telemetry::{HistogramStats, Stats, UpstreamFailure};

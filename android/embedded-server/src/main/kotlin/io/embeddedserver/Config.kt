@@ -1,0 +1,78 @@
+package io.embeddedserver
+
+/**
+ * How to start an [EmbeddedServer]. Only [cacheDir] is required; a null field keeps the library's
+ * default (fit for a phone: 2 GiB cache, 10 s connect / 20 s read timeouts, 2 download workers,
+ * no downloads on metered networks). Build with named arguments, `copy`, or [Builder].
+ */
+data class Config(
+    /** Directory of the index, cached bytes and downloads; created if missing. */
+    val cacheDir: String,
+    /** Port on 127.0.0.1; null or 0 picks a free one. */
+    val port: Int? = null,
+    /** The secret URL prefix; null generates 128 random bits. */
+    val token: String? = null,
+    /** Backends that may be fetched from, as `scheme://host[:port]`. */
+    val origins: List<String> = emptyList(),
+    val maxCacheBytes: Long? = null,
+    /** Sent with every upstream request (never logged). Change later with [EmbeddedServer.setHeader]. */
+    val upstreamHeaders: Map<String, String> = emptyMap(),
+    /** An extra PEM file of CA certificates trusted for upstream TLS. */
+    val caCertPem: String? = null,
+    val connectTimeoutMs: Long? = null,
+    val readTimeoutMs: Long? = null,
+    val upstreamAttempts: Int? = null,
+    val maxConnections: Int? = null,
+    val downloadWorkers: Int? = null,
+    val allowMeteredDownloads: Boolean? = null,
+    val prefetchBytes: Long? = null,
+) {
+    class Builder(private var config: Config) {
+        constructor(cacheDir: String) : this(Config(cacheDir))
+
+        fun port(port: Int) = apply { config = config.copy(port = port) }
+        fun token(token: String) = apply { config = config.copy(token = token) }
+        fun origin(origin: String) = apply { config = config.copy(origins = config.origins + origin) }
+        fun maxCacheBytes(bytes: Long) = apply { config = config.copy(maxCacheBytes = bytes) }
+        fun header(name: String, value: String) = apply { config = config.copy(upstreamHeaders = config.upstreamHeaders + (name to value)) }
+        fun caCertPem(path: String) = apply { config = config.copy(caCertPem = path) }
+        fun connectTimeoutMs(ms: Long) = apply { config = config.copy(connectTimeoutMs = ms) }
+        fun readTimeoutMs(ms: Long) = apply { config = config.copy(readTimeoutMs = ms) }
+        fun upstreamAttempts(n: Int) = apply { config = config.copy(upstreamAttempts = n) }
+        fun maxConnections(n: Int) = apply { config = config.copy(maxConnections = n) }
+        fun downloadWorkers(n: Int) = apply { config = config.copy(downloadWorkers = n) }
+        fun allowMeteredDownloads(allow: Boolean) = apply { config = config.copy(allowMeteredDownloads = allow) }
+        fun prefetchBytes(bytes: Long) = apply { config = config.copy(prefetchBytes = bytes) }
+        fun build() = config
+    }
+
+    /** The JSON the native side decodes (absent fields keep its defaults). */
+    internal fun toJson(): String {
+        val fields = ArrayList<String>()
+        fun put(name: String, value: Any?) {
+            when (value) {
+                null -> {}
+                is String -> fields.add("${Json.quote(name)}:${Json.quote(value)}")
+                else -> fields.add("${Json.quote(name)}:$value")
+            }
+        }
+        put("cacheDir", cacheDir)
+        put("port", port)
+        put("token", token)
+        fields.add("\"origins\":" + origins.joinToString(",", "[", "]") { Json.quote(it) })
+        put("maxCacheBytes", maxCacheBytes)
+        fields.add(
+            "\"upstreamHeaders\":" +
+                upstreamHeaders.entries.joinToString(",", "[", "]") { "[${Json.quote(it.key)},${Json.quote(it.value)}]" },
+        )
+        put("caCertPem", caCertPem)
+        put("connectTimeoutMs", connectTimeoutMs)
+        put("readTimeoutMs", readTimeoutMs)
+        put("upstreamAttempts", upstreamAttempts)
+        put("maxConnections", maxConnections)
+        put("downloadWorkers", downloadWorkers)
+        put("allowMeteredDownloads", allowMeteredDownloads)
+        put("prefetchBytes", prefetchBytes)
+        return fields.joinToString(",", "{", "}")
+    }
+}

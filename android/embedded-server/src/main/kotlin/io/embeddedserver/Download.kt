@@ -1,0 +1,120 @@
+package io.embeddedserver
+
+/** Where a download is in its life. */
+enum class DownloadState(val wire: String) {
+    QUEUED("queued"),
+    RUNNING("running"),
+    WAITING_FOR_NETWORK("waiting_for_network"),
+    PAUSED("paused"),
+    COMPLETED("completed"),
+    FAILED("failed");
+
+    companion object {
+        fun of(wire: String?): DownloadState =
+            entries.firstOrNull { it.wire == wire } ?: throw EmbeddedServerException("unknown download state '$wire'")
+    }
+}
+
+/** An offline download, as the library reports it. */
+data class Download(
+    val id: String,
+    /** The catalog track, if it is one. */
+    val track: String?,
+    val url: String,
+    val state: DownloadState,
+    val bytesDone: Long,
+    /** Total bytes, when known. */
+    val bytesTotal: Long?,
+    /** Why it failed, for a person to read. */
+    val error: String?,
+    val priority: Long,
+    /** Its bytes are pinned: never evicted, playable offline. */
+    val pinned: Boolean,
+) {
+    /** 0.0 to 1.0, or null while the size is unknown. */
+    val progress: Double?
+        get() = bytesTotal?.takeIf { it > 0 }?.let { bytesDone.toDouble() / it }
+
+    internal companion object {
+        fun fromJson(json: String) = from(jsonObject(json))
+
+        fun listFromJson(json: String): List<Download> {
+            val list = Json.parse(json) as? List<*> ?: throw EmbeddedServerException("expected a JSON array")
+            @Suppress("UNCHECKED_CAST")
+            return list.map { from(it as Map<String, Any?>) }
+        }
+
+        fun from(m: Map<String, Any?>) = Download(
+            id = m.str("id") ?: "",
+            track = m.str("track"),
+            url = m.str("url") ?: "",
+            state = DownloadState.of(m.str("state")),
+            bytesDone = m.long("bytes_done") ?: 0,
+            bytesTotal = m.long("bytes_total"),
+            error = m.str("error"),
+            priority = m.long("priority") ?: 0,
+            pinned = m.bool("pinned"),
+        )
+    }
+}
+
+/** A catalog track and its cache state. */
+data class Track(
+    val id: String,
+    val url: String,
+    val sha256: String?,
+    val size: Long?,
+    val mime: String?,
+    /** Bytes cached (servable now). */
+    val cachedBytes: Long,
+    /** Every byte is cached: playable offline. */
+    val complete: Boolean,
+    /** Pinned by an offline download. */
+    val pinned: Boolean,
+) {
+    internal companion object {
+        fun fromJson(json: String): Track {
+            val m = jsonObject(json)
+            return Track(
+                id = m.str("id") ?: "",
+                url = m.str("url") ?: "",
+                sha256 = m.str("sha256"),
+                size = m.long("size"),
+                mime = m.str("mime"),
+                cachedBytes = m.long("cached_bytes") ?: 0,
+                complete = m.bool("complete"),
+                pinned = m.bool("pinned"),
+            )
+        }
+    }
+}
+
+/** A statistics snapshot; [json] holds every field, including histograms. */
+data class Stats(
+    val hits: Long,
+    val misses: Long,
+    val bytesFromCache: Long,
+    val bytesFromUpstream: Long,
+    val cacheBytes: Long,
+    val pinnedBytes: Long,
+    val entries: Long,
+    val activeStreams: Long,
+    val json: String,
+) {
+    internal companion object {
+        fun fromJson(json: String): Stats {
+            val m = jsonObject(json)
+            return Stats(
+                hits = m.long("hits") ?: 0,
+                misses = m.long("misses") ?: 0,
+                bytesFromCache = m.long("bytes_from_cache") ?: 0,
+                bytesFromUpstream = m.long("bytes_from_upstream") ?: 0,
+                cacheBytes = m.long("cache_bytes") ?: 0,
+                pinnedBytes = m.long("pinned_bytes") ?: 0,
+                entries = m.long("entries") ?: 0,
+                activeStreams = m.long("active_streams") ?: 0,
+                json = json,
+            )
+        }
+    }
+}

@@ -1,0 +1,34 @@
+package io.embeddedserver
+
+/**
+ * The JNI exports of the Rust library (`embedded-server/src/jni/`, feature `jni`). Internal: use
+ * [EmbeddedServer]. Handles are `Box` pointers from the native side; structured results are JSON.
+ * Every function throws [EmbeddedServerException] on failure, never crashes the process.
+ */
+internal object NativeBridge {
+    init {
+        System.loadLibrary("embedded_server")
+    }
+
+    /** Receives download updates (JSON of one download) on a native thread. */
+    interface Listener {
+        fun onDownload(json: String)
+    }
+
+    @JvmStatic external fun start(configJson: String, listener: Listener?): Long
+    @JvmStatic external fun stop(handle: Long)
+    @JvmStatic external fun destroy(handle: Long)
+    @JvmStatic external fun baseUrl(handle: Long): String
+    @JvmStatic external fun trackUrl(handle: Long, id: String): String
+    @JvmStatic external fun streamUrl(handle: Long, url: String): String
+    @JvmStatic external fun putTrack(handle: Long, id: String, url: String, sha256: String?, size: Long, mime: String?): String
+    @JvmStatic external fun track(handle: Long, id: String): String
+    @JvmStatic external fun stats(handle: Long): String
+    @JvmStatic external fun setHeader(handle: Long, name: String, value: String?)
+    @JvmStatic external fun download(handle: Long, target: String, isUrl: Boolean, priority: Long): String
+    @JvmStatic external fun downloads(handle: Long): String
+    @JvmStatic external fun pauseDownload(handle: Long, id: String): String
+    @JvmStatic external fun resumeDownload(handle: Long, id: String): String
+    @JvmStatic external fun cancelDownload(handle: Long, id: String)
+    @JvmStatic external fun setNetwork(handle: Long, online: Boolean, metered: Boolean)
+}

@@ -1,0 +1,45 @@
+// A Media3 ExoPlayer app playing the catalog of a `streamer origin --demo` backend through the
+// embedded server, with offline downloads.
+plugins {
+    id("com.android.application")
+    id("org.jetbrains.kotlin.android")
+}
+
+android {
+    namespace = "io.embeddedserver.sample"
+    compileSdk = 35
+
+    defaultConfig {
+        applicationId = "io.embeddedserver.sample"
+        minSdk = 24
+        targetSdk = 35
+        versionCode = 1
+        versionName = "0.1.0"
+        // The backend: `streamer origin --demo --dir /tmp/demo --port 8000` on the laptop, reached
+        // from the device through `adb reverse tcp:8000 tcp:8000`.
+        buildConfigField("String", "BACKEND", "\"http://127.0.0.1:8000\"")
+    }
+
+    buildFeatures { buildConfig = true }
+
+    compileOptions {
+        sourceCompatibility = JavaVersion.VERSION_17
+        targetCompatibility = JavaVersion.VERSION_17
+    }
+}
+
+kotlin {
+    jvmToolchain(17)
+}
+
+dependencies {
+    implementation(project(":embedded-server"))
+    implementation("androidx.core:core-ktx:1.15.0")
+    implementation("androidx.activity:activity-ktx:1.9.3")
+    implementation("androidx.lifecycle:lifecycle-runtime-ktx:2.8.7")
+    implementation("androidx.lifecycle:lifecycle-service:2.8.7")
+    implementation("androidx.media3:media3-exoplayer:1.5.1")
+    implementation("androidx.media3:media3-ui:1.5.1")
+    implementation("androidx.media3:media3-datasource-okhttp:1.5.1")
+    implementation("com.squareup.okhttp3:okhttp:4.12.0")
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Host JVM tests of the Kotlin API (android/embedded-server, its pure-JVM sources) over the JNI
+# bridge: builds the host cdylib with `--features jni`, compiles the Kotlin sources and tests with
+# the Kotlin compiler from npm (tests/jvm/package-lock.json, `npm ci`), and runs them on
+# `java -Xcheck:jni`. Any JNI warning from -Xcheck:jni fails the run. Needs java (JDK 17+) and npm.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT="$PWD"
+
+command -v java >/dev/null 2>&1 || { echo "tests/jvm/run.sh: java is missing: apt-get install -y openjdk-17-jdk-headless" >&2; exit 1; }
+command -v npm >/dev/null 2>&1 || { echo "tests/jvm/run.sh: npm is missing: apt-get install -y npm" >&2; exit 1; }
+
+KOTLIN=tests/jvm/node_modules/kotlin-compiler
+if [ ! -x "$KOTLIN/bin/kotlinc" ]; then
+  npm ci --prefix tests/jvm --no-audit --no-fund --loglevel=error
+fi
+[ -x "$KOTLIN/bin/kotlinc" ] || { echo "tests/jvm/run.sh: kotlinc missing from $KOTLIN after npm ci" >&2; exit 1; }
+LIB="$KOTLIN/lib"
+CP="$LIB/kotlin-stdlib.jar:$LIB/kotlinx-coroutines-core-jvm.jar:$LIB/kotlin-test.jar"
+for jar in ${CP//:/ }; do [ -f "$jar" ] || { echo "tests/jvm/run.sh: $jar is missing" >&2; exit 1; }; done
+
+echo "== cargo build (streamer, then the host cdylib with --features jni)"
+# In this order: a build without the feature would overwrite target/debug/libembedded_server.so.
+cargo build --locked -p tools
+cargo build --locked -p embedded-server --features jni
+nm -D --defined-only target/debug/libembedded_server.so | grep -q Java_io_embeddedserver_NativeBridge_start ||
+  { echo "tests/jvm/run.sh: target/debug/libembedded_server.so has no JNI exports" >&2; exit 1; }
+export STREAMER_BIN="$ROOT/target/debug/streamer"
+
+# The pure-JVM sources only: the Android-only ones (AndroidConfig.kt...) live under src/android/.
+SRC=android/embedded-server/src/main/kotlin/io/embeddedserver
+OUT=target/jvm-tests
+mkdir -p "$OUT"
+echo "== kotlinc (API and tests)"
+"$KOTLIN/bin/kotlinc" -nowarn -cp "$CP" -d "$OUT/classes" "$SRC"/*.kt tests/jvm/src/*.kt
+
+echo "== java -Xcheck:jni"
+LOG="$OUT/run.log"
+set +e
+java -Xcheck:jni -Djava.library.path="$ROOT/target/debug" -cp "$OUT/classes:$CP" \
+  io.embeddedserver.test.EmbeddedServerTestKt 2>&1 | tee "$LOG"
+status=${PIPESTATUS[0]}
+set -e
+if grep -q "WARNING in native method\|FATAL ERROR in native method" "$LOG"; then
+  echo "tests/jvm/run.sh: -Xcheck:jni reported a problem (see above)" >&2
+  exit 1
+fi
+exit "$status"

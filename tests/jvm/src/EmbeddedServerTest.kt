@@ -1,0 +1,204 @@
+// Host JVM tests of the Kotlin API over the JNI bridge (run by tests/jvm/run.sh).
+// Plain `main` with kotlin.test assertions: the Kotlin compiler bundles no JUnit runner.
+package io.embeddedserver.test
+
+import io.embeddedserver.Config
+import io.embeddedserver.DownloadState
+import io.embeddedserver.EmbeddedServer
+import io.embeddedserver.EmbeddedServerException
+import java.io.File
+import java.net.HttpURLConnection
+import java.net.Proxy
+import java.net.URL
+import java.nio.file.Files
+import kotlin.random.Random
+import kotlin.system.exitProcess
+import kotlin.test.assertContentEquals
+import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
+import kotlin.test.assertTrue
+import kotlin.test.fail
+import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
+
+val streamer: String = System.getenv("STREAMER_BIN") ?: error("STREAMER_BIN is not set")
+val work: File = Files.createTempDirectory("es-jvm").toFile()
+
+/** A `streamer origin` child serving [dir]; its first stdout line is its URL. */
+class Origin(val dir: File, vararg extra: String) : AutoCloseable {
+    private val process = ProcessBuilder(listOf(streamer, "origin", "--dir", dir.path) + extra)
+        .redirectError(ProcessBuilder.Redirect.INHERIT)
+        .start()
+    val url: String = process.inputStream.bufferedReader().readLine()?.trim()?.removeSuffix("/")
+        ?: error("streamer origin printed nothing")
+
+    override fun close() {
+        process.destroy()
+        process.waitFor()
+    }
+}
+
+fun seed(dir: File, name: String, size: Int): ByteArray {
+    dir.mkdirs()
+    val bytes = Random(size).nextBytes(size)
+    File(dir, name).writeBytes(bytes)
+    return bytes
+}
+
+/** What ExoPlayer's DefaultHttpDataSource sends: no proxy for localhost, identity encoding. */
+fun get(url: String, range: String? = null): Pair<Int, ByteArray> {
+    val conn = URL(url).openConnection(Proxy.NO_PROXY) as HttpURLConnection
+    conn.setRequestProperty("Accept-Encoding", "identity")
+    conn.setRequestProperty("User-Agent", "ExoPlayerLib/1.4.1")
+    if (range != null) conn.setRequestProperty("Range", range)
+    try {
+        val status = conn.responseCode
+        return status to conn.inputStream.use { it.readBytes() }
+    } finally {
+        conn.disconnect()
+    }
+}
+
+fun config(name: String, vararg origins: String) =
+    Config.Builder(File(work, name).path).apply { origins.forEach { origin(it) } }.build()
+
+fun startStopStart() {
+    val config = config("restart")
+    val first = EmbeddedServer.start(config)
+    assertTrue(first.baseUrl.startsWith("http://127.0.0.1:"), first.baseUrl)
+    first.close()
+    first.close() // idempotent
+    // The directory lock was released: the same cache directory starts again.
+    EmbeddedServer.start(config).use { second ->
+        assertTrue(second.baseUrl.startsWith("http://127.0.0.1:"))
+        assertEquals(0, second.stats().hits)
+    }
+}
+
+fun trackThroughServer() {
+    val dir = File(work, "origin-play")
+    val truth = seed(dir, "song.bin", 3_000_000)
+    Origin(dir).use { origin ->
+        EmbeddedServer.start(config("play", origin.url)).use { server ->
+            val track = server.registerTrack("song", "${origin.url}/song.bin", size = truth.size.toLong(), mime = "audio/mpeg")
+            assertEquals("song", track.id)
+            val url = server.trackUrl("song")
+            val (status, body) = get(url)
+            assertEquals(200, status)
+            assertContentEquals(truth, body)
+            val seek = 1_234_567
+            val (status2, tail) = get(url, "bytes=$seek-")
+            assertEquals(206, status2)
+            assertContentEquals(truth.copyOfRange(seek, truth.size), tail)
+            // A remote URL through the cache too.
+            val (status3, again) = get(server.proxyUrl("${origin.url}/song.bin"), "bytes=0-99")
+            assertEquals(206, status3)
+            assertContentEquals(truth.copyOfRange(0, 100), again)
+            assertTrue(server.stats().bytesFromCache > 0, server.stats().json)
+            server.setHeader("Authorization", "Bearer refreshed")
+            server.setHeader("Authorization", null)
+        }
+    }
+}
+
+fun downloadReportsProgress() {
+    val dir = File(work, "origin-dl")
+    val truth = seed(dir, "album.bin", 2_000_000)
+    Origin(dir, "--throttle", "1000000").use { origin ->
+        EmbeddedServer.start(config("dl", origin.url)).use { server ->
+            server.registerTrack("album", "${origin.url}/album.bin")
+            server.setNetwork(online = true, metered = false)
+            val queued = server.download("album")
+            val seen = ArrayList<Long>()
+            val done = runBlocking {
+                withTimeout(30_000) {
+                    server.downloads().first { list ->
+                        val d = list.firstOrNull { it.id == queued.id } ?: return@first false
+                        if (seen.lastOrNull() != d.bytesDone) seen.add(d.bytesDone)
+                        if (d.state == DownloadState.FAILED) fail("download failed: ${d.error}")
+                        d.state == DownloadState.COMPLETED
+                    }.first { it.id == queued.id }
+                }
+            }
+            assertEquals(truth.size.toLong(), done.bytesDone)
+            assertTrue(done.pinned)
+            assertEquals(1.0, done.progress)
+            assertTrue(seen.zipWithNext().all { (a, b) -> a <= b }, "progress went backwards: $seen")
+            assertTrue(seen.count { it in 1 until truth.size } >= 1, "no intermediate progress: $seen")
+            assertTrue(server.track("album").complete)
+            // Served offline from the pinned bytes.
+            origin.close()
+            assertContentEquals(truth, get(server.trackUrl("album")).second)
+            server.cancel(queued.id)
+            assertTrue(server.downloadMap().value.isEmpty())
+        }
+    }
+}
+
+fun errorsAreExceptions() {
+    EmbeddedServer.start(config("errors", "http://127.0.0.1:9")).use { server ->
+        val missing = assertFailsWith<EmbeddedServerException> { server.track("no-such-track") }
+        assertTrue(missing.message!!.contains("no-such-track"), missing.message)
+        val refused = assertFailsWith<EmbeddedServerException> { server.proxyUrl("https://elsewhere.example/x.mp3") }
+        assertTrue(refused.message!!.contains("not allowed"), refused.message)
+        assertFailsWith<EmbeddedServerException> { server.pause("nope") }
+    }
+    // The directory is locked by a running server.
+    EmbeddedServer.start(config("locked")).use {
+        val busy = assertFailsWith<EmbeddedServerException> { EmbeddedServer.start(config("locked")) }
+        assertTrue(busy.message!!.contains("in use"), busy.message)
+    }
+}
+
+fun closedServerThrows() {
+    val server = EmbeddedServer.start(config("closed"))
+    server.close()
+    assertTrue(server.isClosed)
+    val e = assertFailsWith<EmbeddedServerException> { server.trackUrl("x") }
+    assertTrue(e.message!!.contains("closed"), e.message)
+    assertFailsWith<EmbeddedServerException> { server.stats() }
+    assertFailsWith<EmbeddedServerException> { server.download("x") }
+}
+
+fun count(dir: String) = File(dir).list()!!.size
+
+fun cyclesLeakNothing() {
+    val config = config("cycles")
+    repeat(3) { EmbeddedServer.start(config).use { it.baseUrl } } // warm up the JVM's own threads
+    Thread.sleep(200)
+    val threads = count("/proc/self/task")
+    val fds = count("/proc/self/fd")
+    repeat(50) { EmbeddedServer.start(config).use { s -> s.stats(); s.downloads() } }
+    Thread.sleep(200)
+    val threadsAfter = count("/proc/self/task")
+    val fdsAfter = count("/proc/self/fd")
+    println("  threads $threads -> $threadsAfter, fds $fds -> $fdsAfter")
+    assertTrue(threadsAfter <= threads, "threads grew from $threads to $threadsAfter")
+    assertTrue(fdsAfter <= fds, "file descriptors grew from $fds to $fdsAfter")
+}
+
+fun main() {
+    val tests = listOf(
+        "start, stop, start again" to ::startStopStart,
+        "a track through the server, with a seek" to ::trackThroughServer,
+        "a download reports progress and completes" to ::downloadReportsProgress,
+        "errors surface as exceptions" to ::errorsAreExceptions,
+        "a closed server throws" to ::closedServerThrows,
+        "50 start/stop cycles leak no threads or fds" to ::cyclesLeakNothing,
+    )
+    var failed = 0
+    for ((name, test) in tests) {
+        try {
+            test()
+            println("ok   $name")
+        } catch (e: Throwable) {
+            failed++
+            println("FAIL $name")
+            e.printStackTrace(System.out)
+        }
+    }
+    work.deleteRecursively()
+    println(if (failed == 0) "all ${tests.size} JVM tests passed" else "$failed of ${tests.size} JVM tests failed")
+    exitProcess(if (failed == 0) 0 else 1)
+}
