@@ -84,6 +84,23 @@ pub fn require_tool(name: &str) -> PathBuf {
     );
 }
 
+/// Runs ffmpeg (errors only) in `dir` with `args`; panics with its stderr when it fails.
+#[track_caller]
+pub fn ffmpeg_in(dir: &Path, args: &[&str]) {
+    let out = Command::new(require_tool("ffmpeg"))
+        .args(["-v", "error", "-nostdin", "-y"])
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Deterministic data and byte comparison
 // ---------------------------------------------------------------------------------------------

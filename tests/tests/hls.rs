@@ -14,23 +14,6 @@ use std::time::Duration;
 
 use integration_tests::*;
 
-/// Runs ffmpeg (errors only) in `dir` with `args`; panics with its stderr when it fails.
-#[track_caller]
-fn ffmpeg_in(dir: &Path, args: &[&str]) {
-    let out = Command::new(require_tool("ffmpeg"))
-        .args(["-v", "error", "-nostdin", "-y"])
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Encodes 8 s of a 440 Hz sine as AAC into an HLS rendition in `origin_dir/name/` (playlist
 /// `index.m3u8`), with 2 s segments and the given extra muxer options.
 fn rendition(origin_dir: &Path, name: &str, bitrate: &str, extra: &[&str]) {

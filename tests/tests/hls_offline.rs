@@ -10,22 +10,6 @@ use std::time::{Duration, Instant};
 use integration_tests::*;
 use serde_json::{json, Value};
 
-#[track_caller]
-fn ffmpeg_in(dir: &Path, args: &[&str]) {
-    let out = Command::new(require_tool("ffmpeg"))
-        .args(["-v", "error", "-nostdin", "-y"])
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// `seconds` of a sine as AAC in an HLS rendition `origin_dir/name/index.m3u8`, segments of
 /// `segment` seconds, with extra muxer options.
 fn rendition(origin_dir: &Path, name: &str, bitrate: &str, seconds: u32, segment: &str, extra: &[&str]) {

@@ -142,14 +142,7 @@ fn download(args: DownloadArgs, multi: &MultiProgress) -> Result<Outcome, String
     };
     let mut config = Config::new(&cache_dir);
     config.origins = args.origin;
-    for header in &args.header {
-        let (name, value) = header
-            .split_once(':')
-            .ok_or_else(|| format!("--header {header:?}: expected \"Name: value\""))?;
-        config
-            .upstream_headers
-            .push((name.trim().to_string(), value.trim().to_string()));
-    }
+    config.upstream_headers = crate::serve::parse_headers(&args.header)?;
     let server = runtime
         .block_on(Server::start(config))
         .map_err(|err| format!("cannot start the server on {}: {err}", cache_dir.display()))?;

@@ -100,14 +100,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(max) = args.max_cache_bytes {
         config.max_cache_bytes = max;
     }
-    for header in &args.header {
-        let (name, value) = header
-            .split_once(':')
-            .ok_or_else(|| format!("--header {header:?}: expected \"Name: value\""))?;
-        config
-            .upstream_headers
-            .push((name.trim().to_string(), value.trim().to_string()));
-    }
+    config.upstream_headers = parse_headers(&args.header)?;
     let demo = if args.origin.is_empty() {
         let demo = start_demo(&cache_dir.join("demo-backend")).await?;
         config.origins.push(demo.base.clone());
@@ -211,6 +204,19 @@ fn announce(server: &Server, demo: Option<&Demo>) {
         "catalog: {base}api/tracks   stats: {base}api/stats   (Ctrl-C stops)"
     );
     let _ = out.flush();
+}
+
+/// Parses repeated `--header "Name: value"` flags (shared by `serve` and `download`).
+pub(crate) fn parse_headers(flags: &[String]) -> Result<Vec<(String, String)>, String> {
+    flags
+        .iter()
+        .map(|header| {
+            let (name, value) = header
+                .split_once(':')
+                .ok_or_else(|| format!("--header {header:?}: expected \"Name: value\""))?;
+            Ok((name.trim().to_string(), value.trim().to_string()))
+        })
+        .collect()
 }
 
 /// `$XDG_CACHE_HOME/embedded-server`, else `~/.cache/embedded-server`.
