@@ -198,3 +198,49 @@ fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn prefetch_of_an_hls_track_caches_the_first_segments_of_the_likely_variant() {
+    let origin = Origin::start(&[]);
+    let dir = origin.dir().to_path_buf();
+    rendition(&dir, "p/low", "32k", 12, "2", &["-hls_segment_filename", "seg%d.ts"]);
+    rendition(&dir, "p/high", "128k", 12, "2", &["-hls_segment_filename", "seg%d.ts"]);
+    // The first pick is the best variant under ~700 kbit/s: "high" here, not the 5 Mbit/s one.
+    let master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=48000\nlow/index.m3u8\n\
+        #EXT-X-STREAM-INF:BANDWIDTH=5000000\nhuge/index.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=150000\nhigh/index.m3u8\n";
+    std::fs::write(dir.join("p/master.m3u8"), master).expect("master");
+    let server = Server::start(&[&origin]);
+    server.put_track("album", &json!({ "url": format!("{}p/master.m3u8", origin.url) }));
+    let r = http_with_body("POST", &server.api_url("prefetch"), &[], r#"{"tracks": ["album"]}"#);
+    assert_eq!(r.status, 202, "{}", r.text());
+    wait_until(Duration::from_secs(20), "the first three segments are fetched", || {
+        origin
+            .log()
+            .iter()
+            .filter(|e| e.path.starts_with("/p/high/seg") && e.complete)
+            .count()
+            == 3
+    });
+    let paths: Vec<String> = origin.log().into_iter().map(|e| e.path).collect();
+    for want in [
+        "/p/master.m3u8",
+        "/p/high/index.m3u8",
+        "/p/high/seg0.ts",
+        "/p/high/seg1.ts",
+        "/p/high/seg2.ts",
+    ] {
+        assert!(paths.iter().any(|p| p == want), "{want} not fetched: {paths:?}");
+    }
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.starts_with("/p/low/") || p.starts_with("/p/huge/")),
+        "{paths:?}"
+    );
+    assert!(
+        !paths.iter().any(|p| p == "/p/high/seg3.ts"),
+        "only the first segments: {paths:?}"
+    );
+    // Prefetched bytes are ordinary cache: nothing is pinned.
+    assert_eq!(json_u64(&server.stats(), "pinned_bytes"), 0);
+}

@@ -474,9 +474,9 @@ impl Downloader {
             self.tasks.spawn(async move {
                 let guard = this.cache.acquire(&key, &url, Some(&id));
                 tokio::select! {
-                    r = task::fetch_prefix(guard, bytes, this.patience) => {
+                    r = this.fetch_prefix(guard, bytes) => {
                         if let Err(e) = r {
-                            tracing::info!(track = %id, error = %e, "prefetch failed");
+                            tracing::info!(track = %id, error = %e.message(), "prefetch failed");
                         }
                     }
                     () = this.shutdown.cancelled() => {}

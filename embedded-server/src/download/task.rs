@@ -33,6 +33,13 @@ pub(super) struct Failure {
     no_space: bool,
 }
 
+impl Failure {
+    /// Why it failed, for a person.
+    pub(super) fn message(&self) -> &str {
+        &self.message
+    }
+}
+
 impl From<&Error> for Failure {
     fn from(e: &Error) -> Self {
         let retryable = matches!(e, Error::Upstream(u) if u.is_retryable());
@@ -284,15 +291,62 @@ async fn read_all(guard: ReadGuard, generation: u64, patience: Duration) -> Resu
 }
 
 /// Fetches the first `bytes` of a resource into the cache (a prefetch for instant start).
-pub(super) async fn fetch_prefix(guard: ReadGuard, bytes: u64, patience: Duration) -> Result<(), Arc<Error>> {
-    let (meta, generation) = wait_meta(&guard, 0, patience).await?;
-    let end = meta.size.map_or(bytes, |s| s.min(bytes));
-    let mut cursor = Cursor::new(guard, generation, 0, Some(end), patience);
-    while let Some(n) = cursor.ready().await? {
-        cursor.pos += n;
+impl Downloader {
+    /// Fetches the first `bytes` of a resource into the cache (a prefetch for instant start). For
+    /// an HLS playlist: the first [`PREFETCH_SEGMENTS`] segments (and their init section and
+    /// keys) of the variant the player is likely to pick.
+    pub(super) async fn fetch_prefix(&self, guard: ReadGuard, bytes: u64) -> Result<(), Failure> {
+        let (meta, generation) = wait_meta(&guard, 0, self.patience).await?;
+        let url = guard.resource().lock().url.clone();
+        if crate::hls::is_playlist(meta.mime.as_deref(), url.path()) {
+            return self.prefetch_hls(guard, generation, url).await;
+        }
+        let end = meta.size.map_or(bytes, |s| s.min(bytes));
+        let mut cursor = Cursor::new(guard, generation, 0, Some(end), self.patience);
+        while let Some(n) = cursor.ready().await? {
+            cursor.pos += n;
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// The HLS half of [`Downloader::fetch_prefix`]. ExoPlayer's first pick is the best variant
+    /// under its initial bandwidth estimate (about 1 Mbit/s) times its bandwidth fraction (0.7).
+    async fn prefetch_hls(&self, top: ReadGuard, generation: u64, top_url: Url) -> Result<(), Failure> {
+        let (media, base) = match hls::parse(&read_all(top, generation, self.patience).await?)? {
+            Playlist::MediaPlaylist(m) => (m, top_url),
+            Playlist::MasterPlaylist(master) => {
+                let choice = VariantChoice::MaxBandwidth(PLAYER_FIRST_PICK_BPS);
+                let url = hls::choose(&master, &top_url, choice)?.swap_remove(0);
+                let guard = self.acquire_allowed(&url)?;
+                let (_, generation) = wait_meta(&guard, 0, self.patience).await?;
+                match hls::parse(&read_all(guard, generation, self.patience).await?)? {
+                    Playlist::MediaPlaylist(m) => (m, url),
+                    Playlist::MasterPlaylist(_) => {
+                        let message = "a variant stream names another master playlist";
+                        return Err(Error::from(UpstreamError::Protocol(message.into())).into());
+                    }
+                }
+            }
+        };
+        let mut first = media.clone();
+        first.segments.truncate(PREFETCH_SEGMENTS);
+        for url in hls::resources(&first, &base)? {
+            let guard = self.acquire_allowed(&url)?;
+            let (_, generation) = wait_meta(&guard, 0, self.patience).await?;
+            let mut cursor = Cursor::new(guard, generation, 0, None, self.patience);
+            while let Some(n) = cursor.ready().await? {
+                cursor.pos += n;
+            }
+        }
+        Ok(())
+    }
 }
+
+/// Segments of an HLS stream a prefetch caches (about 6-18 s of media at usual durations).
+const PREFETCH_SEGMENTS: usize = 3;
+
+/// The variant bandwidth a player most likely starts with, in bits per second.
+const PLAYER_FIRST_PICK_BPS: u64 = 700_000;
 
 /// SHA-256 of the first `len` bytes of a file, lowercase hex.
 fn hash_prefix(path: &std::path::Path, len: u64) -> std::io::Result<String> {
