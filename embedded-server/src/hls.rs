@@ -24,11 +24,16 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use url::Url;
 
+use crate::cache::cursor::{stale, Cursor};
+use crate::cache::fill::join_error;
+use crate::cache::resource::Meta;
+use crate::cache::ReadGuard;
 use crate::error::{Error, UpstreamError};
 
 /// Largest playlist the server rewrites, in bytes (real ones are kilobytes; this bounds memory).
@@ -96,6 +101,41 @@ pub(crate) fn check(bytes: &[u8]) -> Result<Checked<'_>, Error> {
         live_target,
         master,
     })
+}
+
+/// Reads a whole resource of `generation` (at most `MAX_PLAYLIST_BYTES`), waiting for its
+/// bytes through a cursor like any response. Gives back the bytes, their description, and the
+/// reader registration.
+pub(crate) async fn read_whole(
+    guard: ReadGuard,
+    generation: u64,
+    patience: Duration,
+) -> Result<(Bytes, Meta, ReadGuard), Arc<Error>> {
+    let mut cursor = Cursor::new(guard, generation, 0, None, patience);
+    while let Some(n) = cursor.ready().await? {
+        cursor.pos += n;
+        if cursor.pos > MAX_PLAYLIST_BYTES {
+            let message = format!("the playlist is larger than {} bytes", MAX_PLAYLIST_BYTES);
+            return Err(Arc::new(UpstreamError::Protocol(message).into()));
+        }
+    }
+    let len = cursor.pos as usize;
+    let guard = cursor.into_guard();
+    let path = guard.resource().path.clone();
+    let bytes = tokio::task::spawn_blocking(move || match len {
+        0 => Ok(Vec::new()),
+        _ => crate::cache::read_at(&std::fs::File::open(path)?, 0, len),
+    })
+    .await
+    .map_err(|e| Arc::new(join_error(e)))?
+    .map_err(|e| Arc::new(Error::from(e)))?;
+    let st = guard.resource().lock();
+    if st.generation != generation {
+        return Err(stale());
+    }
+    let meta = st.meta.clone().unwrap_or_default();
+    drop(st);
+    Ok((Bytes::from(bytes), meta, guard))
 }
 
 /// Rewrites every URI in `text` (the playlist fetched from `playlist`) to its local form under

@@ -9,10 +9,11 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use m3u8_rs::Playlist;
+use m3u8_rs::{MediaPlaylist, Playlist};
 
 use super::hls::{self, VariantChoice};
 use super::{DownloadState, Downloader};
@@ -208,18 +209,9 @@ impl Downloader {
         match hls::parse(&read_all(top, generation, self.patience).await?)? {
             Playlist::MasterPlaylist(master) => {
                 for url in hls::choose(&master, &top_url, choice)? {
-                    let guard = self.acquire_allowed(&url)?;
-                    members.push(guard.resource().key.clone());
-                    let (_, generation) = wait_meta(&guard, 0, self.patience).await?;
-                    match hls::parse(&read_all(guard, generation, self.patience).await?)? {
-                        Playlist::MediaPlaylist(m) => media.push((m, url)),
-                        Playlist::MasterPlaylist(_) => {
-                            return Err(Error::from(UpstreamError::Protocol(
-                                "a variant stream names another master playlist".into(),
-                            ))
-                            .into())
-                        }
-                    }
+                    let (key, playlist) = self.media_playlist(&url).await?;
+                    members.push(key);
+                    media.push((playlist, url));
                 }
             }
             Playlist::MediaPlaylist(m) => media.push((m, top_url)),
@@ -239,12 +231,7 @@ impl Downloader {
         for key in &members {
             let url =
                 Url::parse(key).map_err(|e| Failure::from(Error::InvalidArgument(format!("bad URL {key:?}: {e}"))))?;
-            let guard = self.cache.acquire(key, &url, None);
-            let (_, generation) = wait_meta(&guard, 0, self.patience).await?;
-            let mut cursor = Cursor::new(guard, generation, 0, None, self.patience);
-            while let Some(n) = cursor.ready().await? {
-                cursor.pos += n;
-            }
+            self.cache_whole(self.cache.acquire(key, &url, None)).await?;
             if last_event.elapsed() >= PROGRESS_EVERY {
                 last_event = Instant::now();
                 self.changed(id);
@@ -262,6 +249,30 @@ impl Downloader {
         Ok(())
     }
 
+    /// Reads the media playlist at `url` (a variant of a master): its cache key and contents.
+    async fn media_playlist(&self, url: &Url) -> Result<(String, MediaPlaylist), Failure> {
+        let guard = self.acquire_allowed(url)?;
+        let key = guard.resource().key.clone();
+        let (_, generation) = wait_meta(&guard, 0, self.patience).await?;
+        match hls::parse(&read_all(guard, generation, self.patience).await?)? {
+            Playlist::MediaPlaylist(m) => Ok((key, m)),
+            Playlist::MasterPlaylist(_) => {
+                let message = "a variant stream names another master playlist";
+                Err(Error::from(UpstreamError::Protocol(message.into())).into())
+            }
+        }
+    }
+
+    /// Caches every byte of the resource `guard` reads.
+    async fn cache_whole(&self, guard: ReadGuard) -> Result<(), Failure> {
+        let (_, generation) = wait_meta(&guard, 0, self.patience).await?;
+        let mut cursor = Cursor::new(guard, generation, 0, None, self.patience);
+        while let Some(n) = cursor.ready().await? {
+            cursor.pos += n;
+        }
+        Ok(())
+    }
+
     /// Registers a reader of `url` after checking its origin.
     fn acquire_allowed(&self, url: &Url) -> Result<ReadGuard, Failure> {
         let url = self.fetcher.check_origin(url.as_str())?;
@@ -269,28 +280,11 @@ impl Downloader {
     }
 }
 
-/// Reads a whole (small) resource of `generation` through a cursor: a playlist.
-async fn read_all(guard: ReadGuard, generation: u64, patience: Duration) -> Result<Vec<u8>, Failure> {
-    let mut cursor = Cursor::new(guard, generation, 0, None, patience);
-    while let Some(n) = cursor.ready().await? {
-        cursor.pos += n;
-        if cursor.pos > crate::hls::MAX_PLAYLIST_BYTES {
-            let message = format!("the playlist is larger than {} bytes", crate::hls::MAX_PLAYLIST_BYTES);
-            return Err(Error::from(UpstreamError::Protocol(message)).into());
-        }
-    }
-    let len = cursor.pos as usize;
-    let path = cursor.guard().resource().path.clone();
-    tokio::task::spawn_blocking(move || match len {
-        0 => Ok(Vec::new()),
-        _ => crate::cache::read_at(&std::fs::File::open(path)?, 0, len),
-    })
-    .await
-    .map_err(|e| Failure::from(join_error(e)))?
-    .map_err(|e| Failure::from(Error::from(e)))
+/// Reads a whole playlist of `generation` (the bytes only; the reader registration is dropped).
+async fn read_all(guard: ReadGuard, generation: u64, patience: Duration) -> Result<Bytes, Failure> {
+    Ok(crate::hls::read_whole(guard, generation, patience).await?.0)
 }
 
-/// Fetches the first `bytes` of a resource into the cache (a prefetch for instant start).
 impl Downloader {
     /// Fetches the first `bytes` of a resource into the cache (a prefetch for instant start). For
     /// an HLS playlist: the first [`PREFETCH_SEGMENTS`] segments (and their init section and
@@ -312,31 +306,17 @@ impl Downloader {
     /// The HLS half of [`Downloader::fetch_prefix`]. ExoPlayer's first pick is the best variant
     /// under its initial bandwidth estimate (about 1 Mbit/s) times its bandwidth fraction (0.7).
     async fn prefetch_hls(&self, top: ReadGuard, generation: u64, top_url: Url) -> Result<(), Failure> {
-        let (media, base) = match hls::parse(&read_all(top, generation, self.patience).await?)? {
+        let (mut media, base) = match hls::parse(&read_all(top, generation, self.patience).await?)? {
             Playlist::MediaPlaylist(m) => (m, top_url),
             Playlist::MasterPlaylist(master) => {
                 let choice = VariantChoice::MaxBandwidth(PLAYER_FIRST_PICK_BPS);
                 let url = hls::choose(&master, &top_url, choice)?.swap_remove(0);
-                let guard = self.acquire_allowed(&url)?;
-                let (_, generation) = wait_meta(&guard, 0, self.patience).await?;
-                match hls::parse(&read_all(guard, generation, self.patience).await?)? {
-                    Playlist::MediaPlaylist(m) => (m, url),
-                    Playlist::MasterPlaylist(_) => {
-                        let message = "a variant stream names another master playlist";
-                        return Err(Error::from(UpstreamError::Protocol(message.into())).into());
-                    }
-                }
+                (self.media_playlist(&url).await?.1, url)
             }
         };
-        let mut first = media.clone();
-        first.segments.truncate(PREFETCH_SEGMENTS);
-        for url in hls::resources(&first, &base)? {
-            let guard = self.acquire_allowed(&url)?;
-            let (_, generation) = wait_meta(&guard, 0, self.patience).await?;
-            let mut cursor = Cursor::new(guard, generation, 0, None, self.patience);
-            while let Some(n) = cursor.ready().await? {
-                cursor.pos += n;
-            }
+        media.segments.truncate(PREFETCH_SEGMENTS);
+        for url in hls::resources(&media, &base)? {
+            self.cache_whole(self.acquire_allowed(&url)?).await?;
         }
         Ok(())
     }

@@ -26,10 +26,10 @@ use super::response::{self, Body, ChannelBody, Representation};
 use crate::cache::cursor::{stale, wait_meta, Cursor};
 use crate::cache::fill::join_error;
 use crate::cache::range_set::RangeSet;
-use crate::cache::resource::{Meta, Resource};
+use crate::cache::resource::Resource;
 use crate::cache::ReadGuard;
 use crate::engine::Inner;
-use crate::error::{Error, UpstreamError};
+use crate::error::Error;
 use crate::hls;
 use crate::telemetry::Counters;
 
@@ -301,7 +301,7 @@ async fn rewritten_playlist(
     let mut refetched = false;
     loop {
         let hit = !refetched && guard.resource().lock().complete();
-        let (bytes, meta, held) = read_whole(guard, generation, inner.patience()).await?;
+        let (bytes, meta, held) = hls::read_whole(guard, generation, inner.patience()).await?;
         guard = held;
         let checked = hls::check(&bytes).map_err(Arc::new)?;
         if let Some(target) = checked.live_target {
@@ -348,41 +348,6 @@ async fn rewritten_playlist(
         let etag = format!("\"hls-{}\"", &hex::encode(h.finalize())[..20]);
         return Ok((etag, Bytes::from(rewritten)));
     }
-}
-
-/// Reads a whole resource of `generation` (at most `hls::MAX_PLAYLIST_BYTES`), waiting for its
-/// bytes through a cursor like any response. Gives back the bytes, their description, and the
-/// reader registration.
-async fn read_whole(
-    guard: ReadGuard,
-    generation: u64,
-    patience: Duration,
-) -> Result<(Bytes, Meta, ReadGuard), Arc<Error>> {
-    let mut cursor = Cursor::new(guard, generation, 0, None, patience);
-    while let Some(n) = cursor.ready().await? {
-        cursor.pos += n;
-        if cursor.pos > hls::MAX_PLAYLIST_BYTES {
-            let message = format!("the playlist is larger than {} bytes", hls::MAX_PLAYLIST_BYTES);
-            return Err(Arc::new(UpstreamError::Protocol(message).into()));
-        }
-    }
-    let len = cursor.pos as usize;
-    let guard = cursor.into_guard();
-    let path = guard.resource().path.clone();
-    let bytes = tokio::task::spawn_blocking(move || match len {
-        0 => Ok(Vec::new()),
-        _ => crate::cache::read_at(&std::fs::File::open(path)?, 0, len),
-    })
-    .await
-    .map_err(|e| Arc::new(join_error(e)))?
-    .map_err(|e| Arc::new(Error::from(e)))?;
-    let st = guard.resource().lock();
-    if st.generation != generation {
-        return Err(stale());
-    }
-    let meta = st.meta.clone().unwrap_or_default();
-    drop(st);
-    Ok((Bytes::from(bytes), meta, guard))
 }
 
 /// Drops `res`'s bytes of `generation` so they are fetched again; `false` if another request
