@@ -6,8 +6,15 @@ use std::time::Duration;
 /// Everything needed to start a server. Build it with [`Config::new`] and adjust fields.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Directory holding the index and the data files; created if missing.
+    /// Directory of evictable cached bytes (and of everything when `downloads_dir` is `None`);
+    /// created if missing. On Android this is under `Context.cacheDir`, which the system and the
+    /// user ("Clear cache") may empty at any time: what disappears is simply fetched again.
     pub cache_dir: PathBuf,
+    /// Directory of downloaded (pinned) bytes and of the index (the download queue); created if
+    /// missing. On Android this is under `Context.filesDir`, which only the app empties. A
+    /// resource moves here when a download pins it and back when it is unpinned. `None` keeps
+    /// everything in `cache_dir`.
+    pub downloads_dir: Option<PathBuf>,
     /// Port to bind on `127.0.0.1` when the server binds its own listener; 0 picks a free one.
     pub port: u16,
     /// The secret path prefix; `None` generates 128 random bits (hex) at start.
@@ -48,6 +55,7 @@ impl Config {
     pub fn new(cache_dir: impl Into<PathBuf>) -> Self {
         Self {
             cache_dir: cache_dir.into(),
+            downloads_dir: None,
             port: 0,
             token: None,
             origins: Vec::new(),

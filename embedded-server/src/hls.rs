@@ -138,6 +138,15 @@ pub(crate) async fn read_whole(
     Ok((Bytes::from(bytes), meta, guard))
 }
 
+/// The URL relative URIs in a playlist fetched as `requested` resolve against: where the backend
+/// redirected to, if it did (as for a player following the redirect itself), else `requested`.
+pub(crate) fn base_of(meta: &Meta, requested: &Url) -> Url {
+    meta.location
+        .as_deref()
+        .and_then(|l| Url::parse(l).ok())
+        .unwrap_or_else(|| requested.clone())
+}
+
 /// Rewrites every URI in `text` (the playlist fetched from `playlist`) to its local form under
 /// `base`, when `allowed` says its origin may be fetched. Line order, line ends, tags, comments
 /// and attribute lists are kept byte for byte.

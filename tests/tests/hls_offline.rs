@@ -156,6 +156,40 @@ fn the_variant_choice_is_honoured() {
 }
 
 #[test]
+fn segments_of_one_download_are_fetched_in_parallel() {
+    let origin = Origin::start(&[]);
+    let dir = origin.dir().to_path_buf();
+    rendition(&dir, "p", "32k", 12, "2", &["-hls_segment_filename", "s%d.ts"]);
+    let server = Server::start(&[&origin]);
+    // Slow enough that a segment takes seconds: one download fetching segments one at a time
+    // would never have two segment responses open at once.
+    origin.set_faults(&Faults {
+        throttle_bps: Some(1_000),
+        ..Faults::default()
+    });
+    let d = post_download(&server, &json!({ "url": format!("{}p/index.m3u8", origin.url) }));
+    let mut open = Vec::new();
+    let found = poll_until(Duration::from_secs(30), || {
+        open = origin
+            .log()
+            .into_iter()
+            .filter(|e| e.path.ends_with(".ts") && !e.complete)
+            .map(|e| e.path)
+            .collect();
+        open.len() >= 2
+    });
+    assert!(
+        found,
+        "never two segment requests open at once; origin log: {:?}",
+        origin.log()
+    );
+    println!("segment requests open at once: {open:?}");
+    origin.set_faults(&Faults::default());
+    let done = wait_completed(&server, json_str(&d, "id"));
+    assert_eq!(done["segments_done"], done["segments_total"], "{done}");
+}
+
+#[test]
 fn deleting_a_500_segment_rendition_frees_every_byte() {
     let origin = Origin::start(&[]);
     let dir = origin.dir().to_path_buf();

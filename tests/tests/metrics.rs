@@ -333,6 +333,28 @@ fn metrics_are_valid_exposition_and_move_with_hits_misses_and_seeks() {
     assert_eq!(last.count, sample(&m1, "streamer_media_ttfb_seconds_count"));
 }
 
+#[test]
+fn playlist_responses_are_timed_like_media() {
+    let (origin, server) = setup(&[("seg0.ts", 1000)], &[], &[]);
+    let playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg0.ts\n#EXT-X-ENDLIST\n";
+    origin.put_file("list.m3u8", playlist.as_bytes());
+    let m0 = check_exposition(&metrics_text(&server));
+    let first = get(&server.stream_url(&origin, "list.m3u8"));
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert!(first.text().contains("/stream/"), "{}", first.text());
+    assert_eq!(get(&server.stream_url(&origin, "list.m3u8")).status, 200);
+    let text1 = metrics_text(&server);
+    let m1 = check_exposition(&text1);
+    let delta = |key: &str| sample(&m1, key) - sample(&m0, key);
+    assert_eq!(
+        delta("streamer_media_ttfb_seconds_count"),
+        2.0,
+        "two playlists: {text1}"
+    );
+    assert_eq!(delta("streamer_seek_ttfb_seconds_count"), 0.0, "{text1}");
+    assert_eq!(delta("streamer_cache_hits_total"), 1.0, "{text1}");
+}
+
 /// The fields of `/api/stats` that are not request counts, for comparing two snapshots.
 fn without_requests(stats: &Value) -> Value {
     let mut v = stats.clone();

@@ -116,15 +116,20 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64, trac
             })
             .await?;
         trace.upstream_status.get_or_insert(response.status.as_u16());
-        if let Some(url) = response.refreshed_url.clone() {
-            res.lock().url = url;
-        }
+        let location = {
+            let mut st = res.lock();
+            if let Some(url) = response.refreshed_url.clone() {
+                st.url = url;
+            }
+            (response.final_url != st.url).then(|| response.final_url.to_string())
+        };
         let headers = &response.headers;
         let mut meta = Meta {
             size: None,
             etag: header_str(headers, ETAG),
             last_modified: header_str(headers, LAST_MODIFIED),
             mime: header_str(headers, CONTENT_TYPE),
+            location,
         };
         let body_start = match response.status.as_u16() {
             416 => {

@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use crate::error::Error;
 
 /// The schema version this build writes.
-const SCHEMA_VERSION: u32 = 3;
+const SCHEMA_VERSION: u32 = 4;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE resources (
@@ -55,6 +55,11 @@ CREATE TABLE downloads (
 const SCHEMA_V3: &str = "
 ALTER TABLE downloads ADD COLUMN variant TEXT;
 ALTER TABLE downloads ADD COLUMN members TEXT NOT NULL DEFAULT '';
+";
+
+/// Version 4: where a redirected resource was really served from.
+const SCHEMA_V4: &str = "
+ALTER TABLE resources ADD COLUMN location TEXT;
 ";
 
 /// One row of `downloads`: a queued, running, paused, finished or failed download.
@@ -100,6 +105,8 @@ pub(crate) struct ResourceRow {
     pub(crate) size: Option<u64>,
     /// `Content-Type` to serve.
     pub(crate) mime: Option<String>,
+    /// The URL the backend redirected to, when it did.
+    pub(crate) location: Option<String>,
     /// Durably present byte ranges, in `RangeSet` text form.
     pub(crate) ranges: String,
     /// Last access, milliseconds since the Unix epoch.
@@ -155,7 +162,7 @@ impl Index {
     pub(crate) fn load_resources(&self) -> Result<Vec<ResourceRow>, Error> {
         self.write(|tx| {
             let mut stmt = tx.prepare(
-                "SELECT key, url, track_id, etag, last_modified, size, mime, ranges, last_access, pinned
+                "SELECT key, url, track_id, etag, last_modified, size, mime, ranges, last_access, pinned, location
                  FROM resources",
             )?;
             let rows = stmt
@@ -171,6 +178,7 @@ impl Index {
                         ranges: r.get(7)?,
                         last_access_ms: r.get::<_, i64>(8)?.max(0) as u64,
                         pinned: r.get::<_, i64>(9)? != 0,
+                        location: r.get(10)?,
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -219,10 +227,11 @@ impl Index {
 /// Inserts or replaces a resource row inside a transaction.
 pub(crate) fn upsert_resource(tx: &Transaction<'_>, row: &ResourceRow) -> Result<(), Error> {
     tx.execute(
-        "INSERT INTO resources (key, url, track_id, etag, last_modified, size, mime, ranges, last_access, pinned)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+        "INSERT INTO resources (key, url, track_id, etag, last_modified, size, mime, ranges, last_access, pinned,
+             location)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT(key) DO UPDATE SET url = ?2, track_id = ?3, etag = ?4, last_modified = ?5,
-             size = ?6, mime = ?7, ranges = ?8, last_access = ?9, pinned = ?10",
+             size = ?6, mime = ?7, ranges = ?8, last_access = ?9, pinned = ?10, location = ?11",
         params![
             row.key,
             row.url,
@@ -233,7 +242,8 @@ pub(crate) fn upsert_resource(tx: &Transaction<'_>, row: &ResourceRow) -> Result
             row.mime,
             row.ranges,
             row.last_access_ms as i64,
-            row.pinned as i64
+            row.pinned as i64,
+            row.location
         ],
     )?;
     Ok(())
@@ -319,13 +329,19 @@ fn upgrade_from(conn: &Connection, version: u32) -> Result<(), Error> {
             conn.execute_batch(SCHEMA_V1)?;
             conn.execute_batch(SCHEMA_V2)?;
             conn.execute_batch(SCHEMA_V3)?;
+            conn.execute_batch(SCHEMA_V4)?;
         }
         1 => {
             conn.execute_batch(SCHEMA_V2)?;
             conn.execute_batch(SCHEMA_V3)?;
+            conn.execute_batch(SCHEMA_V4)?;
         }
         2 => {
             conn.execute_batch(SCHEMA_V3)?;
+            conn.execute_batch(SCHEMA_V4)?;
+        }
+        3 => {
+            conn.execute_batch(SCHEMA_V4)?;
         }
         SCHEMA_VERSION => return Ok(()),
         newer => {
@@ -352,6 +368,7 @@ mod tests {
             last_modified: None,
             size: Some(100),
             mime: Some("audio/wav".into()),
+            location: Some("http://127.0.0.1:1/moved/a".into()),
             ranges: "0-50".into(),
             last_access_ms: 7,
             pinned: false,
@@ -393,7 +410,7 @@ mod tests {
         drop(conn);
         let index = Index::open(&path).unwrap();
         assert_eq!(index.load_tracks().unwrap().len(), 1);
-        let row = DownloadRow {
+        let download = DownloadRow {
             id: "d1".into(),
             key: "track:t".into(),
             url: "http://x/".into(),
@@ -405,10 +422,34 @@ mod tests {
             variant: Some("lowest".into()),
             members: vec!["http://x/a.m3u8".into(), "http://x/s1.ts".into()],
         };
-        index.write(|tx| upsert_download(tx, &row)).unwrap();
-        assert_eq!(index.write(load_downloads).unwrap(), vec![row]);
+        index.write(|tx| upsert_download(tx, &download)).unwrap();
+        assert_eq!(index.write(load_downloads).unwrap(), vec![download]);
         index.write(|tx| delete_download(tx, "d1")).unwrap();
         assert!(index.write(load_downloads).unwrap().is_empty());
+        index.write(|tx| upsert_resource(tx, &row("k"))).unwrap();
+        assert_eq!(index.load_resources().unwrap(), vec![row("k")]);
+    }
+
+    #[test]
+    fn version_3_files_gain_the_redirect_location() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        let conn = Connection::open(&path).unwrap();
+        for schema in [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3] {
+            conn.execute_batch(schema).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute(
+            "INSERT INTO resources (key, url, ranges) VALUES ('k', 'http://x/a', '0-9')",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let index = Index::open(&path).unwrap();
+        let rows = index.load_resources().unwrap();
+        assert_eq!((rows[0].key.as_str(), rows[0].location.as_deref()), ("k", None));
+        index.write(|tx| upsert_resource(tx, &row("k"))).unwrap();
+        assert_eq!(index.load_resources().unwrap(), vec![row("k")]);
     }
 
     #[test]

@@ -146,6 +146,7 @@ impl Cache {
                 etag: row.etag,
                 last_modified: row.last_modified,
                 mime: row.mime,
+                location: row.location,
             };
             let state = State {
                 url,
@@ -278,6 +279,7 @@ impl Cache {
                         etag: old.etag.or(newer.etag),
                         last_modified: old.last_modified.or(newer.last_modified),
                         mime: newer.mime.or(old.mime),
+                        location: newer.location,
                     },
                 };
                 st.meta = Some(merged);
@@ -706,6 +708,7 @@ fn row_of(res: &Resource, st: &State, ranges: &RangeSet) -> ResourceRow {
         last_modified: meta.last_modified,
         size: meta.size,
         mime: meta.mime,
+        location: meta.location,
         ranges: ranges.to_string(),
         last_access_ms: st.last_access_ms,
         pinned: st.pinned,

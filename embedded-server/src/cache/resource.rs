@@ -33,6 +33,9 @@ pub(crate) struct Meta {
     pub(crate) last_modified: Option<String>,
     /// The backend's `Content-Type`.
     pub(crate) mime: Option<String>,
+    /// The URL the backend redirected to, if it did: relative URIs in a playlist resolve against
+    /// it, as a player that followed the redirect itself would resolve them.
+    pub(crate) location: Option<String>,
 }
 
 impl Meta {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::{stream, TryStreamExt};
 use sha2::{Digest, Sha256};
 use url::Url;
 
@@ -196,8 +197,9 @@ impl Downloader {
 
 impl Downloader {
     /// One attempt at an HLS download: read the playlist(s), choose the rendition, record every
-    /// member, cache each one (sequentially: segments are small and a worker is one download),
-    /// check the pin limit for their sum, then pin them all.
+    /// member, cache them [`SEGMENTS_AT_ONCE`] at a time (segments are small, so one at a time
+    /// would leave the link idle for a round trip per segment), check the pin limit for their
+    /// sum, then pin them all.
     async fn fetch_hls(&self, id: &str, top: ReadGuard, generation: u64, top_url: Url) -> Result<(), Failure> {
         let choice = self
             .lock()
@@ -206,15 +208,16 @@ impl Downloader {
             .unwrap_or_default();
         let mut members = vec![top.resource().key.clone()];
         let mut media = Vec::new();
-        match hls::parse(&read_all(top, generation, self.patience).await?)? {
+        let (text, base) = read_all(top, generation, self.patience, &top_url).await?;
+        match hls::parse(&text)? {
             Playlist::MasterPlaylist(master) => {
-                for url in hls::choose(&master, &top_url, choice)? {
-                    let (key, playlist) = self.media_playlist(&url).await?;
+                for url in hls::choose(&master, &base, choice)? {
+                    let (key, playlist, base) = self.media_playlist(&url).await?;
                     members.push(key);
-                    media.push((playlist, url));
+                    media.push((playlist, base));
                 }
             }
-            Playlist::MediaPlaylist(m) => media.push((m, top_url)),
+            Playlist::MediaPlaylist(m) => media.push((m, base)),
         }
         for (playlist, base) in &media {
             for url in hls::resources(playlist, base)? {
@@ -227,16 +230,24 @@ impl Downloader {
         }
         self.set_members(id, members.clone()).await?;
         self.changed(id);
-        let mut last_event = Instant::now();
-        for key in &members {
-            let url =
-                Url::parse(key).map_err(|e| Failure::from(Error::InvalidArgument(format!("bad URL {key:?}: {e}"))))?;
-            self.cache_whole(self.cache.acquire(key, &url, None)).await?;
-            if last_event.elapsed() >= PROGRESS_EVERY {
-                last_event = Instant::now();
-                self.changed(id);
-            }
-        }
+        let last_event = std::sync::Mutex::new(Instant::now());
+        stream::iter(members.iter().map(Ok))
+            .try_for_each_concurrent(SEGMENTS_AT_ONCE, |key: &String| {
+                let last_event = &last_event;
+                async move {
+                    let url = Url::parse(key)
+                        .map_err(|e| Failure::from(Error::InvalidArgument(format!("bad URL {key:?}: {e}"))))?;
+                    self.cache_whole(self.cache.acquire(key, &url, None)).await?;
+                    let mut last = last_event.lock().unwrap_or_else(|p| p.into_inner());
+                    if last.elapsed() >= PROGRESS_EVERY {
+                        *last = Instant::now();
+                        drop(last);
+                        self.changed(id);
+                    }
+                    Ok::<_, Failure>(())
+                }
+            })
+            .await?;
         let total: u64 = members
             .iter()
             .filter_map(|k| self.cache.info(k))
@@ -249,13 +260,15 @@ impl Downloader {
         Ok(())
     }
 
-    /// Reads the media playlist at `url` (a variant of a master): its cache key and contents.
-    async fn media_playlist(&self, url: &Url) -> Result<(String, MediaPlaylist), Failure> {
+    /// Reads the media playlist at `url` (a variant of a master): its cache key, contents, and
+    /// the URL its relative URIs resolve against.
+    async fn media_playlist(&self, url: &Url) -> Result<(String, MediaPlaylist, Url), Failure> {
         let guard = self.acquire_allowed(url)?;
         let key = guard.resource().key.clone();
         let (_, generation) = wait_meta(&guard, 0, self.patience).await?;
-        match hls::parse(&read_all(guard, generation, self.patience).await?)? {
-            Playlist::MediaPlaylist(m) => Ok((key, m)),
+        let (text, base) = read_all(guard, generation, self.patience, url).await?;
+        match hls::parse(&text)? {
+            Playlist::MediaPlaylist(m) => Ok((key, m, base)),
             Playlist::MasterPlaylist(_) => {
                 let message = "a variant stream names another master playlist";
                 Err(Error::from(UpstreamError::Protocol(message.into())).into())
@@ -280,9 +293,16 @@ impl Downloader {
     }
 }
 
-/// Reads a whole playlist of `generation` (the bytes only; the reader registration is dropped).
-async fn read_all(guard: ReadGuard, generation: u64, patience: Duration) -> Result<Bytes, Failure> {
-    Ok(crate::hls::read_whole(guard, generation, patience).await?.0)
+/// Reads a whole playlist of `generation` fetched as `requested`: its bytes and the URL its
+/// relative URIs resolve against (the reader registration is dropped).
+async fn read_all(
+    guard: ReadGuard,
+    generation: u64,
+    patience: Duration,
+    requested: &Url,
+) -> Result<(Bytes, Url), Failure> {
+    let (bytes, meta, _) = crate::hls::read_whole(guard, generation, patience).await?;
+    Ok((bytes, crate::hls::base_of(&meta, requested)))
 }
 
 impl Downloader {
@@ -306,21 +326,27 @@ impl Downloader {
     /// The HLS half of [`Downloader::fetch_prefix`]. ExoPlayer's first pick is the best variant
     /// under its initial bandwidth estimate (about 1 Mbit/s) times its bandwidth fraction (0.7).
     async fn prefetch_hls(&self, top: ReadGuard, generation: u64, top_url: Url) -> Result<(), Failure> {
-        let (mut media, base) = match hls::parse(&read_all(top, generation, self.patience).await?)? {
-            Playlist::MediaPlaylist(m) => (m, top_url),
+        let (text, base) = read_all(top, generation, self.patience, &top_url).await?;
+        let (mut media, base) = match hls::parse(&text)? {
+            Playlist::MediaPlaylist(m) => (m, base),
             Playlist::MasterPlaylist(master) => {
                 let choice = VariantChoice::MaxBandwidth(PLAYER_FIRST_PICK_BPS);
-                let url = hls::choose(&master, &top_url, choice)?.swap_remove(0);
-                (self.media_playlist(&url).await?.1, url)
+                let url = hls::choose(&master, &base, choice)?.swap_remove(0);
+                let (_, media, base) = self.media_playlist(&url).await?;
+                (media, base)
             }
         };
         media.segments.truncate(PREFETCH_SEGMENTS);
-        for url in hls::resources(&media, &base)? {
-            self.cache_whole(self.acquire_allowed(&url)?).await?;
-        }
-        Ok(())
+        stream::iter(hls::resources(&media, &base)?.into_iter().map(Ok))
+            .try_for_each_concurrent(SEGMENTS_AT_ONCE, |url| async move {
+                self.cache_whole(self.acquire_allowed(&url)?).await
+            })
+            .await
     }
 }
+
+/// Resources of one HLS download fetched at once (on top of the worker pool's parallelism).
+const SEGMENTS_AT_ONCE: usize = 4;
 
 /// Segments of an HLS stream a prefetch caches (about 6-18 s of media at usual durations).
 const PREFETCH_SEGMENTS: usize = 3;

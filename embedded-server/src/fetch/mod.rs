@@ -64,6 +64,8 @@ pub(crate) struct FetchResponse {
     pub(crate) body: Incoming,
     /// A new URL the resolver gave for this resource, to be used from now on.
     pub(crate) refreshed_url: Option<Url>,
+    /// Where the body really comes from: the requested URL, or the last redirect's target.
+    pub(crate) final_url: Url,
 }
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
@@ -259,6 +261,7 @@ impl Fetcher {
                         headers: parts.headers,
                         body,
                         refreshed_url: None,
+                        final_url: url,
                     });
                 }
                 301 | 302 | 303 | 307 | 308 => {

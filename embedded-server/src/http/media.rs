@@ -131,15 +131,20 @@ pub(crate) async fn serve(inner: &Arc<Inner>, req: MediaRequest) -> Response<Bod
     // The first byte is ready now: the router times the response from its arrival.
     response.extensions_mut().insert(FirstByte {
         seek: start > 0 && !hit,
+        streamed: true,
     });
     response
 }
 
-/// Marks a media response whose first body byte is ready, for the time-to-first-byte histograms.
+/// Marks a media response (segment, track or playlist) whose first body byte is ready, for the
+/// time-to-first-byte histograms.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FirstByte {
     /// A range starting past byte 0 whose bytes were not all cached.
     pub(crate) seek: bool,
+    /// The body comes from a producer task, which records `bytes` and `duration_ms` in the
+    /// request's span when it ends; otherwise the body is in memory already.
+    pub(crate) streamed: bool,
 }
 
 /// Where the first wanted byte is, to start a fill there when nothing is known yet.
@@ -276,7 +281,12 @@ async fn playlist(
     }
     let (start, part_len) = response::span(outcome, Some(len));
     let part = body.slice(start as usize..(start + part_len.unwrap_or(len)) as usize);
-    response::media(&rep, outcome, response::full(part))
+    let mut response = response::media(&rep, outcome, response::full(part));
+    response.extensions_mut().insert(FirstByte {
+        seek: false,
+        streamed: false,
+    });
+    response
 }
 
 /// Reads the playlist whole, makes sure a live one is fresh, and rewrites it: `(ETag, body)`.
@@ -328,17 +338,19 @@ async fn rewritten_playlist(
         if hit {
             Counters::add(&inner.counters.bytes_from_cache, bytes.len() as u64);
         }
+        // Relative URIs resolve against where the playlist really came from (after redirects).
+        let from = hls::base_of(&meta, &req.url);
         // A downloaded (pinned) master offers only the renditions that were downloaded.
         let narrowed;
         let text = if checked.master && guard.resource().lock().pinned {
-            narrowed = hls::narrow(checked.text, &req.url, |url| {
+            narrowed = hls::narrow(checked.text, &from, |url| {
                 inner.cache.info(url.as_str()).is_some_and(|i| i.pinned)
             });
             narrowed.as_str()
         } else {
             checked.text
         };
-        let rewritten = hls::rewrite(text, &req.url, &inner.base_url, |url| {
+        let rewritten = hls::rewrite(text, &from, &inner.base_url, |url| {
             inner.fetcher.check_origin(url.as_str()).is_ok()
         });
         let mut h = Sha256::new();

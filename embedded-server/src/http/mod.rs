@@ -69,14 +69,14 @@ pub(crate) async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Respons
     counters.count_request(route, status);
     let head_ms = millis(arrived);
     span.record("status", status.as_u16());
-    let streamed = response.extensions().get::<media::FirstByte>().copied();
-    match streamed {
-        // The producer records `bytes` and `duration_ms` when the body ends.
-        Some(first) => counters.observe_first_byte(arrived.elapsed(), first.seek),
-        None => {
-            span.record("bytes", response.body().size_hint().exact().unwrap_or(0));
-            span.record("duration_ms", head_ms);
-        }
+    let first = response.extensions().get::<media::FirstByte>().copied();
+    if let Some(first) = first {
+        counters.observe_first_byte(arrived.elapsed(), first.seek);
+    }
+    // A producer records `bytes` and `duration_ms` itself when a streamed body ends.
+    if !first.is_some_and(|f| f.streamed) {
+        span.record("bytes", response.body().size_hint().exact().unwrap_or(0));
+        span.record("duration_ms", head_ms);
     }
     span.in_scope(|| {
         if status.is_server_error() {
