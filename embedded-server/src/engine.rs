@@ -77,8 +77,8 @@ pub(crate) struct Inner {
     pub(crate) downloader: Arc<Downloader>,
     /// When the cached live HLS playlists were fetched (refetched once older than their target duration).
     pub(crate) live_playlists: crate::hls::LiveTable,
-    /// Held for the server's lifetime: one server per cache directory.
-    _lock: std::fs::File,
+    /// Held for the server's lifetime: one server per cache (and downloads) directory.
+    _lock: Vec<std::fs::File>,
 }
 
 impl Inner {
@@ -246,8 +246,9 @@ impl Server {
         };
         let counters = Arc::new(Counters::default());
         let fetcher = Arc::new(Fetcher::new(&config, counters.clone())?);
-        let (dir, f2, c2, max, attempts) = (
+        let (dir, downloads, f2, c2, max, attempts) = (
             config.cache_dir.clone(),
+            config.downloads_dir.clone(),
             fetcher.clone(),
             counters.clone(),
             config.max_cache_bytes,
@@ -257,8 +258,11 @@ impl Server {
         let patience = (config.read_timeout + config.connect_timeout) * config.upstream_attempts.max(1);
         let f3 = fetcher.clone();
         let (lock, cache, catalog, downloader) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
-            let lock = lock_dir(&dir)?;
-            let (cache, tracks) = Cache::open(&dir, f2, c2, max, attempts)?;
+            let mut lock = vec![lock_dir(&dir)?];
+            if let Some(downloads) = downloads.as_deref().filter(|d| *d != dir) {
+                lock.push(lock_dir(downloads)?);
+            }
+            let (cache, tracks) = Cache::open(&dir, downloads.as_deref(), f2, c2, max, attempts)?;
             let catalog = Arc::new(Catalog::new(tracks));
             let downloader = Downloader::open(cache.clone(), catalog.clone(), f3, workers, allow_metered, patience)?;
             Ok((lock, cache, catalog, downloader))
@@ -414,6 +418,11 @@ impl Server {
     /// The cache directory.
     pub fn cache_dir(&self) -> PathBuf {
         self.inner.config.cache_dir.clone()
+    }
+
+    /// The directory of downloaded bytes and the index, if apart from the cache directory.
+    pub fn downloads_dir(&self) -> Option<PathBuf> {
+        self.inner.config.downloads_dir.clone()
     }
 
     /// Stops accepting, ends connections (after a short grace), stops fills and records every

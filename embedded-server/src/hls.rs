@@ -121,10 +121,10 @@ pub(crate) async fn read_whole(
     }
     let len = cursor.pos as usize;
     let guard = cursor.into_guard();
-    let path = guard.resource().path.clone();
+    let res = guard.resource().clone();
     let bytes = tokio::task::spawn_blocking(move || match len {
         0 => Ok(Vec::new()),
-        _ => crate::cache::read_at(&std::fs::File::open(path)?, 0, len),
+        _ => crate::cache::read_at(&res.open_read()?, 0, len),
     })
     .await
     .map_err(|e| Arc::new(join_error(e)))?

@@ -48,6 +48,10 @@ pub(crate) struct DownloadArgs {
     #[arg(long, value_name = "DIR", requires = "origin")]
     cache_dir: Option<PathBuf>,
 
+    /// Standalone: keep the downloads (and the index) here instead of in --cache-dir.
+    #[arg(long, value_name = "DIR", requires = "cache_dir")]
+    downloads_dir: Option<PathBuf>,
+
     /// Standalone: a backend the server may fetch from, as scheme://host[:port]; repeatable.
     #[arg(long = "origin", value_name = "URL", conflicts_with = "server")]
     origin: Vec<String>,
@@ -141,6 +145,7 @@ fn download(args: DownloadArgs, multi: &MultiProgress) -> Result<Outcome, String
         return Err("give --server BASE or --cache-dir DIR".into()); // clap's group already says so
     };
     let mut config = Config::new(&cache_dir);
+    config.downloads_dir = args.downloads_dir.clone();
     config.origins = args.origin;
     config.upstream_headers = crate::serve::parse_headers(&args.header)?;
     let server = runtime
@@ -155,13 +160,14 @@ fn download(args: DownloadArgs, multi: &MultiProgress) -> Result<Outcome, String
         (Err(message), _) | (Ok(_), Err(message)) => Err(message),
         (Ok(outcome), Ok(())) => {
             if matches!(outcome, Outcome::Completed) {
+                let serve = match &args.downloads_dir {
+                    Some(d) => format!("--cache-dir {} --downloads-dir {}", cache_dir.display(), d.display()),
+                    None => format!("--cache-dir {}", cache_dir.display()),
+                };
+                let pinned_in = args.downloads_dir.as_ref().unwrap_or(&cache_dir).display();
                 note(
                     multi,
-                    &format!(
-                        "pinned in {}; play offline with `streamer serve --cache-dir {}`",
-                        cache_dir.display(),
-                        cache_dir.display()
-                    ),
+                    &format!("pinned in {pinned_in}; play offline with `streamer serve {serve}`"),
                 );
             }
             Ok(outcome)
@@ -675,6 +681,7 @@ mod tests {
         let args = DownloadArgs {
             server: Some("http://127.0.0.1:1/t/".into()),
             cache_dir: None,
+            downloads_dir: None,
             origin: vec![],
             header: vec![],
             track: vec!["a".into()],

@@ -23,6 +23,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
+    /// Directory for downloaded (pinned) bytes and the index, apart from the evictable cache
+    /// (as on Android: cache under cacheDir, downloads under filesDir). Default: in --cache-dir.
+    #[arg(long, value_name = "DIR")]
+    pub downloads_dir: Option<PathBuf>,
+
     /// Port to bind on 127.0.0.1; 0 picks a free one.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub port: u16,
@@ -92,6 +97,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         None => default_cache_dir()?,
     };
     let mut config = Config::new(&cache_dir);
+    config.downloads_dir = args.downloads_dir;
     config.port = args.port;
     config.token = args.token;
     config.ca_cert_pem = args.ca_cert;

@@ -75,7 +75,11 @@ async fn run_in_span(cache: Arc<Cache>, res: Arc<Resource>, id: u64, start: u64)
             Some(Arc::new(e))
         }
     };
-    res.lock().finish_fill(id, error);
+    {
+        let mut st = res.lock();
+        st.finish_fill(id, error);
+        cache.fill_ended(&res, &mut st);
+    }
     res.notify();
 }
 
@@ -88,7 +92,7 @@ enum BodyEnd {
 }
 
 async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64, trace: &mut Trace) -> Result<(), Error> {
-    let path = res.path.clone();
+    let path = res.lock().path.clone();
     let file = Arc::new(
         tokio::task::spawn_blocking(move || store::open_for_write(&path))
             .await

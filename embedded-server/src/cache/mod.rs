@@ -99,9 +99,40 @@ pub(crate) struct ResourceListing {
     pub(crate) fills: usize,
 }
 
-/// The cache of one directory.
+/// Where data files live: evictable ones under `cache`, pinned ones under `pinned` when the app
+/// keeps downloads apart (on Android the system may empty the cache directory at any time).
+struct DataDirs {
+    cache: PathBuf,
+    pinned: Option<PathBuf>,
+}
+
+impl DataDirs {
+    /// The data file of `key` in the directory for a resource that is (not) pinned.
+    fn path(&self, key: &str, pinned: bool) -> PathBuf {
+        match (&self.pinned, pinned) {
+            (Some(dir), true) => store::data_path(dir, key),
+            _ => store::data_path(&self.cache, key),
+        }
+    }
+
+    /// Where the file of `key` is now: the downloads directory if it is there, else the cache.
+    fn existing(&self, key: &str) -> PathBuf {
+        match &self.pinned {
+            Some(dir) => {
+                let path = store::data_path(dir, key);
+                if path.exists() {
+                    return path;
+                }
+                store::data_path(&self.cache, key)
+            }
+            None => store::data_path(&self.cache, key),
+        }
+    }
+}
+
+/// The cache of one directory (or of two: evictable bytes and downloads).
 pub(crate) struct Cache {
-    data_dir: PathBuf,
+    dirs: DataDirs,
     index: Arc<Index>,
     table: Mutex<HashMap<String, Arc<Resource>>>,
     dirty: Mutex<Vec<Arc<Resource>>>,
@@ -117,18 +148,26 @@ pub(crate) struct Cache {
 }
 
 impl Cache {
-    /// Opens the cache in `dir`, loading the index into memory.
+    /// Opens the cache in `dir` (with pinned bytes and the index in `downloads`, if given),
+    /// loading the index into memory. Files found in the wrong directory (a pin that changed
+    /// while a fill was running, a layout from before `downloads` was set) are moved.
     pub(crate) fn open(
         dir: &Path,
+        downloads: Option<&Path>,
         fetcher: Arc<Fetcher>,
         counters: Arc<Counters>,
         max_bytes: u64,
         attempts: u32,
     ) -> Result<(Arc<Self>, Vec<TrackRow>), Error> {
-        let data_dir = dir.join("data");
-        std::fs::create_dir_all(&data_dir)
-            .map_err(|e| Error::Config(format!("cannot create cache directory {}: {e}", data_dir.display())))?;
-        let index = Arc::new(Index::open(&dir.join("index.sqlite"))?);
+        let dirs = DataDirs {
+            cache: dir.join("data"),
+            pinned: downloads.map(|d| d.join("data")),
+        };
+        for data_dir in std::iter::once(&dirs.cache).chain(&dirs.pinned) {
+            std::fs::create_dir_all(data_dir)
+                .map_err(|e| Error::Config(format!("cannot create cache directory {}: {e}", data_dir.display())))?;
+        }
+        let index = Arc::new(Index::open(&downloads.unwrap_or(dir).join("index.sqlite"))?);
         let mut table = HashMap::new();
         let mut total = 0;
         for row in index.load_resources()? {
@@ -136,7 +175,7 @@ impl Cache {
                 tracing::warn!(key = %loggable_key(&row.key), "dropping index row with an unparsable URL");
                 continue;
             };
-            let path = store::data_path(&data_dir, &row.key);
+            let path = dirs.existing(&row.key);
             let mut present = RangeSet::parse(&row.ranges).unwrap_or_default();
             // A data file shorter than recorded (lost by the file system) must not be served.
             present.truncate(store::file_len(&path));
@@ -162,12 +201,15 @@ impl Cache {
                 pinned: row.pinned,
                 evicted: false,
                 dirty: false,
+                path,
             };
-            table.insert(row.key.clone(), Arc::new(Resource::new(row.key, path, state)));
+            let res = Arc::new(Resource::new(row.key.clone(), state));
+            relocate(&dirs, &res, &mut res.lock());
+            table.insert(row.key, res);
         }
         let tracks = index.load_tracks()?;
         let cache = Arc::new(Self {
-            data_dir,
+            dirs,
             index,
             table: Mutex::new(table),
             dirty: Mutex::new(Vec::new()),
@@ -217,12 +259,9 @@ impl Cache {
                     pinned: false,
                     evicted: false,
                     dirty: false,
+                    path: self.dirs.path(key, false),
                 };
-                Arc::new(Resource::new(
-                    key.to_string(),
-                    store::data_path(&self.data_dir, key),
-                    state,
-                ))
+                Arc::new(Resource::new(key.to_string(), state))
             })
             .clone();
         drop(table);
@@ -313,7 +352,7 @@ impl Cache {
                 Ordering::Relaxed,
             );
             // Truncate under the state lock: no fill can write between the reset and this.
-            store::truncate(&res.path)?;
+            store::truncate(&st.path)?;
             let row = row_of(res, &st, &st.present);
             let generation = st.generation;
             drop(st);
@@ -342,7 +381,7 @@ impl Cache {
             }
             for (res, _, _, data_changed) in &snapshots {
                 if *data_changed {
-                    store::sync(&res.path)?;
+                    sync_data(res)?;
                 }
             }
             self.index.write(|tx| {
@@ -379,10 +418,9 @@ impl Cache {
             let mut st = res.lock();
             if st.meta.is_none() && st.readers == 0 && st.fills.is_empty() && st.present.len() == 0 {
                 st.evicted = true;
-                drop(st);
                 table.remove(&res.key);
                 // A fill may have created an empty data file before failing.
-                if let Err(e) = store::remove(&res.path) {
+                if let Err(e) = store::remove(&st.path) {
                     tracing::warn!(error = %e, "cannot remove an empty data file");
                 }
             }
@@ -444,11 +482,12 @@ impl Cache {
                     let bytes = st.present.len();
                     self.cached_bytes
                         .fetch_sub(bytes.min(self.cached_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
+                    let path = st.path.clone();
                     drop(st);
                     table.remove(key);
                     // Unlink while the table is locked: a new resource under the same key (same
                     // path) cannot be created and start writing before the old file is gone.
-                    store::remove(&res.path)?;
+                    store::remove(&path)?;
                     removed.push(key);
                 }
             }
@@ -497,7 +536,8 @@ impl Cache {
                 dropped.min(self.cached_bytes.load(Ordering::Relaxed)),
                 Ordering::Relaxed,
             );
-            store::truncate(&res.path)?;
+            store::truncate(&st.path)?;
+            relocate(&self.dirs, res, &mut st);
             self.mark_dirty(res, &mut st);
             drop(st);
             index::delete_resource(tx, &res.key)?;
@@ -512,8 +552,14 @@ impl Cache {
         let mut st = res.lock();
         if st.pinned != pinned {
             st.pinned = pinned;
+            relocate(&self.dirs, res, &mut st);
             self.mark_dirty(res, &mut st);
         }
+    }
+
+    /// Called when a fill of `res` ends: a pin that changed while it ran moves the file now.
+    pub(crate) fn fill_ended(&self, res: &Resource, st: &mut State) {
+        relocate(&self.dirs, res, st);
     }
 
     /// Pins or unpins the resource under `key`, if it is known.
@@ -698,6 +744,41 @@ impl Drop for ReadGuard {
 }
 
 /// The index row describing `res` with `ranges` recorded.
+/// Moves the data file of `res` to the directory its pin calls for, if no fill is writing it
+/// (a fill holds the path it opened; the last fill to end calls this again). Runs under the
+/// state lock, so readers find the file by `State::path` (see `Resource::open_read`); a file
+/// that cannot be moved (another file system) stays where it is and is still found there.
+fn relocate(dirs: &DataDirs, res: &Resource, st: &mut State) {
+    let target = dirs.path(&res.key, st.pinned);
+    if st.path == target || !st.fills.is_empty() || st.evicted {
+        return;
+    }
+    let moved = target
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::rename(&st.path, &target));
+    match moved {
+        Ok(()) => st.path = target,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => st.path = target,
+        Err(e) => {
+            tracing::warn!(key = %loggable_key(&res.key), error = %e, "cannot move a data file; it stays where it is");
+        }
+    }
+}
+
+/// Syncs the data file of `res` to disk, following it if it moves meanwhile; blocking.
+fn sync_data(res: &Resource) -> Result<(), Error> {
+    let mut path = res.lock().path.clone();
+    loop {
+        store::sync(&path)?;
+        let now = res.lock().path.clone();
+        if now == path {
+            return Ok(());
+        }
+        path = now;
+    }
+}
+
 fn row_of(res: &Resource, st: &State, ranges: &RangeSet) -> ResourceRow {
     let meta = st.meta.clone().unwrap_or_default();
     ResourceRow {

@@ -5,6 +5,8 @@
 //! counter means a reader that checked the state and then waits can never miss a wake-up.
 
 use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -114,6 +116,9 @@ pub(crate) struct State {
     pub(crate) evicted: bool,
     /// Something changed that the index does not know yet.
     pub(crate) dirty: bool,
+    /// The sparse data file: in the cache directory, or in the downloads directory while pinned.
+    /// It only moves while no fill writes it (`Cache::relocate`), under this state's lock.
+    pub(crate) path: PathBuf,
 }
 
 impl State {
@@ -166,20 +171,35 @@ impl State {
 pub(crate) struct Resource {
     /// Cache key: `track:ID` or the remote URL.
     pub(crate) key: String,
-    /// The sparse data file.
-    pub(crate) path: PathBuf,
     state: Mutex<State>,
     changed: watch::Sender<u64>,
 }
 
 impl Resource {
     /// A resource with the given initial state.
-    pub(crate) fn new(key: String, path: PathBuf, state: State) -> Self {
+    pub(crate) fn new(key: String, state: State) -> Self {
         Self {
             key,
-            path,
             state: Mutex::new(state),
             changed: watch::Sender::new(0),
+        }
+    }
+
+    /// Opens the data file for reading; blocking. A file moved between the directories while it
+    /// was being opened is opened where it went.
+    pub(crate) fn open_read(&self) -> io::Result<File> {
+        let mut path = self.lock().path.clone();
+        loop {
+            match File::open(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    let now = self.lock().path.clone();
+                    if now == path {
+                        return Err(e);
+                    }
+                    path = now;
+                }
+                other => return other,
+            }
         }
     }
 
@@ -218,6 +238,7 @@ mod tests {
             pinned: false,
             evicted: false,
             dirty: false,
+            path: PathBuf::new(),
         }
     }
 

@@ -153,8 +153,8 @@ impl Downloader {
         let size = cursor.pos;
         self.check_pin_room(std::slice::from_ref(&res.key), size)?;
         if let Some(expected) = sha256 {
-            let path = res.path.clone();
-            let actual = tokio::task::spawn_blocking(move || hash_prefix(&path, size))
+            let res2 = res.clone();
+            let actual = tokio::task::spawn_blocking(move || hash_prefix(res2.open_read()?, size))
                 .await
                 .map_err(|e| Failure::from(join_error(e)))?
                 .map_err(|e| Failure::from(Error::from(e)))?;
@@ -355,8 +355,8 @@ const PREFETCH_SEGMENTS: usize = 3;
 const PLAYER_FIRST_PICK_BPS: u64 = 700_000;
 
 /// SHA-256 of the first `len` bytes of a file, lowercase hex.
-fn hash_prefix(path: &std::path::Path, len: u64) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?.take(len);
+fn hash_prefix(file: std::fs::File, len: u64) -> std::io::Result<String> {
+    let mut file = file.take(len);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {

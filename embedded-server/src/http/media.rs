@@ -226,8 +226,8 @@ impl Producer {
         let file = match &self.file {
             Some(f) => f.clone(),
             None => {
-                let path = self.cursor.guard().resource().path.clone();
-                let opened = tokio::task::spawn_blocking(move || std::fs::File::open(path))
+                let res = self.cursor.guard().resource().clone();
+                let opened = tokio::task::spawn_blocking(move || res.open_read())
                     .await
                     .map_err(|e| Arc::new(join_error(e)))?
                     .map_err(|e| Arc::new(Error::from(e)))?;

@@ -1,0 +1,154 @@
+//! Downloads apart from the cache (`--downloads-dir`, Android's `filesDir` beside `cacheDir`):
+//! evictable bytes live in the cache directory, a download's bytes move to the downloads
+//! directory when it completes, the index (and so the download queue) lives there too, and
+//! emptying the cache directory entirely — what Android's "Clear cache" does — loses nothing
+//! downloaded: offline, downloads play byte-exact and what was only cached is a clean 502.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use integration_tests::*;
+use serde_json::json;
+
+const LEN: usize = 700_000;
+
+/// Every regular file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// Data files (non-empty) under `dir/data`.
+fn data_files(dir: &Path) -> Vec<PathBuf> {
+    files_under(&dir.join("data"))
+        .into_iter()
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        .collect()
+}
+
+fn start(cache: &Path, downloads: &Path, origin: &Origin) -> Server {
+    let downloads = downloads.display().to_string();
+    Server::start_with(Some(cache), &[origin.origin_arg()], &["--downloads-dir", &downloads])
+}
+
+fn download(server: &Server, url: &str) -> String {
+    let r = http_with_body(
+        "POST",
+        &server.api_url("downloads"),
+        &[],
+        &json!({ "url": url }).to_string(),
+    );
+    assert_eq!(r.status, 202, "POST downloads: {}", r.text());
+    let id = json_str(&r.json(), "id").to_string();
+    wait_until(Duration::from_secs(30), "the download completes", || {
+        let d = server.api_get(&format!("downloads/{id}"));
+        assert_ne!(json_str(&d, "state"), "failed", "{d}");
+        json_str(&d, "state") == "completed"
+    });
+    id
+}
+
+#[test]
+fn downloads_survive_an_emptied_cache_directory() {
+    let mut origin = Origin::start(&[]);
+    let played = seeded_bytes(0xD1, LEN);
+    let kept = seeded_bytes(0xD2, LEN);
+    origin.put_file("played.bin", &played);
+    origin.put_file("kept.bin", &kept);
+    let root = tempfile::tempdir().expect("tempdir");
+    let (cache, downloads) = (root.path().join("cache"), root.path().join("files"));
+    let mut server = start(&cache, &downloads, &origin);
+
+    let played_url = server.stream_url(&origin, "played.bin");
+    let r = get(&played_url);
+    r.assert_complete("played");
+    assert_bytes_eq("played", &r.body, &played);
+    let id = download(&server, &format!("{}kept.bin", origin.url));
+    // The file moves when the download's last fill has ended, which may be just after.
+    wait_until(Duration::from_secs(10), "one file in each directory", || {
+        data_files(&cache).len() == 1 && data_files(&downloads).len() == 1
+    });
+    let in_downloads = data_files(&downloads);
+    assert_eq!(
+        std::fs::read(&in_downloads[0]).expect("read"),
+        kept,
+        "the pinned file holds the download"
+    );
+    assert!(
+        downloads.join("index.sqlite").is_file(),
+        "the index lives with the downloads"
+    );
+    assert!(!cache.join("index.sqlite").exists(), "no index in the cache dir");
+
+    // "Clear cache": the whole cache directory goes while the app is not running.
+    server.proc().terminate(Duration::from_secs(10));
+    std::fs::remove_dir_all(&cache).expect("empty the cache dir");
+    origin.kill();
+    let server = start(&cache, &downloads, &origin);
+    let r = get(&server.stream_url(&origin, "kept.bin"));
+    assert_eq!(r.status, 200, "the download offline: {}", r.text());
+    r.assert_complete("the download offline");
+    assert_bytes_eq("the download offline", &r.body, &kept);
+    get(&server.stream_url(&origin, "played.bin")).assert_json_error("a cleared cache entry offline", 502);
+    let d = server.api_get(&format!("downloads/{id}"));
+    assert_eq!(json_str(&d, "state"), "completed", "{d}");
+
+    let r = http("DELETE", &server.api_url(&format!("downloads/{id}")), &[]);
+    assert!(r.status < 300, "DELETE: {} {}", r.status, r.text());
+    wait_until(Duration::from_secs(10), "the download's file is gone", || {
+        data_files(&downloads).is_empty()
+    });
+}
+
+#[test]
+fn a_single_directory_layout_is_carried_over() {
+    let origin = Origin::start(&[]);
+    let played = seeded_bytes(0xD3, LEN);
+    let kept = seeded_bytes(0xD4, LEN);
+    origin.put_file("played.bin", &played);
+    origin.put_file("kept.bin", &kept);
+    let root = tempfile::tempdir().expect("tempdir");
+    // Before: everything in one directory (the layout without --downloads-dir).
+    let old = root.path().join("files");
+    let mut server = Server::start_with(Some(&old), &[origin.origin_arg()], &[]);
+    let played_url = server.stream_url(&origin, "played.bin");
+    get(&played_url).assert_complete("played");
+    download(&server, &format!("{}kept.bin", origin.url));
+    server.proc().terminate(Duration::from_secs(10));
+    assert_eq!(data_files(&old).len(), 2);
+
+    // After: the same directory holds the downloads; what is only cached moves to the cache.
+    let cache = root.path().join("cache");
+    let server = start(&cache, &old, &origin);
+    assert_eq!(
+        data_files(&old).len(),
+        1,
+        "only the download stays: {:?}",
+        data_files(&old)
+    );
+    assert_eq!(std::fs::read(&data_files(&old)[0]).expect("read"), kept);
+    assert_eq!(data_files(&cache).len(), 1, "the played file moved to the cache dir");
+    let hits = json_u64(&server.stats(), "hits");
+    for (name, truth) in [("played.bin", &played), ("kept.bin", &kept)] {
+        let r = get(&server.stream_url(&origin, name));
+        r.assert_complete(name);
+        assert_bytes_eq(name, &r.body, truth);
+    }
+    assert_eq!(
+        json_u64(&server.stats(), "hits"),
+        hits + 2,
+        "both served from the cache"
+    );
+}
