@@ -28,6 +28,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
+pub mod hls_fixtures;
+pub mod nginx;
+
 /// One kibibyte, in bytes.
 pub const KIB: usize = 1024;
 /// One mebibyte, in bytes.
@@ -78,10 +81,12 @@ pub fn require_tool(name: &str) -> PathBuf {
             return candidate;
         }
     }
-    panic!(
-        "required tool `{name}` not found on PATH; install it with \
-         `apt-get install -y curl ffmpeg` (ffprobe ships with ffmpeg)"
-    );
+    let package = match name {
+        "ffprobe" => "ffmpeg",
+        "nginx" => "nginx-light",
+        other => other,
+    };
+    panic!("required tool `{name}` not found on PATH; install it with `apt-get install -y {package}`");
 }
 
 /// Runs ffmpeg (errors only) in `dir` with `args`; panics with its stderr when it fails.

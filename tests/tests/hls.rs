@@ -1,98 +1,201 @@
 //! HLS through the server (SPEC §7): playlists fetched through `/TOKEN/stream/...` come back with
 //! every URI pointing at the local server, ffmpeg plays whole presentations (MPEG-TS, fMP4/CMAF
-//! with `EXT-X-MAP`, byte-range segments) without ever reaching the origin itself, VOD playlists
-//! stay cached, and a live playlist is fetched again once its target duration has passed.
+//! with `EXT-X-MAP`, byte-range segments) without ever reaching the backend itself, VOD playlists
+//! stay cached, a live playlist is fetched again once its target duration has passed, and a master
+//! reached through a redirect names its relative variants against the URL it was finally read at.
 //!
-//! Fixtures are generated at test time with ffmpeg (a sine wave, 2 s segments) into the origin's
-//! directory, so nothing binary is checked in; the master playlists are written by the test
-//! because they must name the origin's port (absolute URIs) and mix URI forms on purpose.
+//! The same fixtures ([`integration_tests::hls_fixtures`], generated with ffmpeg at test time) are
+//! served by the dev origin (plain HTTP, request log over its control API) and by nginx (TLS and
+//! HTTP/2 with an extra CA, request log from its access log), so the checks run against both.
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use integration_tests::hls_fixtures::{self, ffmpeg_plays, served_paths, uris, RELATIVE_MASTER};
+use integration_tests::nginx::Nginx;
 use integration_tests::*;
 
-/// Encodes 8 s of a 440 Hz sine as AAC into an HLS rendition in `origin_dir/name/` (playlist
-/// `index.m3u8`), with 2 s segments and the given extra muxer options.
-fn rendition(origin_dir: &Path, name: &str, bitrate: &str, extra: &[&str]) {
-    let dir = origin_dir.join(name);
-    std::fs::create_dir_all(&dir).expect("create rendition dir");
-    let mut args = vec![
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:duration=8",
-        "-c:a",
-        "aac",
-        "-b:a",
-        bitrate,
-        "-f",
-        "hls",
-        "-hls_time",
-        "2",
-        "-hls_list_size",
-        "0",
-        "-hls_playlist_type",
-        "vod",
-    ];
-    args.extend_from_slice(extra);
-    args.push("index.m3u8");
-    ffmpeg_in(&dir, &args);
+/// How long a backend gets to log a request the server has already made (nginx logs a request
+/// once it has finished answering it).
+const LOG_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A backend serving the fixtures.
+enum Backend {
+    /// `streamer origin` over plain HTTP.
+    Dev(Origin),
+    /// nginx over HTTPS (HTTP/2), the server trusting its CA with `--ca-cert`.
+    Nginx(Nginx),
 }
 
-/// The fixtures: TS renditions at two bitrates, an fMP4 one, a single-file (byte-range) one, and
-/// master playlists over them. Returns the master playlists' paths on the origin.
-fn fixtures(origin: &Origin) -> Vec<&'static str> {
-    let dir = origin.dir();
-    rendition(dir, "hls/low", "48k", &["-hls_segment_filename", "seg%d.ts"]);
-    rendition(dir, "hls/high", "128k", &["-hls_segment_filename", "seg%d.ts"]);
-    rendition(
-        dir,
-        "hls/cmaf",
-        "64k",
-        &[
-            "-hls_segment_type",
-            "fmp4",
-            "-hls_fmp4_init_filename",
-            "init.mp4",
-            "-hls_segment_filename",
-            "seg%d.m4s",
-        ],
-    );
-    rendition(dir, "hls/single", "64k", &["-hls_flags", "single_file"]);
-    // One variant absolute, one root-relative, one relative with a query string.
-    let master = format!(
-        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n\
-         #EXT-X-STREAM-INF:BANDWIDTH=60000,CODECS=\"mp4a.40.2\"\n{}hls/low/index.m3u8\n\
-         #EXT-X-STREAM-INF:BANDWIDTH=150000,CODECS=\"mp4a.40.2\"\n/hls/high/index.m3u8\n\
-         #EXT-X-STREAM-INF:BANDWIDTH=90000,CODECS=\"mp4a.40.2\"\nsingle/index.m3u8?variant=single\n",
-        origin.url
-    );
-    std::fs::write(dir.join("hls/master.m3u8"), master).expect("write master playlist");
-    let cmaf = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-STREAM-INF:BANDWIDTH=80000,CODECS=\"mp4a.40.2\"\nindex.m3u8\n";
-    std::fs::write(dir.join("hls/cmaf/master.m3u8"), cmaf).expect("write fMP4 master playlist");
-    vec!["hls/master.m3u8", "hls/cmaf/master.m3u8"]
+/// One request a backend answered.
+#[derive(Debug)]
+struct Served {
+    /// The path with its query string.
+    path: String,
+    status: u16,
+    body_bytes: u64,
 }
 
-/// Every URI a playlist names: URI lines and quoted `URI` attributes.
-fn uris(playlist: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for line in playlist.lines().map(str::trim) {
-        if line.is_empty() {
-            continue;
-        }
-        if !line.starts_with('#') {
-            out.push(line.to_string());
-        } else if let Some((_, rest)) = line.split_once("URI=\"") {
-            let end = rest
-                .find('"')
-                .unwrap_or_else(|| panic!("unterminated URI attribute: {line}"));
-            out.push(rest[..end].to_string());
+impl Backend {
+    fn dev() -> Backend {
+        Backend::Dev(Origin::start(&[]))
+    }
+
+    /// nginx with extra exact locations (see [`Nginx::start`]).
+    fn nginx(locations: &[(&str, &str)]) -> Backend {
+        Backend::Nginx(Nginx::start(locations))
+    }
+
+    /// `SCHEME://HOST:PORT/`.
+    fn base_url(&self) -> String {
+        match self {
+            Backend::Dev(o) => o.url.clone(),
+            Backend::Nginx(n) => format!("{}/", n.origin()),
         }
     }
-    out
+
+    /// `HOST:PORT`.
+    fn authority(&self) -> String {
+        match self {
+            Backend::Dev(o) => o.host_port(),
+            Backend::Nginx(n) => n.host_port(),
+        }
+    }
+
+    /// The directory the backend serves.
+    fn dir(&self) -> PathBuf {
+        match self {
+            Backend::Dev(o) => o.dir().to_path_buf(),
+            Backend::Nginx(n) => n.www(),
+        }
+    }
+
+    /// `streamer serve` allowed to fetch from this backend.
+    fn server(&self) -> Server {
+        match self {
+            Backend::Dev(o) => Server::start(&[o]),
+            Backend::Nginx(n) => {
+                let ca = n.ca().display().to_string();
+                Server::start_with(None, &[n.origin()], &["--ca-cert", &ca])
+            }
+        }
+    }
+
+    /// Every request the backend has answered (and logged) so far, in order.
+    fn log(&self) -> Vec<Served> {
+        match self {
+            Backend::Dev(o) => o
+                .log()
+                .into_iter()
+                .map(|e| Served {
+                    path: e.path,
+                    status: e.status,
+                    body_bytes: e.body_bytes,
+                })
+                .collect(),
+            Backend::Nginx(n) => n
+                .requests()
+                .into_iter()
+                .map(|r| Served {
+                    path: r.path,
+                    status: r.status,
+                    body_bytes: r.body_bytes,
+                })
+                .collect(),
+        }
+    }
+
+    /// The log once it holds a request for each of `paths` (exact, with query), bounded.
+    #[track_caller]
+    fn log_with(&self, paths: &[&str]) -> Vec<Served> {
+        let mut log = Vec::new();
+        let complete = poll_until(LOG_TIMEOUT, || {
+            log = self.log();
+            paths.iter().all(|p| log.iter().any(|e| e.path == *p))
+        });
+        let missing: Vec<_> = paths.iter().filter(|p| !log.iter().any(|e| e.path == **p)).collect();
+        assert!(
+            complete,
+            "the server never fetched {missing:?} from the backend; its log: {log:#?}"
+        );
+        log
+    }
+}
+
+/// Fixtures on a backend and a server in front of it.
+struct Hls {
+    backend: Backend,
+    server: Server,
+    /// The masters a player is given (paths on the backend).
+    masters: Vec<&'static str>,
+    /// Every fixture file, as a backend path.
+    fixtures: BTreeSet<String>,
+    /// `BASE/stream/SCHEME/HOST:PORT/`: what every URI in a served playlist must start with.
+    local_prefix: String,
+}
+
+impl Hls {
+    fn start(backend: Backend) -> Hls {
+        let dir = backend.dir();
+        let masters = hls_fixtures::generate(&dir, &backend.base_url());
+        let fixtures = served_paths(&dir);
+        let server = backend.server();
+        let local_prefix = format!("{}stream/{}", server.base, backend.base_url().replacen("://", "/", 1));
+        Hls {
+            backend,
+            server,
+            masters,
+            fixtures,
+            local_prefix,
+        }
+    }
+
+    /// The local URL of `path` (no leading slash) on the backend.
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.local_prefix)
+    }
+
+    /// Asserts that every request the backend answered was for a fixture file and succeeded,
+    /// except the `(path, status)` pairs in `expected_others` (redirects, say).
+    #[track_caller]
+    fn assert_backend_saw_only_fixtures(&self, log: &[Served], expected_others: &[(&str, u16)]) {
+        assert!(!log.is_empty(), "the backend saw no requests");
+        for entry in log {
+            if expected_others.contains(&(entry.path.as_str(), entry.status)) {
+                continue;
+            }
+            let path = entry.path.split('?').next().unwrap_or_default();
+            assert!(
+                self.fixtures.contains(path),
+                "the backend got a request for {} that is not a fixture file (answered {}); its log: {log:#?}",
+                entry.path,
+                entry.status
+            );
+            assert!(
+                entry.status < 300,
+                "the backend answered {} for {}",
+                entry.status,
+                entry.path
+            );
+        }
+    }
+
+    /// Asserts that the server's `bytes_from_upstream` is accounted for by what the backend sent.
+    #[track_caller]
+    fn assert_upstream_bytes_accounted(&self) {
+        let (mut upstream, mut sent) = (0, 0);
+        // nginx logs a request only once it has answered it completely; let fetches finish.
+        let accounted = poll_until(LOG_TIMEOUT, || {
+            sent = self.backend.log().iter().map(|e| e.body_bytes).sum::<u64>();
+            upstream = json_u64(&self.server.stats(), "bytes_from_upstream");
+            upstream > 0 && upstream <= sent
+        });
+        assert!(
+            accounted,
+            "the server's bytes_from_upstream ({upstream}) must account for what the backend sent ({sent})"
+        );
+    }
 }
 
 /// Fetches a playlist through the server and checks the headers a player relies on, and that
@@ -125,51 +228,31 @@ fn get_playlist(url: &str) -> Resp {
     r
 }
 
-/// Every file under `dir` as an origin path (`/a/b.ts`).
-fn served_paths(dir: &Path) -> BTreeSet<String> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
-        for entry in std::fs::read_dir(dir).expect("read fixture dir") {
-            let path = entry.expect("fixture dir entry").path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else if let Ok(rel) = path.strip_prefix(root) {
-                out.insert(format!("/{}", rel.display()));
-            }
-        }
-    }
-    let mut out = BTreeSet::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
-#[test]
-fn playlists_name_only_local_urls() {
-    let origin = Origin::start(&[]);
-    let masters = fixtures(&origin);
-    let server = Server::start(&[&origin]);
-    let local_prefix = format!("{}stream/http/{}/", server.base, origin.host_port());
+/// Every master and every media playlist through the server names only local URLs, and the
+/// fMP4 and single-file renditions keep their `EXT-X-MAP` and byte ranges.
+fn playlists_name_only_local_urls_on(backend: Backend) {
+    let hls = Hls::start(backend);
+    let local_prefix = &hls.local_prefix;
+    let authority = hls.backend.authority();
     let mut media_playlists = 0;
-    for master in masters {
-        let text = playlist_through(&server.stream_url(&origin, master));
-        // The origin's host:port appears only inside local paths (`stream/http/HOST:PORT/`),
+    for master in &hls.masters {
+        let text = playlist_through(&hls.url(master));
+        // The backend's host:port appears only inside local paths (`stream/SCHEME/HOST:PORT/`),
         // never as a URL's authority.
         assert!(
-            !text.contains(&format!("//{}", origin.host_port())),
-            "{master} through the server still names an origin URL:\n{text}"
+            !text.contains(&format!("//{authority}")),
+            "{master} through the server still names a backend URL:\n{text}"
         );
         let variants = uris(&text);
         assert!(!variants.is_empty(), "{master} names no variants:\n{text}");
         for variant in variants {
-            assert!(variant.starts_with(&local_prefix), "{master}: {variant} is not local");
+            assert!(variant.starts_with(local_prefix), "{master}: {variant} is not local");
             let media = playlist_through(&variant);
             media_playlists += 1;
             let named = uris(&media);
             assert!(named.len() >= 4, "{variant} names too few segments:\n{media}");
             for uri in named {
-                assert!(
-                    uri.starts_with(&local_prefix),
-                    "{variant}: {uri} is not local:\n{media}"
-                );
+                assert!(uri.starts_with(local_prefix), "{variant}: {uri} is not local:\n{media}");
             }
             if variant.contains("/cmaf/") {
                 assert!(
@@ -188,67 +271,88 @@ fn playlists_name_only_local_urls() {
     assert_eq!(media_playlists, 4, "three TS variants and one fMP4 variant");
 }
 
+/// ffmpeg plays the TS and the fMP4 master through the server, and the backend only ever saw
+/// successful requests for fixture files, among them the fMP4 init segment and the single file.
+fn ffmpeg_plays_ts_and_fmp4_only_through_the_server_on(backend: Backend) {
+    let hls = Hls::start(backend);
+    for master in &hls.masters {
+        ffmpeg_plays(&hls.url(master));
+    }
+    let log = hls
+        .backend
+        .log_with(&["/hls/cmaf/init.mp4", "/hls/cmaf/seg0.m4s", "/hls/single/index.ts"]);
+    hls.assert_backend_saw_only_fixtures(&log, &[]);
+    hls.assert_upstream_bytes_accounted();
+}
+
+/// A VOD media playlist read twice through the server is fetched from the backend once.
+fn vod_playlists_stay_cached_on(backend: Backend) {
+    let hls = Hls::start(backend);
+    let url = hls.url("hls/low/index.m3u8");
+    let first = playlist_through(&url);
+    let second = playlist_through(&url);
+    assert_eq!(first, second);
+    let log = hls.backend.log_with(&["/hls/low/index.m3u8"]);
+    let fetched: Vec<_> = log.iter().filter(|e| e.path == "/hls/low/index.m3u8").collect();
+    assert_eq!(fetched.len(), 1, "a VOD playlist is fetched once: {fetched:?}");
+}
+
+#[test]
+fn playlists_name_only_local_urls() {
+    playlists_name_only_local_urls_on(Backend::dev());
+}
+
+#[test]
+fn playlists_from_nginx_name_only_local_urls() {
+    playlists_name_only_local_urls_on(Backend::nginx(&[]));
+}
+
 #[test]
 fn ffmpeg_plays_ts_and_fmp4_only_through_the_server() {
-    let origin = Origin::start(&[]);
-    let masters = fixtures(&origin);
-    let fixtures = served_paths(origin.dir());
-    let server = Server::start(&[&origin]);
-    for master in masters {
-        let url = server.stream_url(&origin, master);
-        let out = Command::new(require_tool("ffmpeg"))
-            .args(["-v", "error", "-nostdin", "-i", &url, "-c", "copy", "-f", "null", "-"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ffmpeg");
-        assert!(
-            out.status.success(),
-            "ffmpeg could not play {url}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let log = origin.log();
-    assert!(!log.is_empty(), "the origin saw no requests");
-    for entry in &log {
-        let path = entry.path.split('?').next().unwrap_or_default();
-        assert!(
-            fixtures.contains(path),
-            "the origin got a request for {} that is not a fixture file",
-            entry.path
-        );
-        assert!(
-            entry.status < 300,
-            "the origin answered {} for {}",
-            entry.status,
-            entry.path
-        );
-    }
-    for segment in ["/hls/cmaf/init.mp4", "/hls/cmaf/seg0.m4s", "/hls/single/index.ts"] {
-        assert!(
-            log.iter().any(|e| e.path == segment),
-            "the server never fetched {segment}; origin log: {log:?}"
-        );
-    }
-    let sent: u64 = log.iter().map(|e| e.body_bytes).sum();
-    let stats = server.stats();
-    let upstream = json_u64(&stats, "bytes_from_upstream");
-    assert!(
-        upstream > 0 && upstream <= sent,
-        "the server's bytes_from_upstream ({upstream}) must account for what the origin sent ({sent})"
-    );
+    ffmpeg_plays_ts_and_fmp4_only_through_the_server_on(Backend::dev());
+}
+
+#[test]
+fn ffmpeg_plays_ts_and_fmp4_from_nginx_only_through_the_server() {
+    ffmpeg_plays_ts_and_fmp4_only_through_the_server_on(Backend::nginx(&[]));
 }
 
 #[test]
 fn vod_playlists_stay_cached() {
-    let origin = Origin::start(&[]);
-    fixtures(&origin);
-    let server = Server::start(&[&origin]);
-    let url = server.stream_url(&origin, "hls/low/index.m3u8");
-    let first = playlist_through(&url);
-    let second = playlist_through(&url);
-    assert_eq!(first, second);
-    let fetched = origin.log_for("/hls/low/index.m3u8");
-    assert_eq!(fetched.len(), 1, "a VOD playlist is fetched once: {fetched:?}");
+    vod_playlists_stay_cached_on(Backend::dev());
+}
+
+#[test]
+fn vod_playlists_from_nginx_stay_cached() {
+    vod_playlists_stay_cached_on(Backend::nginx(&[]));
+}
+
+/// nginx answers `/moved/master.m3u8` with a 302 to the all-relative master in `/hls/`. A player
+/// resolves relative URIs against the URL it finally read the playlist at, so the served master
+/// must name `/hls/low/index.m3u8`, never `/moved/low/index.m3u8` (which nginx does not have).
+#[test]
+fn a_redirected_master_names_its_variants_relative_to_the_final_url() {
+    let redirect = format!("302 /{RELATIVE_MASTER}");
+    let hls = Hls::start(Backend::nginx(&[("/moved/master.m3u8", &redirect)]));
+    let url = hls.url("moved/master.m3u8");
+    let text = playlist_through(&url);
+    let variants = uris(&text);
+    let misresolved: Vec<_> = variants.iter().filter(|v| v.contains("/moved/")).collect();
+    assert!(
+        misresolved.is_empty(),
+        "relative variant URIs were resolved against the requested URL (/moved/master.m3u8) instead \
+         of the final URL after the redirect (/{RELATIVE_MASTER}): {misresolved:?}\nserved master:\n{text}"
+    );
+    for name in ["low", "high", "single"] {
+        let want = hls.url(&format!("hls/{name}/index.m3u8"));
+        assert!(
+            variants.contains(&want),
+            "the redirected master should name {want}:\n{text}"
+        );
+    }
+    ffmpeg_plays(&url);
+    let log = hls.backend.log_with(&["/moved/master.m3u8", "/hls/low/index.m3u8"]);
+    hls.assert_backend_saw_only_fixtures(&log, &[("/moved/master.m3u8", 302)]);
 }
 
 #[test]

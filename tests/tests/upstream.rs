@@ -4,14 +4,13 @@
 //! LRU eviction under `max_cache_bytes`.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use embedded_server::{BlockingServer, Config, Refreshed, Resolver, TrackSpec};
-use integration_tests::{assert_bytes_eq, get, require_tool, seeded_bytes, wait_until, Origin, MIB};
+use integration_tests::nginx::{free_port, Nginx};
+use integration_tests::{assert_bytes_eq, get, seeded_bytes, wait_until, Origin, MIB};
 use tempfile::TempDir;
 
 /// A server on a fresh cache directory allowing `origins`, with `adjust` applied to the config.
@@ -23,180 +22,20 @@ fn server(origins: &[String], adjust: impl FnOnce(&mut Config)) -> (BlockingServ
     (BlockingServer::start(config).expect("server starts"), dir)
 }
 
-/// A free loopback port (bound and released; nginx binds it right after).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// nginx from Debian over a directory, with TLS (cert for `localhost`) and HTTP/2, plus two
-/// redirect locations. Killed on drop.
-struct Nginx {
-    child: Child,
-    dir: TempDir,
-    port: u16,
-}
-
-impl Nginx {
-    fn start(redirect_to: &str) -> Nginx {
-        let nginx = require_tool("nginx");
-        require_tool("openssl");
-        let dir = tempfile::tempdir().expect("nginx dir");
-        let d = dir.path();
-        std::fs::create_dir_all(d.join("www")).expect("www");
-        std::fs::create_dir_all(d.join("logs")).expect("logs");
-        make_certs(d);
-        let port = free_port();
-        let conf = format!(
-            r#"
-user root;
-worker_processes 1;
-error_log {d}/logs/error.log;
-pid {d}/nginx.pid;
-events {{ worker_connections 64; }}
-http {{
-    types {{ audio/mpeg mp3; application/octet-stream bin; }}
-    log_format proto '$request_method $uri $server_protocol $status';
-    access_log {d}/logs/access.log proto;
-    client_body_temp_path {d}/tmp;
-    proxy_temp_path {d}/tmp;
-    fastcgi_temp_path {d}/tmp;
-    uwsgi_temp_path {d}/tmp;
-    scgi_temp_path {d}/tmp;
-    server {{
-        listen 127.0.0.1:{port} ssl http2;
-        server_name localhost;
-        ssl_certificate {d}/server.pem;
-        ssl_certificate_key {d}/server.key;
-        root {d}/www;
-        location = /moved-here {{ return 302 /a.bin; }}
-        location = /moved-away {{ return 302 {redirect_to}; }}
-        location = /expired {{ return 403; }}
-    }}
-}}
-"#,
-            d = d.display()
-        );
-        std::fs::create_dir_all(d.join("tmp")).expect("tmp");
-        std::fs::write(d.join("nginx.conf"), conf).expect("nginx.conf");
-        let child = Command::new(nginx)
-            .args([
-                "-p",
-                &d.display().to_string(),
-                "-c",
-                &d.join("nginx.conf").display().to_string(),
-            ])
-            .args(["-g", "daemon off;"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn nginx");
-        let mut n = Nginx { child, dir, port };
-        wait_until(Duration::from_secs(10), "nginx listens", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() || n.child.try_wait().ok().flatten().is_some()
-        });
-        assert!(
-            n.child.try_wait().ok().flatten().is_none(),
-            "nginx exited: {}",
-            n.error_log()
-        );
-        n
-    }
-
-    fn www(&self) -> PathBuf {
-        self.dir.path().join("www")
-    }
-
-    fn origin(&self) -> String {
-        format!("https://localhost:{}", self.port)
-    }
-
-    fn ca(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
-    }
-
-    fn access_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("logs/access.log")).unwrap_or_default()
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("logs/error.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A CA and a server certificate for `localhost` / 127.0.0.1 signed by it, with openssl.
-fn make_certs(d: &Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(d)
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test CA",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    std::fs::write(d.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").expect("ext");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
+/// nginx with the locations these tests use: `/moved-here` redirects to `/a.bin` on the same
+/// origin, `/moved-away` to `redirect_to`, and `/expired` answers 403 (an expired signed URL).
+fn start_nginx(redirect_to: &str) -> Nginx {
+    let away = format!("302 {redirect_to}");
+    Nginx::start(&[
+        ("/moved-here", "302 /a.bin"),
+        ("/moved-away", &away),
+        ("/expired", "403"),
+    ])
 }
 
 #[test]
 fn https_backend_with_extra_ca_is_fetched_over_http2() {
-    let nginx = Nginx::start("http://127.0.0.1:9/nowhere");
+    let nginx = start_nginx("http://127.0.0.1:9/nowhere");
     let truth = seeded_bytes(11, 3 * MIB + 17);
     std::fs::write(nginx.www().join("a.bin"), &truth).expect("write");
     let ca = nginx.ca();
@@ -224,7 +63,7 @@ fn https_backend_with_extra_ca_is_fetched_over_http2() {
 fn redirects_are_followed_only_to_allowed_origins() {
     let away = Origin::start(&[]);
     away.put_file("x.bin", b"must never be fetched");
-    let nginx = Nginx::start(&format!("{}x.bin", away.url));
+    let nginx = start_nginx(&format!("{}x.bin", away.url));
     let truth = seeded_bytes(12, 200_000);
     std::fs::write(nginx.www().join("a.bin"), &truth).expect("write");
     let ca = nginx.ca();
@@ -319,7 +158,7 @@ impl Resolver for ResigningResolver {
 
 #[test]
 fn an_expired_signed_url_is_resigned_once_and_the_cache_stays_keyed_by_track() {
-    let nginx = Nginx::start("http://127.0.0.1:9/nowhere");
+    let nginx = start_nginx("http://127.0.0.1:9/nowhere");
     let truth = seeded_bytes(14, 500_000);
     std::fs::write(nginx.www().join("a.bin"), &truth).expect("write");
     let ca = nginx.ca();
