@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, lints, unit tests and the integration tests that
-# drive the real `streamer` binary with curl, ffprobe, ffmpeg, and nginx (TLS + HTTP/2) as a backend,
+# drive the real `streamer` binary with curl, ffprobe, ffmpeg, nginx (TLS + HTTP/2) as a backend and
+# strace (proving cached reads make no system call on the index),
 # then the browser test of the dashboard (Node's test runner driving Debian's headless Chromium
 # through playwright-core, installed from tests/browser/package-lock.json with `npm ci`), then the
 # JVM tests of the Kotlin API over the JNI bridge (tests/jvm/run.sh: kotlinc from npm, java -Xcheck:jni).
@@ -30,6 +31,7 @@ install_or_fail ffmpeg ffmpeg
 install_or_fail ffprobe ffmpeg
 install_or_fail nginx nginx-light
 install_or_fail openssl openssl
+install_or_fail strace strace
 install_or_fail chromium chromium
 install_or_fail node nodejs
 install_or_fail npm npm

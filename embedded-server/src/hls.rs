@@ -121,14 +121,14 @@ pub(crate) async fn read_whole(
     }
     let len = cursor.pos as usize;
     let guard = cursor.into_guard();
-    let res = guard.resource().clone();
+    let (cache, res) = (guard.cache().clone(), guard.resource().clone());
     let bytes = tokio::task::spawn_blocking(move || match len {
         0 => Ok(Vec::new()),
-        _ => crate::cache::read_at(&res.open_read()?, 0, len),
+        _ => Ok(crate::cache::read_at(&cache.open_data(&res)?, 0, len)?),
     })
     .await
     .map_err(|e| Arc::new(join_error(e)))?
-    .map_err(|e| Arc::new(Error::from(e)))?;
+    .map_err(Arc::new)?;
     let st = guard.resource().lock();
     if st.generation != generation {
         return Err(stale());

@@ -236,11 +236,25 @@ impl Proc {
 
     /// Like [`Proc::spawn`], with extra environment variables for the child (`RUST_LOG`, say).
     pub fn spawn_with_env(name: &str, args: &[String], env: &[(&str, &str)]) -> Proc {
+        Proc::spawn_wrapped(name, &[], args, env)
+    }
+
+    /// Like [`Proc::spawn_with_env`], run by `wrapper` (`strace -o FILE`, say): the child is
+    /// `WRAPPER... streamer ARGS...`.
+    pub fn spawn_wrapped(name: &str, wrapper: &[String], args: &[String], env: &[(&str, &str)]) -> Proc {
         let bin = streamer_bin();
         let logdir = tempfile::tempdir().expect("tempdir for child logs");
         let stderr_path = logdir.path().join("stderr.log");
         let stderr = File::create(&stderr_path).expect("create child stderr log");
-        let mut child = Command::new(&bin)
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        let mut child = command
             .args(args)
             .env("RUST_BACKTRACE", "1")
             .envs(env.iter().copied())
@@ -569,6 +583,17 @@ impl Server {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
+        Server::start_wrapped(&[], cache_dir, origins, extra, env)
+    }
+
+    /// Like [`Server::start_with_env`], run by `wrapper` (see [`Proc::spawn_wrapped`]).
+    pub fn start_wrapped(
+        wrapper: &[String],
+        cache_dir: Option<&Path>,
+        origins: &[String],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let (owned, dir) = match cache_dir {
             Some(d) => (None, d.to_path_buf()),
             None => {
@@ -589,7 +614,7 @@ impl Server {
             argv.push(o.clone());
         }
         argv.extend(extra.iter().map(|s| s.to_string()));
-        let proc = Proc::spawn_with_env("streamer serve", &argv, env);
+        let proc = Proc::spawn_wrapped("streamer serve", wrapper, &argv, env);
         let (port, rest) = parse_loopback_url("streamer serve", proc.first_line());
         let token = rest.strip_suffix('/').unwrap_or_else(|| {
             panic!(

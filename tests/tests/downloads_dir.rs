@@ -2,7 +2,8 @@
 //! evictable bytes live in the cache directory, a download's bytes move to the downloads
 //! directory when it completes, the index (and so the download queue) lives there too, and
 //! emptying the cache directory entirely — what Android's "Clear cache" does — loses nothing
-//! downloaded: offline, downloads play byte-exact and what was only cached is a clean 502.
+//! downloaded: offline, downloads play byte-exact and what was only cached is a clean 502. A
+//! cache file removed while the server runs is fetched again on the next request.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -151,4 +152,34 @@ fn a_single_directory_layout_is_carried_over() {
         hits + 2,
         "both served from the cache"
     );
+}
+
+#[test]
+fn a_cache_file_removed_while_running_is_fetched_again() {
+    let origin = Origin::start(&[]);
+    let truth = seeded_bytes(0xD5, LEN);
+    origin.put_file("gone.bin", &truth);
+    let root = tempfile::tempdir().expect("tempdir");
+    let (cache, downloads) = (root.path().join("cache"), root.path().join("files"));
+    let server = start(&cache, &downloads, &origin);
+    let url = server.stream_url(&origin, "gone.bin");
+    get(&url).assert_complete("first read");
+    assert_eq!(data_files(&cache).len(), 1);
+
+    // The system empties the cache directory while the server runs.
+    std::fs::remove_dir_all(cache.join("data")).expect("empty the cache dir");
+    let r = get(&url);
+    assert!(
+        r.status != 200 || r.body_error.is_some() || r.body.len() < LEN,
+        "a vanished file cannot be served whole: status {} with {} bytes",
+        r.status,
+        r.body.len()
+    );
+    let before = origin.log().len();
+    let r = get(&url);
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.assert_complete("after the file vanished");
+    assert_bytes_eq("after the file vanished", &r.body, &truth);
+    assert!(origin.log().len() > before, "the bytes came from the backend again");
+    assert_eq!(data_files(&cache).len(), 1, "the file is back in the cache dir");
 }

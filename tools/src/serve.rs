@@ -60,6 +60,11 @@ pub struct ServeArgs {
     /// Let downloads run on metered networks (players are never held back).
     #[arg(long)]
     pub allow_metered: bool,
+
+    /// How often written byte ranges are synced to disk and recorded in the index, in
+    /// milliseconds: longer saves battery, shorter loses less to a crash.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub sync_interval_ms: u64,
 }
 
 /// Runs `streamer serve` until Ctrl-C or SIGTERM; the exit code says whether it stopped cleanly.
@@ -98,6 +103,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     let mut config = Config::new(&cache_dir);
     config.downloads_dir = args.downloads_dir;
+    config.sync_interval = std::time::Duration::from_millis(args.sync_interval_ms);
     config.port = args.port;
     config.token = args.token;
     config.ca_cert_pem = args.ca_cert;

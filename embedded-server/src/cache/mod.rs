@@ -547,6 +547,21 @@ impl Cache {
         Ok(())
     }
 
+    /// Opens the data file of `res` for reading; blocking. A file that is gone although its
+    /// bytes are recorded (the system emptied the cache directory under us) costs its bytes:
+    /// they are dropped, so this read fails but the next one fetches them again.
+    pub(crate) fn open_data(&self, res: &Arc<Resource>) -> Result<std::fs::File, Error> {
+        match res.open_read() {
+            Ok(file) => Ok(file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(key = %loggable_key(&res.key), "a data file vanished; its bytes will be fetched again");
+                self.discard(res)?;
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Pins or unpins `res` (a pinned resource is never evicted).
     pub(crate) fn set_pinned(&self, res: &Arc<Resource>, pinned: bool) {
         let mut st = res.lock();

@@ -153,11 +153,12 @@ impl Downloader {
         let size = cursor.pos;
         self.check_pin_room(std::slice::from_ref(&res.key), size)?;
         if let Some(expected) = sha256 {
-            let res2 = res.clone();
-            let actual = tokio::task::spawn_blocking(move || hash_prefix(res2.open_read()?, size))
-                .await
-                .map_err(|e| Failure::from(join_error(e)))?
-                .map_err(|e| Failure::from(Error::from(e)))?;
+            let (cache, res2) = (self.cache.clone(), res.clone());
+            let actual =
+                tokio::task::spawn_blocking(move || Ok::<_, Error>(hash_prefix(cache.open_data(&res2)?, size)?))
+                    .await
+                    .map_err(|e| Failure::from(join_error(e)))?
+                    .map_err(Failure::from)?;
             if !actual.eq_ignore_ascii_case(expected) {
                 let cache = self.cache.clone();
                 let res2 = res.clone();

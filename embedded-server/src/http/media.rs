@@ -226,11 +226,14 @@ impl Producer {
         let file = match &self.file {
             Some(f) => f.clone(),
             None => {
-                let res = self.cursor.guard().resource().clone();
-                let opened = tokio::task::spawn_blocking(move || res.open_read())
+                let (cache, res) = (
+                    self.cursor.guard().cache().clone(),
+                    self.cursor.guard().resource().clone(),
+                );
+                let opened = tokio::task::spawn_blocking(move || cache.open_data(&res))
                     .await
                     .map_err(|e| Arc::new(join_error(e)))?
-                    .map_err(|e| Arc::new(Error::from(e)))?;
+                    .map_err(Arc::new)?;
                 self.file.insert(Arc::new(opened)).clone()
             }
         };

@@ -1,0 +1,82 @@
+//! SPEC §3: "The hot path for fully cached bytes touches no SQLite and no upstream." The server
+//! runs under strace (`-y` names the file behind every descriptor); after a resource is cached,
+//! a burst of whole and ranged reads of it, with the backend gone, must show reads of its data
+//! file and not one system call on the index (`index.sqlite`, its `-wal` or `-shm`). The sync
+//! interval is set long, so the periodic recorder (which writes the index off the hot path) does
+//! not run inside the window.
+
+use std::time::Duration;
+
+use integration_tests::*;
+
+const LEN: usize = 900_000;
+
+#[test]
+fn cached_reads_make_no_system_call_on_the_index() {
+    let strace = require_tool("strace");
+    let mut origin = Origin::start(&[]);
+    let truth = seeded_bytes(0x407, LEN);
+    origin.put_file("hot.bin", &truth);
+    let logs = tempfile::tempdir().expect("tempdir");
+    let trace = logs.path().join("strace.txt");
+    let wrapper: Vec<String> = [
+        strace.display().to_string(),
+        "-f".into(),
+        "-qq".into(),
+        "-y".into(),
+        "-e".into(),
+        "trace=openat,read,pread64,preadv,write,pwrite64,pwritev,fsync,fdatasync,fcntl,mmap".into(),
+        "-o".into(),
+        trace.display().to_string(),
+    ]
+    .into();
+    let server = Server::start_wrapped(
+        &wrapper,
+        None,
+        &[origin.origin_arg()],
+        &["--sync-interval-ms", "3600000"],
+        &[],
+    );
+    let url = server.stream_url(&origin, "hot.bin");
+    get(&url).assert_complete("priming read");
+    origin.kill();
+
+    let lines = || std::fs::read_to_string(&trace).expect("read the trace").lines().count();
+    let before = lines();
+    let hits = json_u64(&server.stats(), "hits");
+    for round in 0..5 {
+        let r = get(&url);
+        assert_eq!(r.status, 200, "round {round}: {}", r.text());
+        r.assert_complete("whole");
+        assert_bytes_eq("whole", &r.body, &truth);
+        let start = 100_000 * (round + 1);
+        let r = get_range(&url, &format!("bytes={start}-{}", start + 65_535));
+        assert_eq!(r.status, 206, "round {round}");
+        assert_bytes_eq("range", &r.body, &truth[start..start + 65_536]);
+    }
+    assert_eq!(json_u64(&server.stats(), "hits"), hits + 10);
+    // strace writes each line as the call returns; wait until the last reads are in the file.
+    let data_dir = server.cache_dir().join("data").display().to_string();
+    let mut window = Vec::new();
+    wait_until(Duration::from_secs(10), "the reads of the data file are traced", || {
+        let text = std::fs::read_to_string(&trace).expect("read the trace");
+        window = text.lines().skip(before).map(str::to_owned).collect();
+        window
+            .iter()
+            .filter(|l| l.contains(&data_dir) && l.contains("pread64"))
+            .count()
+            >= 10
+    });
+    let on_index: Vec<&String> = window.iter().filter(|l| l.contains("index.sqlite")).collect();
+    assert!(
+        on_index.is_empty(),
+        "{} system calls on the index while serving cached bytes, e.g.:\n{}",
+        on_index.len(),
+        on_index
+            .iter()
+            .take(10)
+            .map(|l| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
