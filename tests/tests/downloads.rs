@@ -763,9 +763,20 @@ fn pause_holds_a_download_and_resume_finishes_it() {
     let held = assert_stopped(&server, &id, "paused");
     assert!(held < LEN as u64, "paused at {held} of {LEN} bytes");
 
-    origin.set_faults(&Faults::default());
     let r = post(&server, &format!("downloads/{id}/resume"), "");
     assert_eq!(r.status, 200, "resume: {}", r.text());
+    wait_until(STATE_CHANGE, "the resumed download fetches again", || {
+        bytes_done(&server, &id) > held
+    });
+    let r = post(&server, &format!("downloads/{id}/pause"), "");
+    assert_eq!(r.status, 200, "second pause: {}", r.text());
+    wait_state(&server, &id, "paused", STATE_CHANGE);
+
+    // Asking for the download again (the user taps "download" once more) resumes it.
+    origin.set_faults(&Faults::default());
+    let again = enqueue(&server, &json!({"track": "p"}));
+    assert_eq!(id_of(&again), id, "the same download");
+    assert_ne!(json_str(&again, "state"), "paused", "{again}");
     wait_completed(&server, &id, LEN);
     assert_serves("download after pause and resume", &server.track_url("p"), &truth);
 }

@@ -146,12 +146,16 @@ pub(crate) struct Downloader {
     events: broadcast::Sender<DownloadInfo>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// The server's runtime: prefetches are spawned on it from any thread (the JNI bridge calls
+    /// in from threads that are not the runtime's).
+    runtime: tokio::runtime::Handle,
     patience: Duration,
     attempts: u32,
 }
 
 impl Downloader {
     /// Loads the queue from the index (blocking) and returns the downloader, not yet running.
+    /// Call it within the server's runtime (`spawn_blocking` is).
     pub(crate) fn open(
         cache: Arc<Cache>,
         catalog: Arc<Catalog>,
@@ -160,6 +164,8 @@ impl Downloader {
         allow_metered: bool,
         patience: Duration,
     ) -> Result<Arc<Self>, Error> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| Error::Config("the downloader must be opened within a tokio runtime".into()))?;
         let mut entries = HashMap::new();
         for row in cache.load_downloads()? {
             let mut state = DownloadState::resumed(&row.state);
@@ -198,6 +204,7 @@ impl Downloader {
             events: broadcast::channel(256).0,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            runtime,
             patience,
             attempts: 8,
         }))
@@ -210,7 +217,8 @@ impl Downloader {
     }
 
     /// Queues a download (or returns the existing one for the same resource, re-queued if it had
-    /// failed and raised to `priority` if that is higher).
+    /// failed or was paused — asking again means "get it now" — and raised to `priority` if that
+    /// is higher).
     pub(crate) async fn enqueue(&self, target: DownloadTarget, priority: i64) -> Result<DownloadInfo, Error> {
         let mut variant = None;
         let (key, url, track_id) = match target {
@@ -236,7 +244,7 @@ impl Downloader {
             let existing = entries.values_mut().find(|e| e.row.key == key);
             match existing {
                 Some(entry) => {
-                    if entry.state == DownloadState::Failed {
+                    if matches!(entry.state, DownloadState::Failed | DownloadState::Paused) {
                         entry.state = DownloadState::Queued;
                         entry.error = None;
                     }
@@ -471,7 +479,7 @@ impl Downloader {
         }
         for (key, url, id) in targets {
             let this = self.clone();
-            self.tasks.spawn(async move {
+            let prefetch = async move {
                 let guard = this.cache.acquire(&key, &url, Some(&id));
                 tokio::select! {
                     r = this.fetch_prefix(guard, bytes) => {
@@ -481,7 +489,8 @@ impl Downloader {
                     }
                     () = this.shutdown.cancelled() => {}
                 }
-            });
+            };
+            self.tasks.spawn_on(prefetch, &self.runtime);
         }
         Ok(())
     }
