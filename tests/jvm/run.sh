@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
 
+echo "== Gradle wrapper (android/)"
+bash tests/jvm/check-wrapper.sh
+
 command -v java >/dev/null 2>&1 || { echo "tests/jvm/run.sh: java is missing: apt-get install -y openjdk-17-jdk-headless" >&2; exit 1; }
 command -v npm >/dev/null 2>&1 || { echo "tests/jvm/run.sh: npm is missing: apt-get install -y npm" >&2; exit 1; }
 

@@ -2,9 +2,11 @@
 //! `io.embeddedserver.NativeBridge`): a thin layer over [`BlockingServer`].
 //!
 //! Every export does four things: enter the env, decode its arguments, make one call on the
-//! facade, encode the result. Failures and panics go through [`policy::run`], which throws
-//! `io.embeddedserver.EmbeddedServerException` with the error's message. Structured results
-//! (tracks, downloads, stats) cross as JSON strings to keep the boundary small.
+//! facade, encode the result. The [`export!`] macro writes the `extern "system"` signature and
+//! routes the body through [`policy::run`], so failures and panics become
+//! `io.embeddedserver.EmbeddedServerException` with the error's message. Structured values
+//! (tracks, downloads, stats, lists of IDs) cross as JSON strings to keep the boundary small:
+//! no Java arrays or objects are built or walked here.
 
 // The exports are `pub` so the cdylib exports them; nothing in Rust reaches them.
 #![allow(unreachable_pub)]
@@ -12,24 +14,45 @@
 mod listener;
 mod logging;
 mod policy;
+mod resolver;
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jni::objects::{JClass, JObject, JString};
-use jni::sys::{jboolean, jlong, jstring, JNI_TRUE};
+use jni::sys::{jboolean, jlong, jstring, JNI_FALSE};
 use jni::JNIEnv;
 use serde::{Deserialize, Serialize};
 
 use self::policy::{run, Failure, Handle};
 use crate::{BlockingServer, Config, DownloadTarget, NetworkState, TrackSpec};
 
+/// Writes a `#[no_mangle] extern "system"` export from a signature and a body.
+///
+/// `fn NAME<'l>(ENV, ARG: TYPE, ...) -> RET { BODY }`: `ENV` is the pattern bound to the
+/// `&mut JNIEnv` inside `BODY` (`_` when unused), the `JClass` parameter of a static native method
+/// is implicit, and `BODY` evaluates to `Result<RET, Failure>`. On failure the export throws and
+/// returns [`policy::Fallback::fallback`] (null, 0), which Kotlin never sees.
+macro_rules! export {
+    ($(
+        $(#[$meta:meta])*
+        fn $name:ident<$l:lifetime>($env:pat_param $(, $arg:ident: $ty:ty)* $(,)?) $(-> $ret:ty)? $body:block
+    )*) => {$(
+        $(#[$meta])*
+        #[no_mangle]
+        pub extern "system" fn $name<$l>(mut env: JNIEnv<$l>, _class: JClass<$l>, $($arg: $ty),*) $(-> $ret)? {
+            run(&mut env, policy::Fallback::fallback(), |$env| $body)
+        }
+    )*};
+}
+
 /// The configuration as Kotlin sends it (JSON); an absent field keeps the library default.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ConfigArgs {
     cache_dir: PathBuf,
+    downloads_dir: Option<PathBuf>,
     port: Option<u16>,
     token: Option<String>,
     #[serde(default)]
@@ -50,6 +73,7 @@ struct ConfigArgs {
 impl ConfigArgs {
     fn into_config(self) -> Config {
         let mut config = Config::new(self.cache_dir);
+        config.downloads_dir = self.downloads_dir;
         config.port = self.port.unwrap_or(config.port);
         config.token = self.token;
         config.origins = self.origins;
@@ -92,109 +116,77 @@ fn json(env: &mut JNIEnv<'_>, value: &impl Serialize) -> Result<jstring, Failure
     new_string(env, &text)
 }
 
-/// Starts a server from the JSON configuration; returns its handle. `listener` (nullable)
-/// receives `onDownload(String)` with every download update until the server stops.
-#[no_mangle]
-pub extern "system" fn Java_io_embeddedserver_NativeBridge_start<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    config: JString<'l>,
-    listener: JObject<'l>,
-) -> jlong {
-    run(&mut env, 0, |env| {
+/// A Java `boolean`: anything but `JNI_FALSE` is true (JNI only promises 0 and non-zero).
+fn flag(value: jboolean) -> bool {
+    value != JNI_FALSE
+}
+
+/// The live server behind `handle`.
+fn server<'a>(handle: jlong) -> Result<&'a BlockingServer, Failure> {
+    Ok(&policy::get(handle)?.server)
+}
+
+export! {
+    /// Starts a server from the JSON configuration; returns its handle. `listener` (nullable)
+    /// receives `onDownload(String)` with every download update until the server stops.
+    fn Java_io_embeddedserver_NativeBridge_start<'l>(env, config: JString<'l>, listener: JObject<'l>) -> jlong {
         logging::init();
         let config = string(env, &config, "config")?;
         let args: ConfigArgs =
             serde_json::from_str(&config).map_err(|e| Failure::Argument(format!("bad configuration: {e}")))?;
         let server = BlockingServer::start(args.into_config())?;
+        // On failure from here on, dropping `server` stops it again.
         let thread = listener::spawn(env, &server, &listener)?;
         Ok(policy::create(Handle {
             server,
             listener: Mutex::new(thread),
         }))
-    })
-}
+    }
 
-/// Stops the server (idempotent); the handle stays valid until `destroy`, and calls on it throw.
-#[no_mangle]
-pub extern "system" fn Java_io_embeddedserver_NativeBridge_stop<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-) {
-    run(&mut env, (), |_| Ok(policy::get(handle)?.stop()?))
-}
+    /// Stops the server (idempotent); the handle stays valid until `destroy`, and calls on it throw.
+    fn Java_io_embeddedserver_NativeBridge_stop<'l>(_, handle: jlong) {
+        Ok(policy::get(handle)?.stop()?)
+    }
 
-/// Stops the server if needed and frees the handle. Idempotent.
-#[no_mangle]
-pub extern "system" fn Java_io_embeddedserver_NativeBridge_destroy<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-) {
-    run(&mut env, (), |_| match policy::take(handle) {
-        Some(handle) => Ok(handle.stop()?),
-        None => Ok(()),
-    })
-}
+    /// Stops the server if needed and frees the handle. Idempotent.
+    fn Java_io_embeddedserver_NativeBridge_destroy<'l>(_, handle: jlong) {
+        match policy::take(handle) {
+            Some(handle) => Ok(handle.stop()?),
+            None => Ok(()),
+        }
+    }
 
-/// `http://127.0.0.1:PORT/TOKEN/`.
-#[no_mangle]
-pub extern "system" fn Java_io_embeddedserver_NativeBridge_baseUrl<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-) -> jstring {
-    run(&mut env, std::ptr::null_mut(), |env| {
-        let url = policy::get(handle)?.server.base_url()?;
+    /// `http://127.0.0.1:PORT/TOKEN/`.
+    fn Java_io_embeddedserver_NativeBridge_baseUrl<'l>(env, handle: jlong) -> jstring {
+        let url = server(handle)?.base_url()?;
         new_string(env, &url)
-    })
-}
+    }
 
-/// The local URL of catalog track `id`.
-#[no_mangle]
-pub extern "system" fn Java_io_embeddedserver_NativeBridge_trackUrl<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-    id: JString<'l>,
-) -> jstring {
-    run(&mut env, std::ptr::null_mut(), |env| {
+    /// The local URL of catalog track `id`.
+    fn Java_io_embeddedserver_NativeBridge_trackUrl<'l>(env, handle: jlong, id: JString<'l>) -> jstring {
         let id = string(env, &id, "id")?;
-        let url = policy::get(handle)?.server.track_url(&id)?;
+        let url = server(handle)?.track_url(&id)?;
         new_string(env, &url)
-    })
-}
+    }
 
-/// The local URL serving remote URL `remote` through the cache.
-#[no_mangle]
-pub extern "system" fn Java_io_embeddedserver_NativeBridge_streamUrl<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-    remote: JString<'l>,
-) -> jstring {
-    run(&mut env, std::ptr::null_mut(), |env| {
+    /// The local URL serving remote URL `remote` through the cache.
+    fn Java_io_embeddedserver_NativeBridge_streamUrl<'l>(env, handle: jlong, remote: JString<'l>) -> jstring {
         let remote = string(env, &remote, "url")?;
-        let url = policy::get(handle)?.server.stream_url(&remote)?;
+        let url = server(handle)?.stream_url(&remote)?;
         new_string(env, &url)
-    })
-}
+    }
 
-/// Registers or updates catalog track `id`; `size < 0` means unknown. Returns the track's JSON.
-#[no_mangle]
-#[allow(clippy::too_many_arguments)] // the JNI signature: env, class, handle and five fields
-pub extern "system" fn Java_io_embeddedserver_NativeBridge_putTrack<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-    id: JString<'l>,
-    url: JString<'l>,
-    sha256: JString<'l>,
-    size: jlong,
-    mime: JString<'l>,
-) -> jstring {
-    run(&mut env, std::ptr::null_mut(), |env| {
+    /// Registers or updates catalog track `id`; `size < 0` means unknown. Returns the track's JSON.
+    #[allow(clippy::too_many_arguments)] // the JNI signature: env, class, handle and five fields
+    fn Java_io_embeddedserver_NativeBridge_putTrack<'l>(
+        env,
+        handle: jlong,
+        id: JString<'l>,
+        url: JString<'l>,
+        sha256: JString<'l>,
+        size: jlong,
+        mime: JString<'l>,
+    ) -> jstring {
         let id = string(env, &id, "id")?;
         let spec = TrackSpec {
             url: string(env, &url, "url")?,
@@ -202,148 +194,106 @@ pub extern "system" fn Java_io_embeddedserver_NativeBridge_putTrack<'l>(
             size: u64::try_from(size).ok(),
             mime: optional_string(env, &mime)?,
         };
-        let info = policy::get(handle)?.server.put_track(&id, spec)?;
+        let info = server(handle)?.put_track(&id, spec)?;
         json(env, &info)
-    })
-}
+    }
 
-/// Catalog track `id` with its cache state, as JSON.
-#[no_mangle]
-pub extern "system" fn Java_io_embeddedserver_NativeBridge_track<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-    id: JString<'l>,
-) -> jstring {
-    run(&mut env, std::ptr::null_mut(), |env| {
+    /// Catalog track `id` with its cache state, as JSON.
+    fn Java_io_embeddedserver_NativeBridge_track<'l>(env, handle: jlong, id: JString<'l>) -> jstring {
         let id = string(env, &id, "id")?;
-        let info = policy::get(handle)?.server.track(&id)?;
+        let info = server(handle)?.track(&id)?;
         json(env, &info)
-    })
-}
+    }
 
-/// A statistics snapshot, as JSON.
-#[no_mangle]
-pub extern "system" fn Java_io_embeddedserver_NativeBridge_stats<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-) -> jstring {
-    run(&mut env, std::ptr::null_mut(), |env| {
-        let stats = policy::get(handle)?.server.stats()?;
+    /// Starts fetching the first `bytes` (`< 0`: the configured `prefetchBytes`) of each catalog
+    /// track in `tracks` (a JSON array of IDs) into the evictable cache, in the background.
+    /// Fails at once if an ID is unknown or its origin is not allowed; nothing is fetched offline.
+    fn Java_io_embeddedserver_NativeBridge_prefetch<'l>(env, handle: jlong, tracks: JString<'l>, bytes: jlong) {
+        let tracks = string(env, &tracks, "tracks")?;
+        let tracks: Vec<String> = serde_json::from_str(&tracks)
+            .map_err(|e| Failure::Argument(format!("tracks must be a JSON array of IDs: {e}")))?;
+        Ok(server(handle)?.prefetch(&tracks, u64::try_from(bytes).ok())?)
+    }
+
+    /// A statistics snapshot, as JSON.
+    fn Java_io_embeddedserver_NativeBridge_stats<'l>(env, handle: jlong) -> jstring {
+        let stats = server(handle)?.stats()?;
         json(env, &stats)
-    })
-}
+    }
 
-/// Sets (or with a null value removes) a header sent with every upstream request.
-#[no_mangle]
-pub extern "system" fn Java_io_embeddedserver_NativeBridge_setHeader<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-    name: JString<'l>,
-    value: JString<'l>,
-) {
-    run(&mut env, (), |env| {
+    /// Sets (or with a null value removes) a header sent with every upstream request.
+    fn Java_io_embeddedserver_NativeBridge_setHeader<'l>(env, handle: jlong, name: JString<'l>, value: JString<'l>) {
         let name = string(env, &name, "name")?;
         let value = optional_string(env, &value)?;
-        Ok(policy::get(handle)?.server.set_header(&name, value.as_deref())?)
-    })
-}
+        Ok(server(handle)?.set_header(&name, value.as_deref())?)
+    }
 
-/// Queues an offline download of a catalog track (`isUrl` false) or a remote URL; returns its JSON.
-#[no_mangle]
-pub extern "system" fn Java_io_embeddedserver_NativeBridge_download<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-    target: JString<'l>,
-    is_url: jboolean,
-    priority: jlong,
-) -> jstring {
-    run(&mut env, std::ptr::null_mut(), |env| {
+    /// Installs (or with null removes) the credential hook: `resolver.refresh(String, String)`
+    /// is called from a native thread, attached for the call, when the backend answers 401/403.
+    /// The global ref is released when it is replaced, removed, or the server stops.
+    fn Java_io_embeddedserver_NativeBridge_setResolver<'l>(env, handle: jlong, resolver: JObject<'l>) {
+        let server = server(handle)?;
+        let hook = resolver::JvmResolver::new(env, &resolver)?;
+        Ok(server.set_resolver(hook.map(|h| Arc::new(h) as _))?)
+    }
+
+    /// Queues an offline download of a catalog track (`isUrl` false) or a remote URL; returns its JSON.
+    fn Java_io_embeddedserver_NativeBridge_download<'l>(
+        env,
+        handle: jlong,
+        target: JString<'l>,
+        is_url: jboolean,
+        priority: jlong,
+    ) -> jstring {
         let target = string(env, &target, "target")?;
-        let target = if is_url == JNI_TRUE {
+        let target = if flag(is_url) {
             DownloadTarget::Url(target)
         } else {
             DownloadTarget::Track(target)
         };
-        let info = policy::get(handle)?.server.download(target, priority)?;
+        let info = server(handle)?.download(target, priority)?;
         json(env, &info)
-    })
-}
+    }
 
-/// Every download, as a JSON array.
-#[no_mangle]
-pub extern "system" fn Java_io_embeddedserver_NativeBridge_downloads<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-) -> jstring {
-    run(&mut env, std::ptr::null_mut(), |env| {
-        let downloads = policy::get(handle)?.server.downloads()?;
+    /// Every download, as a JSON array.
+    fn Java_io_embeddedserver_NativeBridge_downloads<'l>(env, handle: jlong) -> jstring {
+        let downloads = server(handle)?.downloads()?;
         json(env, &downloads)
-    })
-}
+    }
 
-/// Pauses download `id`; returns its JSON.
-#[no_mangle]
-pub extern "system" fn Java_io_embeddedserver_NativeBridge_pauseDownload<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-    id: JString<'l>,
-) -> jstring {
-    run(&mut env, std::ptr::null_mut(), |env| {
+    /// Download `id`, as JSON.
+    fn Java_io_embeddedserver_NativeBridge_downloadInfo<'l>(env, handle: jlong, id: JString<'l>) -> jstring {
         let id = string(env, &id, "id")?;
-        let info = policy::get(handle)?.server.pause_download(&id)?;
+        let info = server(handle)?.download_info(&id)?;
         json(env, &info)
-    })
-}
+    }
 
-/// Resumes download `id`; returns its JSON.
-#[no_mangle]
-pub extern "system" fn Java_io_embeddedserver_NativeBridge_resumeDownload<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-    id: JString<'l>,
-) -> jstring {
-    run(&mut env, std::ptr::null_mut(), |env| {
+    /// Pauses download `id`; returns its JSON.
+    fn Java_io_embeddedserver_NativeBridge_pauseDownload<'l>(env, handle: jlong, id: JString<'l>) -> jstring {
         let id = string(env, &id, "id")?;
-        let info = policy::get(handle)?.server.resume_download(&id)?;
+        let info = server(handle)?.pause_download(&id)?;
         json(env, &info)
-    })
-}
+    }
 
-/// Cancels download `id` and frees its bytes.
-#[no_mangle]
-pub extern "system" fn Java_io_embeddedserver_NativeBridge_cancelDownload<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-    id: JString<'l>,
-) {
-    run(&mut env, (), |env| {
+    /// Resumes download `id`; returns its JSON.
+    fn Java_io_embeddedserver_NativeBridge_resumeDownload<'l>(env, handle: jlong, id: JString<'l>) -> jstring {
         let id = string(env, &id, "id")?;
-        Ok(policy::get(handle)?.server.cancel_download(&id)?)
-    })
-}
+        let info = server(handle)?.resume_download(&id)?;
+        json(env, &info)
+    }
 
-/// Reports the device's connectivity.
-#[no_mangle]
-pub extern "system" fn Java_io_embeddedserver_NativeBridge_setNetwork<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-    online: jboolean,
-    metered: jboolean,
-) {
-    run(&mut env, (), |_| {
+    /// Cancels download `id` and frees its bytes.
+    fn Java_io_embeddedserver_NativeBridge_cancelDownload<'l>(env, handle: jlong, id: JString<'l>) {
+        let id = string(env, &id, "id")?;
+        Ok(server(handle)?.cancel_download(&id)?)
+    }
+
+    /// Reports the device's connectivity.
+    fn Java_io_embeddedserver_NativeBridge_setNetwork<'l>(_, handle: jlong, online: jboolean, metered: jboolean) {
         let state = NetworkState {
-            online: online == JNI_TRUE,
-            metered: metered == JNI_TRUE,
+            online: flag(online),
+            metered: flag(metered),
         };
-        Ok(policy::get(handle)?.server.set_network(state)?)
-    })
+        Ok(server(handle)?.set_network(state)?)
+    }
 }

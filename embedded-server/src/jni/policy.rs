@@ -26,9 +26,11 @@ pub(super) struct Handle {
 }
 
 impl Handle {
-    /// Stops the server, then waits for the listener thread (it releases its global ref and
-    /// detaches on the way out). Idempotent.
+    /// Removes the resolver (releasing its global ref), stops the server, then waits for the
+    /// listener thread (it releases its global ref and detaches on the way out). Idempotent.
     pub(super) fn stop(&self) -> Result<(), Error> {
+        // Fails only when already stopped, and then the resolver is already gone.
+        let _ = self.server.set_resolver(None);
         let result = self.server.shutdown();
         let thread = self.listener.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(thread) = thread {
@@ -37,6 +39,27 @@ impl Handle {
             }
         }
         result
+    }
+}
+
+/// What an export returns after it threw: Kotlin never sees it.
+pub(super) trait Fallback {
+    fn fallback() -> Self;
+}
+
+impl Fallback for () {
+    fn fallback() -> Self {}
+}
+
+impl Fallback for jlong {
+    fn fallback() -> Self {
+        0
+    }
+}
+
+impl Fallback for jni::sys::jstring {
+    fn fallback() -> Self {
+        std::ptr::null_mut()
     }
 }
 

@@ -3,10 +3,14 @@
 package io.embeddedserver.test
 
 import io.embeddedserver.Config
+import io.embeddedserver.CredentialResolver
+import io.embeddedserver.Credentials
+import io.embeddedserver.Download
 import io.embeddedserver.DownloadState
 import io.embeddedserver.EmbeddedServer
 import io.embeddedserver.EmbeddedServerException
 import java.io.File
+import java.lang.ref.WeakReference
 import java.net.HttpURLConnection
 import java.net.Proxy
 import java.net.URL
@@ -16,6 +20,8 @@ import kotlin.system.exitProcess
 import kotlin.test.assertContentEquals
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
+import kotlin.test.assertFalse
+import kotlin.test.assertNull
 import kotlin.test.assertTrue
 import kotlin.test.fail
 import kotlinx.coroutines.flow.first
@@ -57,6 +63,39 @@ fun get(url: String, range: String? = null): Pair<Int, ByteArray> {
         return status to conn.inputStream.use { it.readBytes() }
     } finally {
         conn.disconnect()
+    }
+}
+
+/** Only the status of a GET (an error status has no readable body through `inputStream`). */
+fun status(url: String): Int {
+    val conn = URL(url).openConnection(Proxy.NO_PROXY) as HttpURLConnection
+    conn.setRequestProperty("Accept-Encoding", "identity")
+    try {
+        val status = conn.responseCode
+        (if (status < 400) conn.inputStream else conn.errorStream)?.use { it.readBytes() }
+        return status
+    } finally {
+        conn.disconnect()
+    }
+}
+
+/** Polls [condition] every 50 ms for up to [ms]. */
+fun eventually(ms: Long = 15_000, what: () -> String, condition: () -> Boolean) {
+    val deadline = System.nanoTime() + ms * 1_000_000
+    while (!condition()) {
+        if (System.nanoTime() > deadline) fail("timed out: ${what()}")
+        Thread.sleep(50)
+    }
+}
+
+/** Waits (through the download flow) until download [id] completes, failing on `failed`. */
+fun awaitCompleted(server: EmbeddedServer, id: String): Download = runBlocking {
+    withTimeout(30_000) {
+        server.downloadMap().first { map ->
+            val d = map[id]
+            if (d?.state == DownloadState.FAILED) fail("download failed: ${d.error}")
+            d?.state == DownloadState.COMPLETED
+        }.getValue(id)
     }
 }
 
@@ -159,6 +198,126 @@ fun closedServerThrows() {
     assertTrue(e.message!!.contains("closed"), e.message)
     assertFailsWith<EmbeddedServerException> { server.stats() }
     assertFailsWith<EmbeddedServerException> { server.download("x") }
+    assertFailsWith<EmbeddedServerException> { server.downloadInfo("x") }
+    assertFailsWith<EmbeddedServerException> { server.prefetch("x") }
+    assertFailsWith<EmbeddedServerException> { server.setResolver(null) }
+}
+
+fun prefetchFillsTheCache() {
+    val dir = File(work, "origin-prefetch")
+    val truth = seed(dir, "intro.bin", 1_000_000)
+    seed(dir, "other.bin", 500_000)
+    Origin(dir).use { origin ->
+        EmbeddedServer.start(config("prefetch", origin.url)).use { server ->
+            server.registerTrack("intro", "${origin.url}/intro.bin")
+            server.registerTrack("other", "${origin.url}/other.bin")
+            assertEquals(0, server.track("intro").cachedBytes)
+            server.prefetch(listOf("intro", "other"), bytes = 100_000)
+            eventually(what = { "prefetch cached ${server.track("intro").cachedBytes} bytes" }) {
+                server.track("intro").cachedBytes >= 100_000 && server.track("other").cachedBytes >= 100_000
+            }
+            val intro = server.track("intro")
+            assertFalse(intro.pinned, "a prefetch must not pin")
+            val stats = server.stats()
+            assertTrue(stats.cacheBytes >= 200_000, stats.json)
+            assertEquals(0, stats.pinnedBytes, stats.json)
+            assertTrue(stats.bytesFromUpstream >= 200_000, stats.json)
+            // The prefetched prefix is served from the cache, byte-exact.
+            val (status, head) = get(server.trackUrl("intro"), "bytes=0-99999")
+            assertEquals(206, status)
+            assertContentEquals(truth.copyOfRange(0, 100_000), head)
+            // Default size (Config.prefetchBytes) through the one-track overload.
+            server.prefetch("intro")
+            // Unknown IDs fail at once, with the ID in the message; nothing is queued for them.
+            val e = assertFailsWith<EmbeddedServerException> { server.prefetch(listOf("intro", "no-such-track")) }
+            assertTrue(e.message!!.contains("no-such-track"), e.message)
+            assertFailsWith<IllegalArgumentException> { server.prefetch("intro", bytes = -1) }
+        }
+    }
+}
+
+fun downloadInfoById() {
+    val dir = File(work, "origin-info")
+    seed(dir, "single.bin", 300_000)
+    Origin(dir).use { origin ->
+        EmbeddedServer.start(config("info", origin.url)).use { server ->
+            server.registerTrack("single", "${origin.url}/single.bin")
+            val queued = server.download("single")
+            assertEquals(queued.id, server.downloadInfo(queued.id).id)
+            val done = awaitCompleted(server, queued.id)
+            val info = server.downloadInfo(queued.id)
+            assertEquals(done, info)
+            assertEquals(server.downloads().let { runBlocking { it.first() } }.single { it.id == queued.id }, info)
+            assertEquals(server.downloadMap().value[queued.id], info)
+            assertEquals(DownloadState.COMPLETED, info.state)
+            assertEquals(300_000L, info.bytesTotal)
+            val bad = assertFailsWith<EmbeddedServerException> { server.downloadInfo("no-such-download") }
+            assertTrue(bad.message!!.contains("no-such-download"), bad.message)
+            server.cancel(queued.id)
+            assertFailsWith<EmbeddedServerException> { server.downloadInfo(queued.id) }
+            assertNull(server.downloadMap().value[queued.id])
+        }
+    }
+}
+
+fun downloadsDirHoldsPinnedBytes() {
+    val dir = File(work, "origin-split")
+    val truth = seed(dir, "keep.bin", 400_000)
+    val cacheDir = File(work, "split-cache")
+    val downloadsDir = File(work, "split-downloads")
+    Origin(dir).use { origin ->
+        val config = Config(cacheDir = cacheDir.path, downloadsDir = downloadsDir.path, origins = listOf(origin.url))
+        assertEquals(config, Config.Builder(cacheDir.path).downloadsDir(downloadsDir.path).origin(origin.url).build())
+        EmbeddedServer.start(config).use { server ->
+            server.registerTrack("keep", "${origin.url}/keep.bin")
+            val done = awaitCompleted(server, server.download("keep").id)
+            assertTrue(done.pinned)
+            assertContentEquals(truth, get(server.trackUrl("keep")).second)
+        }
+        val data = File(downloadsDir, "data")
+        val files = data.walkTopDown().filter { it.isFile && it.length() > 0 }.toList()
+        assertTrue(files.isNotEmpty(), "no non-empty file under $data (downloadsDir holds: ${downloadsDir.walkTopDown().toList()})")
+    }
+}
+
+/** Installs a resolver and returns a weak ref to it: the server must be its only holder. */
+fun installResolver(server: EmbeddedServer, calls: MutableList<String?>): WeakReference<CredentialResolver> {
+    val resolver = CredentialResolver { trackId, _ ->
+        synchronized(calls) { calls.add(trackId) }
+        Credentials(headers = mapOf("Authorization" to "Bearer s3cret"))
+    }
+    server.setResolver(resolver)
+    return WeakReference(resolver)
+}
+
+fun resolverRefreshesCredentials() {
+    val dir = File(work, "origin-auth")
+    val truth = seed(dir, "locked.bin", 200_000)
+    Origin(dir, "--require-auth", "Bearer s3cret").use { origin ->
+        val calls = ArrayList<String?>()
+        lateinit var weak: WeakReference<CredentialResolver>
+        EmbeddedServer.start(config("auth", origin.url)).use { server ->
+            server.registerTrack("locked", "${origin.url}/locked.bin")
+            // No hook: the backend's refusal reaches the player.
+            assertTrue(status(server.trackUrl("locked")) >= 400)
+            // A hook that throws counts as "no credentials": no crash, exception cleared.
+            server.setResolver { _, _ -> throw IllegalStateException("resolver failure (expected by the test)") }
+            assertTrue(status(server.trackUrl("locked")) >= 400)
+            // A hook with the right header: called on a native thread, then the bytes flow.
+            weak = installResolver(server, calls)
+            val (code, body) = get(server.trackUrl("locked"))
+            assertEquals(200, code)
+            assertContentEquals(truth, body)
+            assertEquals(listOf<String?>("locked"), synchronized(calls) { calls.toList() })
+        }
+        // Closing released the global ref: the resolver can be collected.
+        repeat(50) {
+            if (weak.get() == null) return
+            System.gc()
+            Thread.sleep(20)
+        }
+        assertNull(weak.get(), "the resolver is still referenced after close")
+    }
 }
 
 fun count(dir: String) = File(dir).list()!!.size
@@ -169,7 +328,13 @@ fun cyclesLeakNothing() {
     Thread.sleep(200)
     val threads = count("/proc/self/task")
     val fds = count("/proc/self/fd")
-    repeat(50) { EmbeddedServer.start(config).use { s -> s.stats(); s.downloads() } }
+    repeat(50) {
+        EmbeddedServer.start(config).use { s ->
+            s.stats()
+            s.downloads()
+            s.setResolver { _, _ -> null } // its global ref is released by close
+        }
+    }
     Thread.sleep(200)
     val threadsAfter = count("/proc/self/task")
     val fdsAfter = count("/proc/self/fd")
@@ -185,6 +350,10 @@ fun main() {
         "a download reports progress and completes" to ::downloadReportsProgress,
         "errors surface as exceptions" to ::errorsAreExceptions,
         "a closed server throws" to ::closedServerThrows,
+        "prefetch puts the first bytes in the cache" to ::prefetchFillsTheCache,
+        "a download looked up by ID equals the listed one; a bad ID throws" to ::downloadInfoById,
+        "with downloadsDir, pinned bytes live under downloadsDir/data" to ::downloadsDirHoldsPinnedBytes,
+        "the credential resolver is called from a native thread and released on close" to ::resolverRefreshesCredentials,
         "50 start/stop cycles leak no threads or fds" to ::cyclesLeakNothing,
     )
     var failed = 0

@@ -4,18 +4,22 @@ import android.content.Context
 import java.io.File
 
 /**
- * A [Config] for an Android app.
+ * A [Config] for an Android app, with the two directories where Android expects them:
  *
- * The library keeps one directory: the evictable cache and the pinned offline downloads share its
- * index. With [offline] true (the default) it lives under `filesDir`, because Android may delete
- * anything under `cacheDir` when storage runs low, which would silently lose downloads the user
- * asked for. An app that never downloads can pass false to place it under `cacheDir`.
+ * - [Config.cacheDir] = `cacheDir/embedded-server`: the evictable cache. The system may delete it
+ *   when storage runs low and the user may empty it with "Clear cache"; what goes is fetched again.
+ * - [Config.downloadsDir] = `filesDir/embedded-server`: the pinned bytes of offline downloads and
+ *   the index (with the download queue). Only the app (or "Clear storage") empties it, so
+ *   downloads and the queue survive "Clear cache" and low storage.
+ *
+ * Both are created at start if missing. Start the server off the main thread: it opens the index.
  */
 object AndroidConfig {
+    /** The directory name used under both `cacheDir` and `filesDir`. */
+    const val DIR_NAME = "embedded-server"
+
     @JvmStatic
-    @JvmOverloads
-    fun builder(context: Context, offline: Boolean = true): Config.Builder {
-        val base = if (offline) context.filesDir else context.cacheDir
-        return Config.Builder(File(base, "embedded-server").absolutePath)
-    }
+    fun builder(context: Context): Config.Builder =
+        Config.Builder(File(context.cacheDir, DIR_NAME).absolutePath)
+            .downloadsDir(File(context.filesDir, DIR_NAME).absolutePath)
 }

@@ -3,11 +3,22 @@ package io.embeddedserver
 /**
  * How to start an [EmbeddedServer]. Only [cacheDir] is required; a null field keeps the library's
  * default (fit for a phone: 2 GiB cache, 10 s connect / 20 s read timeouts, 2 download workers,
- * no downloads on metered networks). Build with named arguments, `copy`, or [Builder].
+ * no downloads on metered networks). Build with named arguments, `copy`, or [Builder]; on Android
+ * start from `AndroidConfig.builder(context)`, which sets both directories.
  */
 data class Config(
-    /** Directory of the index, cached bytes and downloads; created if missing. */
+    /**
+     * Directory of the evictable cached bytes (and of everything when [downloadsDir] is null);
+     * created if missing. Anything in it may be deleted while the server is stopped (Android's
+     * "Clear cache", low storage): those bytes are simply fetched again.
+     */
     val cacheDir: String,
+    /**
+     * Directory of the downloaded (pinned) bytes and of the index with the download queue;
+     * created if missing. Keep it somewhere only the app empties (Android: under `filesDir`).
+     * Null keeps everything in [cacheDir].
+     */
+    val downloadsDir: String? = null,
     /** Port on 127.0.0.1; null or 0 picks a free one. */
     val port: Int? = null,
     /** The secret URL prefix; null generates 128 random bits. */
@@ -30,6 +41,7 @@ data class Config(
     class Builder(private var config: Config) {
         constructor(cacheDir: String) : this(Config(cacheDir))
 
+        fun downloadsDir(dir: String?) = apply { config = config.copy(downloadsDir = dir) }
         fun port(port: Int) = apply { config = config.copy(port = port) }
         fun token(token: String) = apply { config = config.copy(token = token) }
         fun origin(origin: String) = apply { config = config.copy(origins = config.origins + origin) }
@@ -57,6 +69,7 @@ data class Config(
             }
         }
         put("cacheDir", cacheDir)
+        put("downloadsDir", downloadsDir)
         put("port", port)
         put("token", token)
         fields.add("\"origins\":" + origins.joinToString(",", "[", "]") { Json.quote(it) })

@@ -30,6 +30,10 @@ data class Download(
     val priority: Long,
     /** Its bytes are pinned: never evicted, playable offline. */
     val pinned: Boolean,
+    /** For an HLS download: resources (playlists, segments, keys) cached so far. */
+    val segmentsDone: Long? = null,
+    /** For an HLS download: resources it needs, once its playlists have been read. */
+    val segmentsTotal: Long? = null,
 ) {
     /** 0.0 to 1.0, or null while the size is unknown. */
     val progress: Double?
@@ -54,6 +58,8 @@ data class Download(
             error = m.str("error"),
             priority = m.long("priority") ?: 0,
             pinned = m.bool("pinned"),
+            segmentsDone = m.long("segments_done"),
+            segmentsTotal = m.long("segments_total"),
         )
     }
 }

@@ -1,5 +1,6 @@
 package io.embeddedserver
 
+import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.locks.ReentrantReadWriteLock
 import kotlin.concurrent.read
 import kotlin.concurrent.write
@@ -14,13 +15,21 @@ import kotlinx.coroutines.flow.update
  * The localhost caching HTTP server, running in this process on `127.0.0.1`. Hand [trackUrl] or
  * [proxyUrl] to the player; register tracks, queue offline downloads, report connectivity.
  *
- * Thread-safe. Every call may block briefly (it waits for the server's runtime), so call it off
- * the main thread where that matters. After [close] every call throws [EmbeddedServerException].
+ * Thread-safe. [start] and [close] do disk and SQLite work, and most calls wait for the server's
+ * runtime (registering, queueing, pausing, cancelling touch the index): call them off the main
+ * thread (e.g. `withContext(Dispatchers.IO)`). The URL getters only format strings. After
+ * [close] every call throws [EmbeddedServerException].
  */
 class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     private val lock = ReentrantReadWriteLock()
     private val state = MutableStateFlow<Map<String, Download>>(emptyMap())
-    private var handle: Long = NativeBridge.start(config.toJson(), Listener(state))
+
+    /**
+     * IDs of cancelled downloads (IDs are random, never reused): an update the native thread
+     * delivers after [cancel] removed the download must not bring it back into [state].
+     */
+    private val cancelled: MutableSet<String> = ConcurrentHashMap.newKeySet()
+    private var handle: Long = NativeBridge.start(config.toJson(), Listener(state, cancelled))
 
     init {
         try {
@@ -34,7 +43,10 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     }
 
     companion object {
-        /** Starts a server; throws [EmbeddedServerException] if it cannot (bad config, directory in use...). */
+        /**
+         * Starts a server; throws [EmbeddedServerException] if it cannot (bad config, directory in
+         * use...). It opens the index and may recover from a crash: not on the main thread.
+         */
         @JvmStatic
         fun start(config: Config): EmbeddedServer = EmbeddedServer(config)
     }
@@ -55,6 +67,22 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     /** Catalog track [id] with its cache state. */
     fun track(id: String): Track = Track.fromJson(call { NativeBridge.track(it, id) })
 
+    /**
+     * Starts fetching the first [bytes] of each catalog track in [trackIds] into the ordinary
+     * (evictable, unpinned) cache in the background, so that starting them later is instant;
+     * null [bytes] uses [Config.prefetchBytes]. Returns at once: watch [track] or [stats] for
+     * the bytes. Throws [EmbeddedServerException] if an ID is unknown or its origin not allowed.
+     * Does nothing while [setNetwork] reports offline.
+     */
+    fun prefetch(trackIds: List<String>, bytes: Long? = null) {
+        require(bytes == null || bytes >= 0) { "bytes must not be negative" }
+        val json = trackIds.joinToString(",", "[", "]") { Json.quote(it) }
+        call { NativeBridge.prefetch(it, json, bytes ?: -1) }
+    }
+
+    /** [prefetch] of one track. */
+    fun prefetch(trackId: String, bytes: Long? = null) = prefetch(listOf(trackId), bytes)
+
     /** Queues an offline download of catalog track [trackId]; higher [priority] runs first. */
     fun download(trackId: String, priority: Long = 0): Download = remember(call { NativeBridge.download(it, trackId, false, priority) })
 
@@ -67,13 +95,22 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     /** Every download by ID, as a [StateFlow]. */
     fun downloadMap(): StateFlow<Map<String, Download>> = state.asStateFlow()
 
+    /**
+     * Download [id] as the library has it now (also refreshes its entry in [downloadMap]).
+     * Throws [EmbeddedServerException] if there is no such download.
+     */
+    fun downloadInfo(id: String): Download = remember(call { NativeBridge.downloadInfo(it, id) })
+
+    /** Pauses download [id]; it keeps its bytes and its place in the queue. */
     fun pause(id: String): Download = remember(call { NativeBridge.pauseDownload(it, id) })
 
+    /** Resumes a paused download, or retries a failed one. */
     fun resume(id: String): Download = remember(call { NativeBridge.resumeDownload(it, id) })
 
     /** Cancels download [id], unpins it and frees its bytes. */
     fun cancel(id: String) {
         call { NativeBridge.cancelDownload(it, id) }
+        cancelled.add(id)
         state.update { it - id }
     }
 
@@ -83,6 +120,15 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     /** Sets an upstream header (e.g. a refreshed `Authorization`), or removes it with null. */
     fun setHeader(name: String, value: String?) = call { NativeBridge.setHeader(it, name, value) }
 
+    /**
+     * Installs [resolver] as the hook asked for fresh credentials when the backend answers
+     * 401/403 (see [CredentialResolver] for its threading rules), replacing any previous one;
+     * null removes it. The server holds it until it is replaced, removed, or the server closes.
+     */
+    fun setResolver(resolver: CredentialResolver?) =
+        call { NativeBridge.setResolver(it, resolver?.let(::ResolverAdapter)) }
+
+    /** A statistics snapshot (counters, cache and pinned bytes, latency histograms). */
     fun stats(): Stats = Stats.fromJson(call { NativeBridge.stats(it) })
 
     /** Whether [close] was called. */
@@ -99,7 +145,7 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
 
     private fun remember(json: String): Download {
         val download = Download.fromJson(json)
-        state.update { it + (download.id to download) }
+        state.update { if (download.id in cancelled) it else it + (download.id to download) }
         return download
     }
 
@@ -110,10 +156,18 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     }
 
     /** Called on the native event thread: only updates the flow, never blocks. */
-    private class Listener(private val state: MutableStateFlow<Map<String, Download>>) : NativeBridge.Listener {
+    private class Listener(
+        private val state: MutableStateFlow<Map<String, Download>>,
+        private val cancelled: Set<String>,
+    ) : NativeBridge.Listener {
         override fun onDownload(json: String) {
             val download = Download.fromJson(json)
-            state.update { it + (download.id to download) }
+            state.update { if (download.id in cancelled) it else it + (download.id to download) }
         }
+    }
+
+    /** Called on a native thread attached for the call; the JSON crosses back to Rust. */
+    private class ResolverAdapter(private val resolver: CredentialResolver) : NativeBridge.Resolver {
+        override fun refresh(trackId: String?, url: String): String? = resolver.refresh(trackId, url)?.toJson()
     }
 }

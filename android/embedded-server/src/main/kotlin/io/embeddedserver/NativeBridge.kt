@@ -15,6 +15,14 @@ internal object NativeBridge {
         fun onDownload(json: String)
     }
 
+    /**
+     * Asked on a native thread for fresh credentials after a 401/403: returns JSON
+     * `{"url": String?, "headers": [[name, value], ...]}`, or null to give up.
+     */
+    interface Resolver {
+        fun refresh(trackId: String?, url: String): String?
+    }
+
     @JvmStatic external fun start(configJson: String, listener: Listener?): Long
     @JvmStatic external fun stop(handle: Long)
     @JvmStatic external fun destroy(handle: Long)
@@ -23,10 +31,13 @@ internal object NativeBridge {
     @JvmStatic external fun streamUrl(handle: Long, url: String): String
     @JvmStatic external fun putTrack(handle: Long, id: String, url: String, sha256: String?, size: Long, mime: String?): String
     @JvmStatic external fun track(handle: Long, id: String): String
+    @JvmStatic external fun prefetch(handle: Long, tracksJson: String, bytes: Long)
     @JvmStatic external fun stats(handle: Long): String
     @JvmStatic external fun setHeader(handle: Long, name: String, value: String?)
+    @JvmStatic external fun setResolver(handle: Long, resolver: Resolver?)
     @JvmStatic external fun download(handle: Long, target: String, isUrl: Boolean, priority: Long): String
     @JvmStatic external fun downloads(handle: Long): String
+    @JvmStatic external fun downloadInfo(handle: Long, id: String): String
     @JvmStatic external fun pauseDownload(handle: Long, id: String): String
     @JvmStatic external fun resumeDownload(handle: Long, id: String): String
     @JvmStatic external fun cancelDownload(handle: Long, id: String)

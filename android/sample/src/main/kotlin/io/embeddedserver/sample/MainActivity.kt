@@ -17,22 +17,39 @@ import androidx.media3.exoplayer.source.DefaultMediaSourceFactory
 import androidx.media3.ui.PlayerView
 import io.embeddedserver.Download
 import io.embeddedserver.DownloadState
+import io.embeddedserver.EmbeddedServer
 import io.embeddedserver.EmbeddedServerException
 import java.net.Proxy
 import java.net.URL
+import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
 import okhttp3.OkHttpClient
 import org.json.JSONArray
 
-/** The catalog with a play button, a download button with progress and an offline badge per track. */
+/**
+ * The catalog with a play button, a download button with progress and an offline badge per track.
+ * Nothing here blocks the main thread: the server is awaited (it starts on Dispatchers.IO in
+ * [SampleApp]), the catalog is fetched and registered on Dispatchers.IO, and only then are the
+ * rows (and their player items) created on the main thread.
+ */
 class MainActivity : ComponentActivity() {
-    private data class Entry(val id: String, val title: String, val file: String, val size: Long, val sha256: String, val mime: String)
+    private data class Entry(
+        val id: String,
+        val title: String,
+        val file: String,
+        val size: Long,
+        val sha256: String,
+        val mime: String,
+        /** Fully cached when the catalog was loaded. */
+        val offline: Boolean = false,
+    )
 
     private class Row(val title: TextView, val badge: TextView, val download: Button, val progress: ProgressBar)
 
-    private val server get() = (application as SampleApp).server
+    /** Set once the server has started; the rows that use it exist only from then on. */
+    private lateinit var server: EmbeddedServer
     private lateinit var player: ExoPlayer
     private val rows = HashMap<String, Row>()
 
@@ -50,8 +67,18 @@ class MainActivity : ComponentActivity() {
         setContentView(ScrollView(this).apply { addView(list) })
 
         lifecycleScope.launch {
+            server = try {
+                (application as SampleApp).server.await()
+            } catch (e: CancellationException) {
+                throw e // the activity is gone
+            } catch (e: Exception) {
+                list.addView(TextView(this@MainActivity).apply { text = "server did not start: ${e.message}" })
+                return@launch
+            }
             val catalog = try {
-                withContext(Dispatchers.IO) { loadCatalog() }
+                withContext(Dispatchers.IO) { loadCatalog(server) }
+            } catch (e: CancellationException) {
+                throw e
             } catch (e: Exception) {
                 list.addView(TextView(this@MainActivity).apply { text = "catalog unavailable: ${e.message}" })
                 return@launch
@@ -61,14 +88,17 @@ class MainActivity : ComponentActivity() {
         }
     }
 
-    /** Fetches the demo catalog and registers every track (registering again re-signs URLs). */
-    private fun loadCatalog(): List<Entry> {
+    /**
+     * Fetches the demo catalog and registers every track (registering again re-signs URLs), on a
+     * background thread: network, then the index.
+     */
+    private fun loadCatalog(server: EmbeddedServer): List<Entry> {
         val json = JSONArray(URL("${BuildConfig.BACKEND}/catalog.json").readText())
         return (0 until json.length()).map { i ->
             val o = json.getJSONObject(i)
-            Entry(o.getString("id"), o.getString("title"), o.getString("file"), o.getLong("size"), o.getString("sha256"), o.getString("mime"))
-        }.onEach { e ->
-            server.registerTrack(e.id, "${BuildConfig.BACKEND}/${e.file}", sha256 = e.sha256, size = e.size, mime = e.mime)
+            val e = Entry(o.getString("id"), o.getString("title"), o.getString("file"), o.getLong("size"), o.getString("sha256"), o.getString("mime"))
+            val track = server.registerTrack(e.id, "${BuildConfig.BACKEND}/${e.file}", sha256 = e.sha256, size = e.size, mime = e.mime)
+            e.copy(offline = track.complete)
         }
     }
 
@@ -76,6 +106,7 @@ class MainActivity : ComponentActivity() {
         val title = Button(this).apply {
             text = entry.title
             setOnClickListener {
+                // trackUrl only formats a string: fine on the main thread.
                 player.setMediaItem(MediaItem.fromUri(server.trackUrl(entry.id)))
                 player.prepare()
                 player.play()
@@ -96,7 +127,7 @@ class MainActivity : ComponentActivity() {
             }
         }
         rows[entry.id] = Row(title, badge, download, progress)
-        badge.text = if (runCatching { server.track(entry.id).complete }.getOrDefault(false)) "offline" else ""
+        badge.text = if (entry.offline) "offline" else ""
         return LinearLayout(this).apply {
             orientation = LinearLayout.VERTICAL
             addView(title, LinearLayout.LayoutParams(MATCH_PARENT, WRAP_CONTENT))

@@ -1,0 +1,31 @@
+package io.embeddedserver
+
+/**
+ * Fresh credentials for the backend, from a [CredentialResolver]: a re-signed [url] for the same
+ * bytes and/or [headers] to send with every later upstream request (e.g. a new `Authorization`).
+ */
+data class Credentials(
+    val url: String? = null,
+    val headers: Map<String, String> = emptyMap(),
+) {
+    internal fun toJson(): String {
+        val headerList = headers.entries.joinToString(",", "[", "]") { "[${Json.quote(it.key)},${Json.quote(it.value)}]" }
+        return "{\"url\":${url?.let(Json::quote) ?: "null"},\"headers\":$headerList}"
+    }
+}
+
+/**
+ * The app's hook for expired credentials, installed with [EmbeddedServer.setResolver]. The server
+ * calls [refresh] when the backend answers 401 or 403, at most once per refused request, and
+ * retries with what it returns.
+ *
+ * It runs on one of the server's native threads (attached to the JVM for the call) while a
+ * player or download waits: it may block briefly (e.g. a token refresh over the network) but
+ * must not call back into the [EmbeddedServer] (closing the server waits for it), and must not
+ * touch the UI. Returning null or throwing means "no fresh credentials": the request fails
+ * with the backend's status.
+ */
+fun interface CredentialResolver {
+    /** [trackId] is the catalog track the refused [url] belongs to, if any. */
+    fun refresh(trackId: String?, url: String): Credentials?
+}
