@@ -26,7 +26,7 @@ use jni::JNIEnv;
 use serde::{Deserialize, Serialize};
 
 use self::policy::{run, Failure, Handle};
-use crate::{BlockingServer, Config, DownloadTarget, NetworkState, TrackSpec};
+use crate::{BlockingServer, Config, DownloadTarget, NetworkState, TrackSpec, VariantChoice};
 
 /// Writes a `#[no_mangle] extern "system"` export from a signature and a body.
 ///
@@ -114,6 +114,25 @@ fn new_string(env: &mut JNIEnv<'_>, value: &str) -> Result<jstring, Failure> {
 fn json(env: &mut JNIEnv<'_>, value: &impl Serialize) -> Result<jstring, Failure> {
     let text = serde_json::to_string(value).map_err(|e| Failure::Argument(format!("cannot encode JSON: {e}")))?;
     new_string(env, &text)
+}
+
+/// The rendition an HLS download keeps, from `lowest`, `highest`, `middle` or `max:BPS`.
+fn variant_choice(text: &str) -> Result<VariantChoice, Failure> {
+    match text {
+        "lowest" => Ok(VariantChoice::Lowest),
+        "highest" => Ok(VariantChoice::Highest),
+        "middle" => Ok(VariantChoice::Middle),
+        _ => text
+            .strip_prefix("max:")
+            .and_then(|n| n.parse().ok())
+            .filter(|&n: &u64| n > 0)
+            .map(VariantChoice::MaxBandwidth)
+            .ok_or_else(|| {
+                Failure::Argument(format!(
+                    "unknown variant {text:?}: use lowest, highest, middle or max:BITS_PER_SECOND"
+                ))
+            }),
+    }
 }
 
 /// A Java `boolean`: anything but `JNI_FALSE` is true (JNI only promises 0 and non-zero).
@@ -237,19 +256,27 @@ export! {
         Ok(server.set_resolver(hook.map(|h| Arc::new(h) as _))?)
     }
 
-    /// Queues an offline download of a catalog track (`isUrl` false) or a remote URL; returns its JSON.
+    /// Queues an offline download of a catalog track (`isUrl` false) or a remote URL, for an HLS
+    /// URL keeping `variant` (`lowest`, `highest`, `middle`, `max:BPS`; null: the middle one);
+    /// returns its JSON.
     fn Java_io_embeddedserver_NativeBridge_download<'l>(
         env,
         handle: jlong,
         target: JString<'l>,
         is_url: jboolean,
         priority: jlong,
+        variant: JString<'l>,
     ) -> jstring {
         let target = string(env, &target, "target")?;
-        let target = if flag(is_url) {
-            DownloadTarget::Url(target)
-        } else {
-            DownloadTarget::Track(target)
+        let variant = optional_string(env, &variant)?;
+        let target = match (flag(is_url), variant) {
+            (true, None) => DownloadTarget::Url(target),
+            (true, Some(v)) => DownloadTarget::Hls {
+                url: target,
+                variant: variant_choice(&v)?,
+            },
+            (false, None) => DownloadTarget::Track(target),
+            (false, Some(_)) => return Err(Failure::Argument("a variant applies to an HLS URL, not a track".into())),
         };
         let info = server(handle)?.download(target, priority)?;
         json(env, &info)

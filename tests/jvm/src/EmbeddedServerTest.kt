@@ -9,6 +9,7 @@ import io.embeddedserver.Download
 import io.embeddedserver.DownloadState
 import io.embeddedserver.EmbeddedServer
 import io.embeddedserver.EmbeddedServerException
+import io.embeddedserver.HlsVariant
 import java.io.File
 import java.lang.ref.WeakReference
 import java.net.HttpURLConnection
@@ -172,6 +173,44 @@ fun downloadReportsProgress() {
             server.cancel(queued.id)
             assertTrue(server.downloadMap().value.isEmpty())
         }
+    }
+}
+
+/** An HLS master with two variants, two segments each; the lowest is downloaded and plays offline. */
+fun hlsVariantDownload() {
+    val dir = File(work, "origin-hls")
+    File(dir, "lo").mkdirs()
+    File(dir, "hi").mkdirs()
+    File(dir, "master.m3u8").writeText(
+        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=256000\nhi/index.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=64000\nlo/index.m3u8\n",
+    )
+    val media = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg0.ts\n#EXTINF:2.0,\nseg1.ts\n#EXT-X-ENDLIST\n"
+    File(dir, "lo/index.m3u8").writeText(media)
+    File(dir, "hi/index.m3u8").writeText(media)
+    val lo = seed(File(dir, "lo"), "seg0.ts", 30_000)
+    seed(File(dir, "lo"), "seg1.ts", 30_001)
+    seed(File(dir, "hi"), "seg0.ts", 90_000)
+    seed(File(dir, "hi"), "seg1.ts", 90_001)
+    assertFailsWith<IllegalArgumentException> { HlsVariant.MaxBandwidth(0) }
+    val origin = Origin(dir)
+    EmbeddedServer.start(config("hls", origin.url)).use { server ->
+        server.setNetwork(online = true, metered = false)
+        val queued = server.downloadUrl("${origin.url}/master.m3u8", variant = HlsVariant.Lowest)
+        val done = runBlocking {
+            withTimeout(30_000) {
+                server.downloadMap().first { map ->
+                    val d = map[queued.id] ?: return@first false
+                    if (d.state == DownloadState.FAILED) fail("HLS download failed: ${d.error}")
+                    d.state == DownloadState.COMPLETED
+                }.getValue(queued.id)
+            }
+        }
+        assertTrue(done.pinned)
+        assertEquals(4L, done.segmentsTotal, "master, media playlist, two segments")
+        assertEquals(done.segmentsTotal, done.segmentsDone)
+        origin.close()
+        assertContentEquals(lo, get(server.proxyUrl("${origin.url}/lo/seg0.ts")).second)
+        assertEquals(502, status(server.proxyUrl("${origin.url}/hi/seg0.ts")), "the other variant was not downloaded")
     }
 }
 
@@ -348,6 +387,7 @@ fun main() {
         "start, stop, start again" to ::startStopStart,
         "a track through the server, with a seek" to ::trackThroughServer,
         "a download reports progress and completes" to ::downloadReportsProgress,
+        "an HLS download keeps the variant asked for" to ::hlsVariantDownload,
         "errors surface as exceptions" to ::errorsAreExceptions,
         "a closed server throws" to ::closedServerThrows,
         "prefetch puts the first bytes in the cache" to ::prefetchFillsTheCache,

@@ -84,10 +84,15 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     fun prefetch(trackId: String, bytes: Long? = null) = prefetch(listOf(trackId), bytes)
 
     /** Queues an offline download of catalog track [trackId]; higher [priority] runs first. */
-    fun download(trackId: String, priority: Long = 0): Download = remember(call { NativeBridge.download(it, trackId, false, priority) })
+    fun download(trackId: String, priority: Long = 0): Download =
+        remember(call { NativeBridge.download(it, trackId, false, priority, null) })
 
-    /** Queues an offline download of remote [url] (on an allowed origin). */
-    fun downloadUrl(url: String, priority: Long = 0): Download = remember(call { NativeBridge.download(it, url, true, priority) })
+    /**
+     * Queues an offline download of remote [url] (on an allowed origin). For an HLS playlist it
+     * keeps one rendition: [variant], or by default [HlsVariant.Middle].
+     */
+    fun downloadUrl(url: String, priority: Long = 0, variant: HlsVariant? = null): Download =
+        remember(call { NativeBridge.download(it, url, true, priority, variant?.wire) })
 
     /** Every download, updated as they progress (progress at most every 250 ms each). */
     fun downloads(): Flow<List<Download>> = downloadMap().map { it.values.toList() }

@@ -35,7 +35,7 @@ internal object NativeBridge {
     @JvmStatic external fun stats(handle: Long): String
     @JvmStatic external fun setHeader(handle: Long, name: String, value: String?)
     @JvmStatic external fun setResolver(handle: Long, resolver: Resolver?)
-    @JvmStatic external fun download(handle: Long, target: String, isUrl: Boolean, priority: Long): String
+    @JvmStatic external fun download(handle: Long, target: String, isUrl: Boolean, priority: Long, variant: String?): String
     @JvmStatic external fun downloads(handle: Long): String
     @JvmStatic external fun downloadInfo(handle: Long, id: String): String
     @JvmStatic external fun pauseDownload(handle: Long, id: String): String
