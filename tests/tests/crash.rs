@@ -110,3 +110,47 @@ fn kill_9_mid_fill_then_restart_resumes_from_recorded_bytes() {
         "after restart the origin sent {refetched} bytes for a resume from {n}: recorded bytes were re-downloaded"
     );
 }
+
+/// Bytes written just before a `kill -9` that no index row records would otherwise hold their
+/// space forever (no eviction knows them): the next start deletes such files, and only those.
+#[test]
+fn data_files_no_index_row_records_are_deleted_at_the_next_start() {
+    const LEN: usize = MIB;
+    let origin = Origin::start(&["--throttle", "262144"]);
+    origin.put_file("kept.bin", &seeded_bytes(0xC7A6, 1000));
+    let truth = seeded_bytes(0xC7A7, LEN);
+    origin.put_file("lost.bin", &truth);
+    let cache = tempfile::tempdir().expect("cache dir");
+    let origins = vec![origin.origin_arg()];
+    let files = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir.join("data"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|shard| std::fs::read_dir(shard.path()).into_iter().flatten().flatten())
+            .map(|f| f.path())
+            .collect()
+    };
+
+    // `kept.bin` is recorded (a clean stop); `lost.bin` is being written, never recorded.
+    let mut server = Server::start_with(Some(cache.path()), &origins, &[]);
+    get(&server.stream_url(&origin, "kept.bin")).assert_complete("kept");
+    server.proc().terminate(Duration::from_secs(10));
+    let mut server = Server::start_with(Some(cache.path()), &origins, &["--sync-interval-ms", "3600000"]);
+    let reader = BackgroundRead::start(&server.stream_url(&origin, "lost.bin"), &[]);
+    let (status, _) = reader.head(Duration::from_secs(15));
+    assert_eq!(status, 200);
+    wait_until(Duration::from_secs(15), "two data files on disk", || {
+        files(cache.path()).len() == 2
+    });
+    server.kill9();
+
+    let server = Server::start_with(Some(cache.path()), &origins, &[]);
+    let left = files(cache.path());
+    assert_eq!(left.len(), 1, "only the recorded file is left: {left:?}");
+    let r = get(&server.stream_url(&origin, "kept.bin"));
+    r.assert_complete("kept after the restart");
+    let r = get(&server.stream_url(&origin, "lost.bin"));
+    r.assert_complete("lost after the restart");
+    assert_bytes_eq("lost after the restart", &r.body, &truth);
+}

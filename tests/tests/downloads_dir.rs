@@ -183,3 +183,39 @@ fn a_cache_file_removed_while_running_is_fetched_again() {
     assert!(origin.log().len() > before, "the bytes came from the backend again");
     assert_eq!(data_files(&cache).len(), 1, "the file is back in the cache dir");
 }
+
+#[test]
+fn a_downloads_dir_added_to_an_existing_cache_takes_its_index_and_downloads() {
+    let mut origin = Origin::start(&[]);
+    let played = seeded_bytes(0xD6, LEN);
+    let kept = seeded_bytes(0xD7, LEN);
+    origin.put_file("played.bin", &played);
+    origin.put_file("kept.bin", &kept);
+    let root = tempfile::tempdir().expect("tempdir");
+    let cache = root.path().join("cache");
+    let mut server = Server::start_with(Some(&cache), &[origin.origin_arg()], &[]);
+    get(&server.stream_url(&origin, "played.bin")).assert_complete("played");
+    let id = download(&server, &format!("{}kept.bin", origin.url));
+    server.proc().terminate(Duration::from_secs(10));
+    assert!(cache.join("index.sqlite").is_file());
+
+    let downloads = root.path().join("files");
+    origin.kill();
+    let server = start(&cache, &downloads, &origin);
+    assert!(
+        downloads.join("index.sqlite").is_file(),
+        "the index moved to the downloads dir"
+    );
+    assert!(!cache.join("index.sqlite").exists(), "no index left in the cache dir");
+    assert_eq!(data_files(&downloads).len(), 1, "the download moved");
+    assert_eq!(data_files(&cache).len(), 1, "the played file stayed");
+    assert_eq!(
+        json_str(&server.api_get(&format!("downloads/{id}")), "state"),
+        "completed"
+    );
+    for (name, truth) in [("played.bin", &played), ("kept.bin", &kept)] {
+        let r = get(&server.stream_url(&origin, name));
+        r.assert_complete(name);
+        assert_bytes_eq(name, &r.body, truth);
+    }
+}

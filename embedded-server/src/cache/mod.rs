@@ -167,7 +167,10 @@ impl Cache {
             std::fs::create_dir_all(data_dir)
                 .map_err(|e| Error::Config(format!("cannot create cache directory {}: {e}", data_dir.display())))?;
         }
-        let index = Arc::new(Index::open(&downloads.unwrap_or(dir).join("index.sqlite"))?);
+        if let Some(downloads) = downloads {
+            move_index(dir, downloads)?;
+        }
+        let index = Arc::new(Index::open(&downloads.unwrap_or(dir).join(INDEX_FILE))?);
         let mut table = HashMap::new();
         let mut total = 0;
         for row in index.load_resources()? {
@@ -206,6 +209,13 @@ impl Cache {
             let res = Arc::new(Resource::new(row.key.clone(), state));
             relocate(&dirs, &res, &mut res.lock());
             table.insert(row.key, res);
+        }
+        let known: std::collections::HashSet<PathBuf> = table.values().map(|r| r.lock().path.clone()).collect();
+        for data_dir in std::iter::once(&dirs.cache).chain(&dirs.pinned) {
+            let removed = store::remove_unknown(data_dir, &known);
+            if removed > 0 {
+                tracing::info!(dir = %data_dir.display(), removed, "removed data files the index does not know");
+            }
         }
         let tracks = index.load_tracks()?;
         let cache = Arc::new(Self {
@@ -759,6 +769,37 @@ impl Drop for ReadGuard {
 }
 
 /// The index row describing `res` with `ranges` recorded.
+/// The index's file name (SQLite adds `-wal` and `-shm` beside it).
+const INDEX_FILE: &str = "index.sqlite";
+
+/// Carries an index kept in the cache directory (a layout from before the downloads directory
+/// was set) over to `downloads`, unless `downloads` has one already; blocking.
+fn move_index(cache: &Path, downloads: &Path) -> Result<(), Error> {
+    let (from, to) = (cache.join(INDEX_FILE), downloads.join(INDEX_FILE));
+    if cache == downloads || to.exists() || !from.exists() {
+        return Ok(());
+    }
+    tracing::info!(from = %from.display(), to = %to.display(), "moving the index to the downloads directory");
+    // The main file last: until it is there, a crash leaves the index where it was.
+    for suffix in ["-wal", "-shm", ""] {
+        let (f, t) = (
+            cache.join(format!("{INDEX_FILE}{suffix}")),
+            downloads.join(format!("{INDEX_FILE}{suffix}")),
+        );
+        match std::fs::rename(&f, &t) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::Config(format!(
+                    "cannot move the index {} to {}: {e}",
+                    f.display(),
+                    t.display()
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Moves the data file of `res` to the directory its pin calls for, if no fill is writing it
 /// (a fill holds the path it opened; the last fill to end calls this again). Runs under the
 /// state lock, so readers find the file by `State::path` (see `Resource::open_read`); a file

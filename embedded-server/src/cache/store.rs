@@ -65,6 +65,36 @@ pub(crate) fn remove(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Deletes every data file under `data_dir` that is not in `known` (bytes written just before a
+/// crash that no index row records, a row whose file could not be deleted), so that they do not
+/// hold space forever; blocking. Only names this module gives (`XX/XX…`, 64 hex digits, in the
+/// shard of their first two) are touched. Returns how many files were deleted.
+pub(crate) fn remove_unknown(data_dir: &Path, known: &std::collections::HashSet<PathBuf>) -> usize {
+    let is_hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    let Ok(shards) = fs::read_dir(data_dir) else { return 0 };
+    let mut removed = 0;
+    for shard in shards.flatten() {
+        let shard_name = shard.file_name();
+        let Some(prefix) = shard_name.to_str().filter(|s| s.len() == 2 && is_hex(s)) else {
+            continue;
+        };
+        let Ok(files) = fs::read_dir(shard.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let name = file.file_name();
+            let ours = name
+                .to_str()
+                .is_some_and(|n| n.len() == 64 && is_hex(n) && n.starts_with(prefix));
+            let path = file.path();
+            if ours && !known.contains(&path) && file.file_type().is_ok_and(|t| t.is_file()) && remove(&path).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
 /// Empties the file (its stale bytes are dropped), keeping it in place.
 pub(crate) fn truncate(path: &Path) -> io::Result<()> {
     match OpenOptions::new().write(true).open(path) {
@@ -95,5 +125,30 @@ mod tests {
         assert_eq!(file_len(&path), 0);
         remove(&path).unwrap();
         remove(&path).unwrap();
+    }
+
+    #[test]
+    fn only_unknown_data_files_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = data_path(dir.path(), "kept");
+        let stray = data_path(dir.path(), "stray");
+        for path in [&kept, &stray] {
+            write_at(&open_for_write(path).unwrap(), b"x", 0).unwrap();
+        }
+        // Not names this module gives: left alone.
+        let foreign = [
+            dir.path().join("notes.txt"),
+            kept.parent().unwrap().join("README"),
+            dir.path().join("zz").join(kept.file_name().unwrap()),
+        ];
+        for path in &foreign {
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, b"y").unwrap();
+        }
+        let known = std::collections::HashSet::from([kept.clone()]);
+        assert_eq!(remove_unknown(dir.path(), &known), 1);
+        assert!(kept.exists() && !stray.exists());
+        assert!(foreign.iter().all(|p| p.exists()));
+        assert_eq!(remove_unknown(&dir.path().join("missing"), &known), 0);
     }
 }
