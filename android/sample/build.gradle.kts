@@ -1,5 +1,8 @@
 // A Media3 ExoPlayer app playing the catalog of a `streamer origin --demo` backend through the
 // embedded server, with offline downloads.
+import org.jetbrains.kotlin.gradle.dsl.JvmTarget
+import org.jetbrains.kotlin.gradle.tasks.KotlinCompile
+
 plugins {
     id("com.android.application")
     id("org.jetbrains.kotlin.android")
@@ -28,8 +31,9 @@ android {
     }
 }
 
-kotlin {
-    jvmToolchain(17)
+// Bytecode level 17 without requiring a JDK 17 toolchain (see embedded-server/build.gradle.kts).
+tasks.withType<KotlinCompile>().configureEach {
+    compilerOptions { jvmTarget.set(JvmTarget.JVM_17) }
 }
 
 dependencies {

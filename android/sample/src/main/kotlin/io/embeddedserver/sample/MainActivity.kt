@@ -1,5 +1,8 @@
 package io.embeddedserver.sample
 
+import android.Manifest
+import android.content.pm.PackageManager
+import android.os.Build
 import android.os.Bundle
 import android.view.ViewGroup.LayoutParams.MATCH_PARENT
 import android.view.ViewGroup.LayoutParams.WRAP_CONTENT
@@ -9,8 +12,14 @@ import android.widget.ProgressBar
 import android.widget.ScrollView
 import android.widget.TextView
 import androidx.activity.ComponentActivity
+import androidx.activity.result.contract.ActivityResultContracts
+import androidx.annotation.OptIn
+import androidx.core.content.ContextCompat
+import androidx.core.view.ViewCompat
+import androidx.core.view.WindowInsetsCompat
 import androidx.lifecycle.lifecycleScope
 import androidx.media3.common.MediaItem
+import androidx.media3.common.util.UnstableApi
 import androidx.media3.datasource.okhttp.OkHttpDataSource
 import androidx.media3.exoplayer.ExoPlayer
 import androidx.media3.exoplayer.source.DefaultMediaSourceFactory
@@ -53,18 +62,29 @@ class MainActivity : ComponentActivity() {
     private lateinit var player: ExoPlayer
     private val rows = HashMap<String, Row>()
 
+    /** Android 13+: without the permission the download notification is not shown (the service still runs). */
+    private val notificationPermission = registerForActivityResult(ActivityResultContracts.RequestPermission()) {}
+
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
-        // The player must never route 127.0.0.1 through a system or carrier proxy.
-        val http = OkHttpClient.Builder().proxy(Proxy.NO_PROXY).build()
-        player = ExoPlayer.Builder(this)
-            .setMediaSourceFactory(DefaultMediaSourceFactory(OkHttpDataSource.Factory(http)))
-            .build()
+        player = buildPlayer()
 
         val list = LinearLayout(this).apply { orientation = LinearLayout.VERTICAL }
-        val playerView = PlayerView(this).apply { player = this@MainActivity.player }
+        val playerView = PlayerView(this).also { it.player = player }
         list.addView(playerView, LinearLayout.LayoutParams(MATCH_PARENT, 400))
-        setContentView(ScrollView(this).apply { addView(list) })
+        val root = ScrollView(this).apply { addView(list) }
+        // targetSdk 35: Android 15 draws the app edge to edge; keep the content off the system bars.
+        ViewCompat.setOnApplyWindowInsetsListener(root) { view, insets ->
+            val bars = insets.getInsets(WindowInsetsCompat.Type.systemBars())
+            view.setPadding(bars.left, bars.top, bars.right, bars.bottom)
+            WindowInsetsCompat.CONSUMED
+        }
+        setContentView(root)
+        if (Build.VERSION.SDK_INT >= 33 &&
+            ContextCompat.checkSelfPermission(this, Manifest.permission.POST_NOTIFICATIONS) != PackageManager.PERMISSION_GRANTED
+        ) {
+            notificationPermission.launch(Manifest.permission.POST_NOTIFICATIONS)
+        }
 
         lifecycleScope.launch {
             server = try {
@@ -86,6 +106,16 @@ class MainActivity : ComponentActivity() {
             for (entry in catalog) list.addView(row(entry))
             server.downloads().collect { downloads -> downloads.forEach(::show) }
         }
+    }
+
+    /** OkHttpDataSource is @UnstableApi in Media3 (an error of Android lint without the opt-in). */
+    @OptIn(UnstableApi::class)
+    private fun buildPlayer(): ExoPlayer {
+        // The player must never route 127.0.0.1 through a system or carrier proxy.
+        val http = OkHttpClient.Builder().proxy(Proxy.NO_PROXY).build()
+        return ExoPlayer.Builder(this)
+            .setMediaSourceFactory(DefaultMediaSourceFactory(this).setDataSourceFactory(OkHttpDataSource.Factory(http)))
+            .build()
     }
 
     /**

@@ -40,17 +40,19 @@ class SampleApp : Application() {
                 return@launch // MainActivity shows the error
             }
             watchNetwork(server)
-            // The foreground service (and its Wi-Fi lock) runs only while some download moves bytes.
+            // The foreground service (and its Wi-Fi lock) runs only while some download moves
+            // bytes: started here when one starts running, it stops itself when none is.
             server.downloads()
                 .map { list -> list.any { it.state == DownloadState.RUNNING } }
                 .distinctUntilChanged()
-                .collect { running -> TransferService.setActive(this@SampleApp, running) }
+                .collect { running -> if (running) TransferService.start(this@SampleApp) }
         }
     }
 
     /** The callbacks run on ConnectivityManager's own thread; `setNetwork` only records the state. */
     private fun watchNetwork(server: EmbeddedServer) {
-        val connectivity = getSystemService(ConnectivityManager::class.java)
+        // Needs android.permission.ACCESS_NETWORK_STATE (in the manifest).
+        val connectivity = checkNotNull(getSystemService(ConnectivityManager::class.java))
         connectivity.registerDefaultNetworkCallback(object : ConnectivityManager.NetworkCallback() {
             override fun onCapabilitiesChanged(network: Network, caps: NetworkCapabilities) {
                 val online = caps.hasCapability(NetworkCapabilities.NET_CAPABILITY_INTERNET) &&

@@ -8,42 +8,82 @@ import android.content.Intent
 import android.content.pm.ServiceInfo
 import android.net.wifi.WifiManager
 import android.os.Build
+import android.util.Log
 import androidx.core.app.NotificationCompat
 import androidx.core.app.ServiceCompat
 import androidx.core.content.ContextCompat
 import androidx.lifecycle.LifecycleService
+import androidx.lifecycle.lifecycleScope
+import io.embeddedserver.DownloadState
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.combine
+import kotlinx.coroutines.flow.map
+import kotlinx.coroutines.launch
 
 /**
  * A foreground service that exists only while downloads move bytes: it keeps the process alive
  * and holds a Wi-Fi lock so the radio does not sleep mid-transfer; both end when bytes stop.
+ *
+ * The app only ever starts it ([start]); the service stops itself once no download is running.
+ * Stopping it from outside with `stopService` could land before it has called `startForeground`,
+ * which the system punishes by crashing the app ("Context.startForegroundService() did not then
+ * call Service.startForeground()"), e.g. when a small download completes right after starting.
  */
 class TransferService : LifecycleService() {
     private var wifiLock: WifiManager.WifiLock? = null
+    private var watcher: Job? = null
+
+    /** The most recent start ID: `stopSelf(id)` stops only if no newer start has arrived. */
+    private val latestStart = MutableStateFlow(0)
 
     companion object {
+        private const val TAG = "TransferService"
         private const val CHANNEL = "transfers"
         private const val NOTIFICATION_ID = 1
 
-        /** Starts the service when bytes start flowing, stops it when they stop. */
-        fun setActive(context: Context, active: Boolean) {
-            val intent = Intent(context, TransferService::class.java)
-            if (active) ContextCompat.startForegroundService(context, intent) else context.stopService(intent)
+        /**
+         * Starts the service when bytes start flowing. Returns false if the system refused: from
+         * Android 12 a foreground service cannot be started while the app is in the background
+         * (ForegroundServiceStartNotAllowedException, an IllegalStateException); the download then
+         * goes on without the service for as long as the process lives.
+         */
+        fun start(context: Context): Boolean = try {
+            ContextCompat.startForegroundService(context, Intent(context, TransferService::class.java))
+            true
+        } catch (e: IllegalStateException) {
+            Log.w(TAG, "cannot start the transfer service now", e)
+            false
         }
     }
 
     override fun onStartCommand(intent: Intent?, flags: Int, startId: Int): Int {
         super.onStartCommand(intent, flags, startId)
+        // First, on every start: each startForegroundService call must be answered by this.
         ServiceCompat.startForeground(this, NOTIFICATION_ID, notification(), ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC)
-        if (wifiLock == null) {
-            val wifi = applicationContext.getSystemService(WifiManager::class.java)
-            @Suppress("DEPRECATION") // FULL_HIGH_PERF is the pre-29 equivalent of LOW_LATENCY for transfers
-            val mode = if (Build.VERSION.SDK_INT >= 29) WifiManager.WIFI_MODE_FULL_LOW_LATENCY else WifiManager.WIFI_MODE_FULL_HIGH_PERF
-            wifiLock = wifi.createWifiLock(mode, "embedded-server:transfer").apply {
-                setReferenceCounted(false)
-                acquire()
+        acquireWifiLock()
+        latestStart.value = startId
+        if (watcher == null) {
+            watcher = lifecycleScope.launch {
+                val server = try {
+                    (application as SampleApp).server.await()
+                } catch (e: Exception) {
+                    stopSelf()
+                    return@launch
+                }
+                // Re-evaluated on every new start too, so a start that raced a stop is not left running.
+                server.downloadMap()
+                    .map { downloads -> downloads.values.any { it.state == DownloadState.RUNNING } }
+                    .combine(latestStart) { running, id -> if (running) null else id }
+                    .collect { id -> if (id != null) stopSelf(id) }
             }
         }
         return START_NOT_STICKY
+    }
+
+    /** Android 15+: the time limit of dataSync foreground services was reached; stop now. */
+    override fun onTimeout(startId: Int, fgsType: Int) {
+        stopSelf()
     }
 
     override fun onDestroy() {
@@ -52,9 +92,21 @@ class TransferService : LifecycleService() {
         super.onDestroy()
     }
 
+    private fun acquireWifiLock() {
+        if (wifiLock != null) return
+        val wifi = checkNotNull(applicationContext.getSystemService(WifiManager::class.java))
+        @Suppress("DEPRECATION") // FULL_HIGH_PERF is the pre-29 equivalent of LOW_LATENCY for transfers
+        val mode = if (Build.VERSION.SDK_INT >= 29) WifiManager.WIFI_MODE_FULL_LOW_LATENCY else WifiManager.WIFI_MODE_FULL_HIGH_PERF
+        // acquire() needs android.permission.WAKE_LOCK (in the manifest).
+        wifiLock = wifi.createWifiLock(mode, "embedded-server:transfer").apply {
+            setReferenceCounted(false)
+            acquire()
+        }
+    }
+
     private fun notification(): Notification {
-        val manager = getSystemService(NotificationManager::class.java)
         if (Build.VERSION.SDK_INT >= 26) {
+            val manager = checkNotNull(getSystemService(NotificationManager::class.java))
             manager.createNotificationChannel(
                 NotificationChannel(CHANNEL, getString(R.string.transfer_channel), NotificationManager.IMPORTANCE_LOW),
             )
