@@ -65,7 +65,8 @@ impl Nginx {
         let conf = format!(
             r#"
 user root;
-worker_processes 1;
+# One process: killing it (also on a failed test) leaves no orphaned worker behind.
+master_process off;
 error_log {d}/logs/error.log;
 pid {d}/nginx.pid;
 events {{ worker_connections 64; }}
