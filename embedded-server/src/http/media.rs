@@ -204,16 +204,19 @@ impl Producer {
     async fn feed(&mut self) -> Result<(), Arc<Error>> {
         while let Some(n) = self.ready().await? {
             let pos = self.cursor.pos;
+            // Room in the body channel first, then the read: a slow client holds no chunk read
+            // ahead of what the channel can take (memory per stream stays ~2-3 chunks).
+            let permit = match tokio::time::timeout(self.stall, self.tx.clone().reserve_owned()).await {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) => return Ok(()), // the client went away
+                Err(_) => return Err(Arc::new(Error::InvalidArgument("the client stopped reading".into()))),
+            };
             let data = self.read(pos, n).await?;
             if self.cursor.guard().resource().lock().generation != self.cursor.generation {
                 return Err(stale());
             }
             let from_cache = overlap(&self.snapshot, pos, pos + n);
-            match tokio::time::timeout(self.stall, self.tx.send(Ok(data))).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Ok(()), // the client went away
-                Err(_) => return Err(Arc::new(Error::InvalidArgument("the client stopped reading".into()))),
-            }
+            permit.send(Ok(data));
             Counters::add(&self.counters.bytes_from_cache, from_cache);
             self.sent += n;
             self.cursor.pos += n;

@@ -32,7 +32,7 @@ pub(crate) struct ChannelBody {
 impl ChannelBody {
     /// A body of `len` bytes (or unknown length) and the sender that produces it.
     pub(crate) fn new(len: Option<u64>) -> (mpsc::Sender<Result<Bytes, io::Error>>, Self) {
-        let (tx, rx) = mpsc::channel(4);
+        let (tx, rx) = mpsc::channel(1);
         (tx, Self { rx, remaining: len })
     }
 }
