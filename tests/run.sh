@@ -42,6 +42,14 @@ cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p embedded-server --all-targets --features jni --locked -- -D warnings
+echo "== the host build links no Android-only crate"
+if cargo tree -p embedded-server --features jni -e normal --locked --prefix none | grep -Ei '^(tracing-android|android_log|ndk)'; then
+  echo "tests/run.sh: an Android-only crate is in the host dependency tree" >&2
+  exit 1
+fi
+# ...while the Android targets do have the logcat layer.
+cargo tree -p embedded-server --features jni -e normal --locked --prefix none --target aarch64-linux-android |
+  grep -q '^tracing-android' || { echo "tests/run.sh: tracing-android missing for Android" >&2; exit 1; }
 echo "== cargo build"
 cargo build --workspace --locked
 export STREAMER_BIN="$PWD/target/debug/streamer"
