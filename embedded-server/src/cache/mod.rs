@@ -136,6 +136,8 @@ pub(crate) struct Cache {
     index: Arc<Index>,
     table: Mutex<HashMap<String, Arc<Resource>>>,
     dirty: Mutex<Vec<Arc<Resource>>>,
+    /// Woken when the dirty list gains its first entry, so an idle cache never wakes up.
+    dirtied: tokio::sync::Notify,
     fetcher: Arc<Fetcher>,
     counters: Arc<Counters>,
     max_bytes: u64,
@@ -223,6 +225,7 @@ impl Cache {
             index,
             table: Mutex::new(table),
             dirty: Mutex::new(Vec::new()),
+            dirtied: tokio::sync::Notify::new(),
             fetcher,
             counters,
             max_bytes,
@@ -304,7 +307,11 @@ impl Cache {
     pub(crate) fn mark_dirty(&self, res: &Arc<Resource>, st: &mut State) {
         if !st.dirty {
             st.dirty = true;
-            self.dirty.lock().unwrap_or_else(|p| p.into_inner()).push(res.clone());
+            let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+            if dirty.is_empty() {
+                self.dirtied.notify_one();
+            }
+            dirty.push(res.clone());
         }
     }
 
@@ -632,13 +639,18 @@ impl Cache {
         self.index.write(|tx| index::delete_download(tx, id))
     }
 
-    /// Runs the persister every `interval` until shutdown.
+    /// Records what changed, in batches at most `interval` after the first change, until
+    /// shutdown; sleeps while nothing changes.
     pub(crate) async fn persist_loop(self: Arc<Self>, interval: Duration) {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Idle until something needs recording: no periodic wake-ups while nothing changes
+            // (a phone's CPU can stay asleep); then one interval to batch what follows.
             tokio::select! {
-                _ = ticker.tick() => {}
+                () = self.dirtied.notified() => {}
+                () = self.cancel.cancelled() => return,
+            }
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
                 () = self.cancel.cancelled() => return,
             }
             let cache = self.clone();
