@@ -61,16 +61,20 @@ pub(crate) async fn serve(inner: &Arc<Inner>, req: MediaRequest) -> Response<Bod
     let asked = Instant::now();
     // What was cached when the request arrived (before any fill this request starts), for the
     // hit/miss and bytes-from-cache counters.
-    let (described, snapshot) = {
+    let (described, snapshot, was_complete) = {
         let st = guard.resource().lock();
-        (st.meta.is_some(), st.present.clone())
+        (st.meta.is_some(), st.present.clone(), st.complete())
     };
     let (meta, generation) = match wait_meta(&guard, hint, inner.patience()).await {
         Ok(m) => m,
         Err(e) => return response::error(e.status(), e.to_string()),
     };
     if hls::is_playlist(meta.mime.as_deref().or(req.catalog_mime.as_deref()), req.url.path()) {
-        return playlist(inner, &req, guard, generation, (!described).then_some(asked)).await;
+        let cached = Cached {
+            fetched_since: (!described).then_some(asked),
+            complete: was_complete,
+        };
+        return playlist(inner, &req, guard, generation, cached).await;
     }
     let mime = meta.mime.clone().or(req.catalog_mime).unwrap_or_else(|| {
         mime_guess::from_path(req.url.path())
@@ -260,6 +264,14 @@ fn overlap(set: &RangeSet, start: u64, end: u64) -> u64 {
 // HLS playlists (SPEC §7)
 // ---------------------------------------------------------------------------------------------
 
+/// What the cache held of a playlist when its request arrived.
+struct Cached {
+    /// Not yet described by the backend: bytes described later were fetched after this moment.
+    fetched_since: Option<Instant>,
+    /// Every byte was present (a hit, unless a stale live copy has to be fetched again).
+    complete: bool,
+}
+
 /// Serves an HLS playlist with every URI it names rewritten to come through this server:
 /// `Content-Type: application/vnd.apple.mpegurl`, its own length, and a strong ETag derived from
 /// the cached one and the rewritten bytes. Ranges are honoured on the rewritten body.
@@ -268,9 +280,9 @@ async fn playlist(
     req: &MediaRequest,
     guard: ReadGuard,
     generation: u64,
-    fetched_since: Option<Instant>,
+    cached: Cached,
 ) -> Response<Body> {
-    let (etag, body) = match rewritten_playlist(inner, req, guard, generation, fetched_since).await {
+    let (etag, body) = match rewritten_playlist(inner, req, guard, generation, cached).await {
         Ok(p) => p,
         Err(e) => return response::error(e.status(), e.to_string()),
     };
@@ -312,11 +324,12 @@ async fn rewritten_playlist(
     req: &MediaRequest,
     mut guard: ReadGuard,
     mut generation: u64,
-    mut fetched_since: Option<Instant>,
+    cached: Cached,
 ) -> Result<(String, Bytes), Arc<Error>> {
+    let mut fetched_since = cached.fetched_since;
     let mut refetched = false;
     loop {
-        let hit = !refetched && guard.resource().lock().complete();
+        let hit = !refetched && cached.complete;
         let (bytes, meta, held) = hls::read_whole(guard, generation, inner.patience()).await?;
         guard = held;
         let checked = hls::check(&bytes).map_err(Arc::new)?;
