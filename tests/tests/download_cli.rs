@@ -53,6 +53,67 @@ fn standalone_download_pins_into_the_cache_dir_for_offline_play() {
 }
 
 #[test]
+fn standalone_download_into_a_downloads_dir_with_one_worker() {
+    let mut origin = Origin::start(&[]);
+    let a = seeded_bytes(84, MIB);
+    origin.put_file("a.bin", &a);
+    let root = tempfile::tempdir().expect("dirs");
+    let (cache, files) = (root.path().join("cache"), root.path().join("files"));
+    let out = Command::new(streamer_bin())
+        .args(["download", "--cache-dir", &cache.display().to_string()])
+        .args([
+            "--downloads-dir",
+            &files.display().to_string(),
+            "--download-workers",
+            "1",
+        ])
+        .args([
+            "--origin",
+            &origin.origin_arg(),
+            "--url",
+            &format!("{}a.bin", origin.url),
+        ])
+        .output()
+        .expect("run streamer download");
+    assert!(
+        out.status.success(),
+        "exit {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        files.join("index.sqlite").is_file(),
+        "the index is in the downloads dir"
+    );
+
+    origin.kill();
+    let files_arg = files.display().to_string();
+    let server = Server::start_with(Some(&cache), &[origin.origin_arg()], &["--downloads-dir", &files_arg]);
+    let ra = get(&server.stream_url(&origin, "a.bin"));
+    ra.assert_complete("a offline");
+    assert_bytes_eq("a offline", &ra.body, &a);
+
+    let bad = Command::new(streamer_bin())
+        .args([
+            "download",
+            "--server",
+            &server.base,
+            "--download-workers",
+            "2",
+            "--track",
+            "x",
+        ])
+        .output()
+        .expect("run streamer download");
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("cannot be used with"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+#[test]
 fn a_failing_download_exits_non_zero_with_the_reason() {
     let origin = Origin::start(&[]);
     origin.put_file("t.bin", &seeded_bytes(83, 100_000));

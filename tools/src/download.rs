@@ -49,8 +49,12 @@ pub(crate) struct DownloadArgs {
     cache_dir: Option<PathBuf>,
 
     /// Standalone: keep the downloads (and the index) here instead of in --cache-dir.
-    #[arg(long, value_name = "DIR", requires = "cache_dir")]
+    #[arg(long, value_name = "DIR", conflicts_with = "server")]
     downloads_dir: Option<PathBuf>,
+
+    /// Standalone: downloads that run at once (default 2).
+    #[arg(long, value_name = "N", conflicts_with = "server", value_parser = clap::value_parser!(u16).range(1..=16))]
+    download_workers: Option<u16>,
 
     /// Standalone: a backend the server may fetch from, as scheme://host[:port]; repeatable.
     #[arg(long = "origin", value_name = "URL", conflicts_with = "server")]
@@ -146,6 +150,9 @@ fn download(args: DownloadArgs, multi: &MultiProgress) -> Result<Outcome, String
     };
     let mut config = Config::new(&cache_dir);
     config.downloads_dir = args.downloads_dir.clone();
+    if let Some(workers) = args.download_workers {
+        config.download_workers = usize::from(workers);
+    }
     config.origins = args.origin;
     config.upstream_headers = crate::serve::parse_headers(&args.header)?;
     let server = runtime
@@ -682,6 +689,7 @@ mod tests {
             server: Some("http://127.0.0.1:1/t/".into()),
             cache_dir: None,
             downloads_dir: None,
+            download_workers: None,
             origin: vec![],
             header: vec![],
             track: vec!["a".into()],
