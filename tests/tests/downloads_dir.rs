@@ -219,3 +219,87 @@ fn a_downloads_dir_added_to_an_existing_cache_takes_its_index_and_downloads() {
         assert_bytes_eq(name, &r.body, truth);
     }
 }
+
+/// The system empties the cache directory while a resource is partly cached; a seek then starts
+/// a fill, which must not create an empty file under the bytes still claimed (its holes would
+/// read as cached zeros, then be recorded as durable): the earlier range is served right, also
+/// after a restart.
+#[test]
+fn a_seek_after_the_cache_dir_was_emptied_never_serves_holes() {
+    const BIG: usize = 4 * MIB;
+    let origin = Origin::start(&["--throttle", "2000000"]);
+    let truth = seeded_bytes(0xD8, BIG);
+    origin.put_file("big.bin", &truth);
+    let root = tempfile::tempdir().expect("tempdir");
+    let (cache, downloads) = (root.path().join("cache"), root.path().join("files"));
+    let mut server = start(&cache, &downloads, &origin);
+    let url = server.stream_url(&origin, "big.bin");
+    let head = get_range(&url, "bytes=0-262143");
+    assert_eq!(head.status, 206);
+    assert_bytes_eq("first range", &head.body, &truth[..262_144]);
+
+    std::fs::remove_dir_all(cache.join("data")).expect("empty the cache dir");
+    let seek = get_range(&url, "bytes=3145728-3211263");
+    assert_eq!(seek.status, 206, "{}", seek.text());
+    assert_bytes_eq("seek", &seek.body, &truth[3_145_728..3_211_264]);
+    let again = get_range(&url, "bytes=0-262143");
+    if again.status == 206 && again.body_error.is_none() {
+        assert_bytes_eq("first range again", &again.body, &truth[..262_144]);
+    }
+    let again = get_range(&url, "bytes=0-262143");
+    assert_eq!(again.status, 206);
+    again.assert_complete("first range, fetched again");
+    assert_bytes_eq("first range, fetched again", &again.body, &truth[..262_144]);
+
+    server.proc().terminate(Duration::from_secs(10));
+    let server = start(&cache, &downloads, &origin);
+    let r = get_range(&server.stream_url(&origin, "big.bin"), "bytes=0-262143");
+    assert_eq!(r.status, 206);
+    r.assert_complete("after the restart");
+    assert_bytes_eq("after the restart", &r.body, &truth[..262_144]);
+}
+
+/// Two indexes (the server ran with and without `--downloads-dir`): starting refuses with a clear
+/// message instead of picking one and deleting the other's files as strays.
+#[test]
+fn two_indexes_refuse_to_start() {
+    let origin = Origin::start(&[]);
+    origin.put_file("x.bin", &seeded_bytes(0xD9, 1000));
+    let root = tempfile::tempdir().expect("tempdir");
+    let (cache, downloads) = (root.path().join("cache"), root.path().join("files"));
+    let mut server = start(&cache, &downloads, &origin);
+    get(&server.stream_url(&origin, "x.bin")).assert_complete("with --downloads-dir");
+    server.proc().terminate(Duration::from_secs(10));
+    let mut server = Server::start_with(Some(&cache), &[origin.origin_arg()], &[]);
+    get(&server.stream_url(&origin, "x.bin")).assert_complete("without it");
+    server.proc().terminate(Duration::from_secs(10));
+
+    let mut child = std::process::Command::new(streamer_bin())
+        .args(["serve", "--cache-dir", &cache.display().to_string()])
+        .args([
+            "--downloads-dir",
+            &downloads.display().to_string(),
+            "--origin",
+            &origin.origin_arg(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn streamer serve");
+    let mut status = None;
+    let exited = poll_until(Duration::from_secs(20), || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("streamer serve started with two indexes");
+    }
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("read stderr");
+    assert!(!status.expect("status").success());
+    assert!(stderr.contains("both") && stderr.contains("index.sqlite"), "{stderr}");
+    assert_eq!(data_files(&cache).len(), 1, "nothing was deleted");
+    assert!(cache.join("index.sqlite").is_file() && downloads.join("index.sqlite").is_file());
+}

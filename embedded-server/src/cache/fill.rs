@@ -92,9 +92,9 @@ enum BodyEnd {
 }
 
 async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64, trace: &mut Trace) -> Result<(), Error> {
-    let path = res.lock().path.clone();
+    let (c, r) = (cache.clone(), res.clone());
     let file = Arc::new(
-        tokio::task::spawn_blocking(move || store::open_for_write(&path))
+        tokio::task::spawn_blocking(move || c.open_for_fill(&r, id))
             .await
             .map_err(join_error)??,
     );

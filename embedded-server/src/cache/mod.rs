@@ -396,13 +396,18 @@ impl Cache {
                     st.present != st.recorded,
                 ));
             }
-            for (res, _, _, data_changed) in &snapshots {
-                if *data_changed {
-                    sync_data(res)?;
+            let mut vanished = Vec::new();
+            for (res, present, generation, data_changed) in &snapshots {
+                if *data_changed && !sync_data(res)? && present.len() > 0 {
+                    vanished.push((res.clone(), *generation));
                 }
             }
             self.index.write(|tx| {
                 for (res, present, generation, _) in &snapshots {
+                    // Bytes whose file is gone are never recorded as durable.
+                    if vanished.iter().any(|(v, _)| Arc::ptr_eq(v, res)) {
+                        continue;
+                    }
                     let st = res.lock();
                     // Never-answered resources (a 404, an unreachable backend) are not recorded.
                     if st.generation != *generation || st.evicted || st.meta.is_none() {
@@ -419,6 +424,9 @@ impl Cache {
                 if st.generation == *generation {
                     st.recorded = present.clone();
                 }
+            }
+            for (res, generation) in &vanished {
+                self.lose(res, *generation)?;
             }
             self.forget_unanswered(snapshots.iter().map(|(res, ..)| res));
         }
@@ -539,16 +547,34 @@ impl Cache {
     }
 
     /// Drops every cached byte of `res` (a failed checksum, an expired live playlist), even while it is held; readers of
-    /// those bytes abort. The resource stays known but empty; blocking.
+    /// those bytes abort. The resource stays known but empty, and unpinned; blocking.
     pub(crate) fn discard(&self, res: &Arc<Resource>) -> Result<(), Error> {
-        self.index.write(|tx| {
+        self.drop_bytes(res, None, false).map(|_| ())
+    }
+
+    /// Drops the bytes of `res` whose data file is gone (the system emptied the cache directory
+    /// under us), if they are still those of `generation`: they are fetched again by the next
+    /// read. A pin stays, so the bytes fetched again are pinned again; blocking.
+    pub(crate) fn lose(&self, res: &Arc<Resource>, generation: u64) -> Result<(), Error> {
+        if self.drop_bytes(res, Some(generation), true)? {
+            tracing::warn!(key = %loggable_key(&res.key), "a data file vanished; its bytes will be fetched again");
+        }
+        Ok(())
+    }
+
+    /// [`Cache::discard`] and [`Cache::lose`]: `false` if `res` is no longer of `generation`.
+    fn drop_bytes(&self, res: &Arc<Resource>, generation: Option<u64>, keep_pin: bool) -> Result<bool, Error> {
+        let dropped_any = self.index.write(|tx| {
             let mut st = res.lock();
+            if generation.is_some_and(|g| g != st.generation) {
+                return Ok(false);
+            }
             st.generation += 1;
             let dropped = st.present.len();
             st.present.clear();
             st.recorded.clear();
             st.meta = None;
-            st.pinned = false;
+            st.pinned &= keep_pin;
             self.cached_bytes.fetch_sub(
                 dropped.min(self.cached_bytes.load(Ordering::Relaxed)),
                 Ordering::Relaxed,
@@ -558,21 +584,47 @@ impl Cache {
             self.mark_dirty(res, &mut st);
             drop(st);
             index::delete_resource(tx, &res.key)?;
-            Ok(())
+            Ok(true)
         })?;
         res.notify();
-        Ok(())
+        Ok(dropped_any)
+    }
+
+    /// Opens the data file for fill `id` of `res` to write; blocking. Under the state lock,
+    /// while the fill is registered (so the file cannot move meanwhile, and a fill stopped
+    /// already creates nothing). A missing file is created only if no bytes are claimed for it:
+    /// if bytes are, the file vanished and they are dropped first — a new empty file in its place
+    /// would make holes read as cached bytes.
+    pub(crate) fn open_for_fill(&self, res: &Arc<Resource>, id: u64) -> Result<std::fs::File, Error> {
+        for _ in 0..2 {
+            let st = res.lock();
+            if !st.fills.iter().any(|f| f.id == id) {
+                return Err(Error::Stopped);
+            }
+            match store::open_existing(&st.path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && st.present.len() == 0 => {
+                    return Ok(store::open_for_write(&st.path)?);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let generation = st.generation;
+                    drop(st);
+                    self.lose(res, generation)?;
+                }
+                other => return Ok(other?),
+            }
+        }
+        Err(Error::Stopped)
     }
 
     /// Opens the data file of `res` for reading; blocking. A file that is gone although its
     /// bytes are recorded (the system emptied the cache directory under us) costs its bytes:
     /// they are dropped, so this read fails but the next one fetches them again.
     pub(crate) fn open_data(&self, res: &Arc<Resource>) -> Result<std::fs::File, Error> {
+        let generation = res.lock().generation;
         match res.open_read() {
             Ok(file) => Ok(file),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                tracing::warn!(key = %loggable_key(&res.key), "a data file vanished; its bytes will be fetched again");
-                self.discard(res)?;
+                self.lose(res, generation)?;
                 Err(e.into())
             }
             Err(e) => Err(e.into()),
@@ -590,8 +642,12 @@ impl Cache {
     }
 
     /// Called when a fill of `res` ends: a pin that changed while it ran moves the file now.
-    pub(crate) fn fill_ended(&self, res: &Resource, st: &mut State) {
+    pub(crate) fn fill_ended(&self, res: &Arc<Resource>, st: &mut State) {
         relocate(&self.dirs, res, st);
+        if st.readers == 0 {
+            // Nobody holds it any more: the recorder runs, and eviction may take it now.
+            self.mark_dirty(res, st);
+        }
     }
 
     /// Pins or unpins the resource under `key`, if it is known.
@@ -788,8 +844,17 @@ const INDEX_FILE: &str = "index.sqlite";
 /// was set) over to `downloads`, unless `downloads` has one already; blocking.
 fn move_index(cache: &Path, downloads: &Path) -> Result<(), Error> {
     let (from, to) = (cache.join(INDEX_FILE), downloads.join(INDEX_FILE));
-    if cache == downloads || to.exists() || !from.exists() {
+    if cache == downloads || !from.exists() {
         return Ok(());
+    }
+    if to.exists() {
+        // Two indexes (the server ran with and without the downloads directory): using one would
+        // treat the other's files as strays and delete them.
+        return Err(Error::Config(format!(
+            "both {} and {} exist; keep the one to use and remove the other (with its -wal and -shm files)",
+            from.display(),
+            to.display()
+        )));
     }
     tracing::info!(from = %from.display(), to = %to.display(), "moving the index to the downloads directory");
     // The main file last: until it is there, a crash leaves the index where it was.
@@ -835,15 +900,12 @@ fn relocate(dirs: &DataDirs, res: &Resource, st: &mut State) {
 }
 
 /// Syncs the data file of `res` to disk, following it if it moves meanwhile; blocking.
-fn sync_data(res: &Resource) -> Result<(), Error> {
-    let mut path = res.lock().path.clone();
-    loop {
-        store::sync(&path)?;
-        let now = res.lock().path.clone();
-        if now == path {
-            return Ok(());
-        }
-        path = now;
+/// `false` if there is no file.
+fn sync_data(res: &Resource) -> Result<bool, Error> {
+    match res.open_read() {
+        Ok(file) => Ok(file.sync_data().map(|()| true)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -186,20 +186,13 @@ impl Resource {
     }
 
     /// Opens the data file for reading; blocking. A file moved between the directories while it
-    /// was being opened is opened where it went.
+    /// was being opened is opened where it went: files move only under the state lock, so a
+    /// second try under it gives a reliable answer.
     pub(crate) fn open_read(&self) -> io::Result<File> {
-        let mut path = self.lock().path.clone();
-        loop {
-            match File::open(&path) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    let now = self.lock().path.clone();
-                    if now == path {
-                        return Err(e);
-                    }
-                    path = now;
-                }
-                other => return other,
-            }
+        let path = self.lock().path.clone();
+        match File::open(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => File::open(&self.lock().path),
+            other => other,
         }
     }
 

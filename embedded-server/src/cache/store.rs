@@ -31,6 +31,11 @@ pub(crate) fn open_for_write(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// Opens an existing data file for writing at offsets (NotFound if there is none).
+pub(crate) fn open_existing(path: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).open(path)
+}
+
 /// Writes all of `buf` at `offset`.
 pub(crate) fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
     file.write_all_at(buf, offset)
@@ -41,15 +46,6 @@ pub(crate) fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8
     let mut buf = vec![0; len];
     file.read_exact_at(&mut buf, offset)?;
     Ok(buf)
-}
-
-/// Flushes the file's data to stable storage, if the file exists.
-pub(crate) fn sync(path: &Path) -> io::Result<()> {
-    match File::open(path) {
-        Ok(f) => f.sync_data(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 /// The file's length, 0 if it does not exist.
@@ -119,7 +115,6 @@ mod tests {
         assert_eq!(read_at(&f, 1000, 5).unwrap(), b"world");
         assert_eq!(read_at(&f, 0, 5).unwrap(), b"hello");
         assert!(read_at(&f, 1003, 5).is_err());
-        sync(&path).unwrap();
         assert_eq!(file_len(&path), 1005);
         truncate(&path).unwrap();
         assert_eq!(file_len(&path), 0);

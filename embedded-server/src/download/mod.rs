@@ -437,10 +437,13 @@ impl Downloader {
         let (cache, id) = (self.cache.clone(), id.to_string());
         tokio::task::spawn_blocking(move || {
             cache.delete_download(&id)?;
+            // Idle members go at once, from wherever they are; the few still being read are
+            // unpinned (moved back to the cache directory) and leave with ordinary eviction.
+            let removed = cache.remove_idle_many(&keys, true)?;
             for key in &keys {
                 cache.set_pinned_key(key, false);
             }
-            cache.remove_idle_many(&keys, true)
+            Ok::<_, Error>(removed)
         })
         .await
         .map_err(join_error)??;

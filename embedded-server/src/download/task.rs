@@ -255,9 +255,16 @@ impl Downloader {
             .map(|i| i.cached_bytes)
             .sum();
         self.check_pin_room(&members, total)?;
-        for key in &members {
-            self.cache.set_pinned_key(key, true);
-        }
+        // Pinning moves each file to the downloads directory: hundreds of renames, off the
+        // async threads.
+        let cache = self.cache.clone();
+        tokio::task::spawn_blocking(move || {
+            for key in &members {
+                cache.set_pinned_key(key, true);
+            }
+        })
+        .await
+        .map_err(|e| Failure::from(join_error(e)))?;
         Ok(())
     }
 

@@ -53,8 +53,27 @@ pub(crate) struct MediaRequest {
     pub(crate) arrived: Instant,
 }
 
-/// Answers a media request.
+/// Answers a media request. If the cached bytes it waits for are dropped before its head is
+/// sent (the backend's validator changed, the data file vanished), it starts over once with the
+/// new state, rather than failing a request that has sent nothing yet.
 pub(crate) async fn serve(inner: &Arc<Inner>, req: MediaRequest) -> Response<Body> {
+    match serve_once(inner, &req).await {
+        Attempt::Done(response) => response,
+        Attempt::Stale(_) => match serve_once(inner, &req).await {
+            Attempt::Done(response) | Attempt::Stale(response) => response,
+        },
+    }
+}
+
+/// One try at [`serve`].
+enum Attempt {
+    /// The answer.
+    Done(Response<Body>),
+    /// An error answer because the resource's bytes were dropped while it waited.
+    Stale(Response<Body>),
+}
+
+async fn serve_once(inner: &Arc<Inner>, req: &MediaRequest) -> Attempt {
     let guard = inner.cache.acquire(&req.key, &req.url, req.track_id.as_deref());
     let hint = start_hint(req.range.as_deref());
     // Bytes the backend describes only after this moment were fetched after it (playlist age).
@@ -67,20 +86,24 @@ pub(crate) async fn serve(inner: &Arc<Inner>, req: MediaRequest) -> Response<Bod
     };
     let (meta, generation) = match wait_meta(&guard, hint, inner.patience()).await {
         Ok(m) => m,
-        Err(e) => return response::error(e.status(), e.to_string()),
+        Err(e) => return Attempt::Done(response::error(e.status(), e.to_string())),
     };
     if hls::is_playlist(meta.mime.as_deref().or(req.catalog_mime.as_deref()), req.url.path()) {
         let cached = Cached {
             fetched_since: (!described).then_some(asked),
             complete: was_complete,
         };
-        return playlist(inner, &req, guard, generation, cached).await;
+        return Attempt::Done(playlist(inner, req, guard, generation, cached).await);
     }
-    let mime = meta.mime.clone().or(req.catalog_mime).unwrap_or_else(|| {
-        mime_guess::from_path(req.url.path())
-            .first_or_octet_stream()
-            .to_string()
-    });
+    let mime = meta
+        .mime
+        .clone()
+        .or_else(|| req.catalog_mime.clone())
+        .unwrap_or_else(|| {
+            mime_guess::from_path(req.url.path())
+                .first_or_octet_stream()
+                .to_string()
+        });
     let rep = Representation {
         len: meta.size,
         etag: meta.served_etag(&req.key),
@@ -98,19 +121,22 @@ pub(crate) async fn serve(inner: &Arc<Inner>, req: MediaRequest) -> Response<Bod
         None => RangeOutcome::Full,
     };
     if req.head || outcome == RangeOutcome::Unsatisfiable {
-        return response::media(&rep, outcome, response::empty());
+        return Attempt::Done(response::media(&rep, outcome, response::empty()));
     }
     let (start, len) = response::span(outcome, meta.size);
     let end = len.map(|l| start + l);
     let hit = end.is_some_and(|e| snapshot.covers(start, e));
-    Counters::add(
-        if hit {
-            &inner.counters.hits
-        } else {
-            &inner.counters.misses
-        },
-        1,
-    );
+    // Counted once the attempt is final (a stale one is tried again and counted then).
+    let count = || {
+        Counters::add(
+            if hit {
+                &inner.counters.hits
+            } else {
+                &inner.counters.misses
+            },
+            1,
+        )
+    };
     let (tx, body) = ChannelBody::new(len);
     let mut producer = Producer {
         cursor: Cursor::new(guard, generation, start, end, inner.patience()),
@@ -125,8 +151,16 @@ pub(crate) async fn serve(inner: &Arc<Inner>, req: MediaRequest) -> Response<Bod
     // Headers promise bytes: send them only once the first byte is here (or the backend failed,
     // which then gets its own status instead of an aborted 206).
     if let Err(e) = producer.ready().await {
-        return response::error(e.status(), e.to_string());
+        let response = response::error(e.status(), e.to_string());
+        let stale = producer.cursor.guard().resource().lock().generation != generation;
+        return if stale {
+            Attempt::Stale(response)
+        } else {
+            count();
+            Attempt::Done(response)
+        };
     }
+    count();
     // Counted before the task runs, so a stats reader never sees a committed response as idle.
     Counters::add(&inner.counters.active_streams, 1);
     // In the request's span, which it completes with `bytes` and `duration_ms`.
@@ -137,7 +171,7 @@ pub(crate) async fn serve(inner: &Arc<Inner>, req: MediaRequest) -> Response<Bod
         seek: start > 0 && !hit,
         streamed: true,
     });
-    response
+    Attempt::Done(response)
 }
 
 /// Marks a media response (segment, track or playlist) whose first body byte is ready, for the
