@@ -6,31 +6,31 @@
 //! writes the index off the hot path) does not run inside that window. And once a request's
 //! changes are recorded, an idle server makes no system call at all.
 
+use std::path::Path;
 use std::time::Duration;
 
 use integration_tests::*;
 
 const LEN: usize = 900_000;
 
+/// `strace` following every thread of the server, naming the file behind each descriptor, writing
+/// to `trace`, with `extra` options: the wrapper for [`Server::start_wrapped`].
+fn strace(trace: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![require_tool("strace").display().to_string()];
+    args.extend(["-f", "-qq", "-y"].iter().chain(extra).map(|s| s.to_string()));
+    args.extend(["-o".to_string(), trace.display().to_string()]);
+    args
+}
+
 #[test]
 fn cached_reads_make_no_system_call_on_the_index() {
-    let strace = require_tool("strace");
     let mut origin = Origin::start(&[]);
     let truth = seeded_bytes(0x407, LEN);
     origin.put_file("hot.bin", &truth);
     let logs = tempfile::tempdir().expect("tempdir");
     let trace = logs.path().join("strace.txt");
-    let wrapper: Vec<String> = [
-        strace.display().to_string(),
-        "-f".into(),
-        "-qq".into(),
-        "-y".into(),
-        "-e".into(),
-        "trace=openat,read,pread64,preadv,write,pwrite64,pwritev,fsync,fdatasync,fcntl,mmap".into(),
-        "-o".into(),
-        trace.display().to_string(),
-    ]
-    .into();
+    let calls = "trace=openat,read,pread64,preadv,write,pwrite64,pwritev,fsync,fdatasync,fcntl,mmap";
+    let wrapper = strace(&trace, &["-e", calls]);
     let server = Server::start_wrapped(
         &wrapper,
         None,
@@ -86,20 +86,11 @@ fn cached_reads_make_no_system_call_on_the_index() {
 /// call at all (no periodic timer, no polling), so a phone's CPU can sleep while the app idles.
 #[test]
 fn an_idle_server_makes_no_system_calls() {
-    let strace = require_tool("strace");
     let origin = Origin::start(&[]);
     origin.put_file("idle.bin", &seeded_bytes(0x1D1E, 100_000));
     let logs = tempfile::tempdir().expect("tempdir");
     let trace = logs.path().join("strace.txt");
-    let wrapper: Vec<String> = [
-        strace.display().to_string(),
-        "-f".into(),
-        "-qq".into(),
-        "-y".into(),
-        "-o".into(),
-        trace.display().to_string(),
-    ]
-    .into();
+    let wrapper = strace(&trace, &[]);
     let server = Server::start_wrapped(&wrapper, None, &[origin.origin_arg()], &[], &[]);
     let url = server.stream_url(&origin, "idle.bin");
     // A new client per request (no keep-alive connection left with a timer on it).
