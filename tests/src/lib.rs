@@ -226,6 +226,9 @@ pub struct Proc {
     first_line: String,
     stderr_path: PathBuf,
     _logdir: TempDir,
+    /// Run by a wrapper, in a process group of its own: killing kills the group, so the
+    /// wrapped `streamer` cannot outlive its wrapper (strace leaves its tracee running).
+    group: bool,
 }
 
 impl Proc {
@@ -250,6 +253,7 @@ impl Proc {
             Some((program, rest)) => {
                 let mut c = Command::new(program);
                 c.args(rest).arg(&bin);
+                std::os::unix::process::CommandExt::process_group(&mut c, 0);
                 c
             }
             None => Command::new(&bin),
@@ -282,6 +286,7 @@ impl Proc {
             first_line: String::new(),
             stderr_path,
             _logdir: logdir,
+            group: !wrapper.is_empty(),
         };
         match rx.recv_timeout(STARTUP_TIMEOUT) {
             Ok(Some(line)) => proc.first_line = line.trim_end_matches(['\r', '\n']).to_string(),
@@ -344,6 +349,11 @@ impl Proc {
 
     /// `kill -9` the child and reap it.
     pub fn kill9(&mut self) {
+        if self.group {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                .status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

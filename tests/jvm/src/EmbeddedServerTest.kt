@@ -192,8 +192,7 @@ fun hlsVariantDownload() {
     seed(File(dir, "hi"), "seg0.ts", 90_000)
     seed(File(dir, "hi"), "seg1.ts", 90_001)
     assertFailsWith<IllegalArgumentException> { HlsVariant.MaxBandwidth(0) }
-    val origin = Origin(dir)
-    EmbeddedServer.start(config("hls", origin.url)).use { server ->
+    Origin(dir).use { origin -> EmbeddedServer.start(config("hls", origin.url)).use { server ->
         server.setNetwork(online = true, metered = false)
         val queued = server.downloadUrl("${origin.url}/master.m3u8", variant = HlsVariant.Lowest)
         val done = runBlocking {
@@ -211,7 +210,7 @@ fun hlsVariantDownload() {
         origin.close()
         assertContentEquals(lo, get(server.proxyUrl("${origin.url}/lo/seg0.ts")).second)
         assertEquals(502, status(server.proxyUrl("${origin.url}/hi/seg0.ts")), "the other variant was not downloaded")
-    }
+    } }
 }
 
 fun errorsAreExceptions() {
