@@ -17,20 +17,8 @@ cargo build --release -q -p tools
 bin=$PWD/target/release/streamer
 count=100
 size=$((5 * 1024 * 1024))
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-first_line() { # file -> waits for and prints its first line
-  for _ in $(seq 100); do [ -s "$1" ] && { head -1 "$1"; return; }; sleep 0.1; done
-  echo "no URL in $1" >&2; exit 1
-}
+# shellcheck source=tools/bench/common.sh
+source tools/bench/common.sh
 now() { date +%s.%N; }
 rate() { # seconds -> MiB/s for all the files
   awk -v s="$1" -v b=$((count * size)) 'BEGIN { printf "%.1f", b / 1048576 / s }'
@@ -46,7 +34,7 @@ for i in range(count):
         f.write(random.randbytes(size))
 PY
 
-"$bin" origin --dir "$work/files" > "$work/origin.out" 2>/dev/null & origin_pid=$!; pids+=($origin_pid)
+"$bin" origin --dir "$work/files" > "$work/origin.out" 2>/dev/null & origin_pid=$!; pids+=("$origin_pid")
 origin=$(first_line "$work/origin.out"); origin=${origin%/}
 urls=()
 for i in $(seq 0 $((count - 1))); do urls+=("$origin/$(printf 'f%03d.bin' "$i")"); done
@@ -83,7 +71,7 @@ cmp -s "$work/files/f000.bin" "$work/curl/f000.bin" || { echo "curl fetched wron
 # (c) the downloader inside a running server: from the first POST until every download reads
 # `completed` (polled every 10 ms). No process start-up or shutdown, no final sync: the closest
 # to what an app sees, and to curl, which does not fsync either.
-"$bin" serve --cache-dir "$work/cache-api" --origin "$origin" > "$work/serve-api.out" 2>/dev/null & api_pid=$!; pids+=($api_pid)
+"$bin" serve --cache-dir "$work/cache-api" --origin "$origin" > "$work/serve-api.out" 2>/dev/null & api_pid=$!; pids+=("$api_pid")
 api_base=$(first_line "$work/serve-api.out")
 api_secs=$(python3 - "$api_base" "${urls[@]}" <<'PY'
 import json, sys, time, urllib.request

@@ -39,21 +39,8 @@ small_count=1000
 fresh_count=20
 starts=10
 hz=$(getconf CLK_TCK)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do if [ -n "$p" ]; then kill "$p" 2>/dev/null || true; fi; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-first_line() { # file -> waits for and prints its first line
-  for _ in $(seq 100); do [ -s "$1" ] && { head -1 "$1"; return; }; sleep 0.1; done
-  echo "no URL in $1" >&2; exit 1
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=tools/bench/common.sh
+source tools/bench/common.sh
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 stop() { # pid -> SIGTERM and wait (bounded), then SIGKILL; forgets the pid

@@ -10,15 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --release -q -p tools
 bin=target/release/streamer
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-first_line() { # file -> waits for and prints its first line
-  for _ in $(seq 100); do [ -s "$1" ] && { head -1 "$1"; return; }; sleep 0.1; done
-  echo "no URL in $1" >&2; exit 1
-}
+# shellcheck source=tools/bench/common.sh
+source tools/bench/common.sh
 stats() { sort -n | awk '{a[NR]=$1} END {printf "median %.2f ms, p90 %.2f ms (n=%d)\n", a[int((NR+1)/2)]*1000, a[int(NR*0.9+0.5)]*1000, NR}'; }
 
 mkdir -p "$work/files" "$work/slow"
@@ -32,7 +25,7 @@ base=$(first_line "$work/serve.out")
 url="${base}stream/http/${origin#http://}/big.bin"
 curl -s -o /dev/null "$url"   # cache it fully
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 mkdir -p "$work/nginx/logs"
 cat > "$work/nginx/nginx.conf" <<CONF
 user root; worker_processes 1; error_log $work/nginx/logs/error.log; pid $work/nginx/nginx.pid;
