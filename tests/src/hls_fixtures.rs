@@ -51,6 +51,16 @@ fn rendition(dir: &Path, name: &str, bitrate: &str, extra: &[&str]) {
     ffmpeg_in(&dir, &args);
 }
 
+/// ffmpeg's HLS muxer options for an fMP4/CMAF rendition: `init.mp4` and `seg%d.m4s`.
+pub const FMP4_SEGMENTS: &[&str] = &[
+    "-hls_segment_type",
+    "fmp4",
+    "-hls_fmp4_init_filename",
+    "init.mp4",
+    "-hls_segment_filename",
+    "seg%d.m4s",
+];
+
 /// Writes the fixtures into `dir`, which a backend serves at `base_url` (with a trailing slash;
 /// the absolute variant URI names it). Returns the masters a player is given: [`MASTER`] and
 /// [`CMAF_MASTER`].
@@ -58,19 +68,7 @@ pub fn generate(dir: &Path, base_url: &str) -> Vec<&'static str> {
     assert!(base_url.ends_with('/'), "base URL {base_url:?} must end with a slash");
     rendition(dir, "hls/low", "48k", &["-hls_segment_filename", "seg%d.ts"]);
     rendition(dir, "hls/high", "128k", &["-hls_segment_filename", "seg%d.ts"]);
-    rendition(
-        dir,
-        "hls/cmaf",
-        "64k",
-        &[
-            "-hls_segment_type",
-            "fmp4",
-            "-hls_fmp4_init_filename",
-            "init.mp4",
-            "-hls_segment_filename",
-            "seg%d.m4s",
-        ],
-    );
+    rendition(dir, "hls/cmaf", "64k", FMP4_SEGMENTS);
     rendition(dir, "hls/single", "64k", &["-hls_flags", "single_file"]);
     let master = |low: &str, high: &str, single: &str| {
         format!(

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use integration_tests::hls_fixtures::ffmpeg_plays;
+use integration_tests::hls_fixtures::{ffmpeg_plays, FMP4_SEGMENTS};
 use integration_tests::*;
 use serde_json::{json, Value};
 
@@ -45,21 +45,7 @@ fn a_downloaded_rendition_plays_offline_and_the_master_lists_only_it() {
     let dir = origin.dir().to_path_buf();
     rendition(&dir, "hls/low", "48k", 8, "2", &["-hls_segment_filename", "seg%d.ts"]);
     rendition(&dir, "hls/high", "128k", 8, "2", &["-hls_segment_filename", "seg%d.ts"]);
-    rendition(
-        &dir,
-        "hls/cmaf",
-        "64k",
-        8,
-        "2",
-        &[
-            "-hls_segment_type",
-            "fmp4",
-            "-hls_fmp4_init_filename",
-            "init.mp4",
-            "-hls_segment_filename",
-            "seg%d.m4s",
-        ],
-    );
+    rendition(&dir, "hls/cmaf", "64k", 8, "2", FMP4_SEGMENTS);
     let master = "#EXTM3U\n#EXT-X-VERSION:7\n\
         #EXT-X-STREAM-INF:BANDWIDTH=60000,CODECS=\"mp4a.40.2\"\nlow/index.m3u8\n\
         #EXT-X-STREAM-INF:BANDWIDTH=150000,CODECS=\"mp4a.40.2\"\n/hls/high/index.m3u8\n\
