@@ -72,6 +72,22 @@ pub fn streamer_bin() -> PathBuf {
     p
 }
 
+/// The release build of `streamer`: `$STREAMER_RELEASE_BIN`, else
+/// `<workspace>/target/release/streamer`, for tests whose workload is only meaningful at release
+/// speed (the churn test). Panics (never skips) when it is missing, saying how to build it.
+pub fn streamer_release_bin() -> PathBuf {
+    let p = std::env::var_os("STREAMER_RELEASE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target").join("release").join("streamer"));
+    assert!(
+        p.is_file(),
+        "the release streamer binary is missing at {}: run `cargo build --release -p tools` first \
+         (or point STREAMER_RELEASE_BIN at it)",
+        p.display()
+    );
+    p
+}
+
 /// Finds an external tool on `PATH`, or panics saying which one is missing and how to install it.
 pub fn require_tool(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -245,18 +261,22 @@ impl Proc {
     /// Like [`Proc::spawn_with_env`], run by `wrapper` (`strace -o FILE`, say): the child is
     /// `WRAPPER... streamer ARGS...`.
     pub fn spawn_wrapped(name: &str, wrapper: &[String], args: &[String], env: &[(&str, &str)]) -> Proc {
-        let bin = streamer_bin();
+        Proc::spawn_program(&streamer_bin(), name, wrapper, args, env)
+    }
+
+    /// Like [`Proc::spawn_wrapped`], running the `streamer` binary at `bin` (a release build, say).
+    pub fn spawn_program(bin: &Path, name: &str, wrapper: &[String], args: &[String], env: &[(&str, &str)]) -> Proc {
         let logdir = tempfile::tempdir().expect("tempdir for child logs");
         let stderr_path = logdir.path().join("stderr.log");
         let stderr = File::create(&stderr_path).expect("create child stderr log");
         let mut command = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut c = Command::new(program);
-                c.args(rest).arg(&bin);
+                c.args(rest).arg(bin);
                 std::os::unix::process::CommandExt::process_group(&mut c, 0);
                 c
             }
-            None => Command::new(&bin),
+            None => Command::new(bin),
         };
         let mut child = command
             .args(args)
@@ -467,6 +487,11 @@ impl Origin {
 
     /// Starts an origin over `dir` with extra CLI `args`.
     pub fn start_in(dir: TempDir, args: &[&str]) -> Origin {
+        Origin::start_program(&streamer_bin(), dir, args)
+    }
+
+    /// Like [`Origin::start_in`], running the `streamer` binary at `bin`.
+    pub fn start_program(bin: &Path, dir: TempDir, args: &[&str]) -> Origin {
         let mut argv: Vec<String> = vec![
             "origin".into(),
             "--dir".into(),
@@ -475,7 +500,7 @@ impl Origin {
             "0".into(),
         ];
         argv.extend(args.iter().map(|s| s.to_string()));
-        let proc = Proc::spawn("streamer origin", &argv);
+        let proc = Proc::spawn_program(bin, "streamer origin", &[], &argv, &[]);
         let (port, rest) = parse_loopback_url("streamer origin", proc.first_line());
         assert!(
             rest.is_empty(),
@@ -604,6 +629,18 @@ impl Server {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
+        Server::start_program(&streamer_bin(), wrapper, cache_dir, origins, extra, env)
+    }
+
+    /// Like [`Server::start_wrapped`], running the `streamer` binary at `bin`.
+    pub fn start_program(
+        bin: &Path,
+        wrapper: &[String],
+        cache_dir: Option<&Path>,
+        origins: &[String],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let (owned, dir) = match cache_dir {
             Some(d) => (None, d.to_path_buf()),
             None => {
@@ -624,7 +661,7 @@ impl Server {
             argv.push(o.clone());
         }
         argv.extend(extra.iter().map(|s| s.to_string()));
-        let proc = Proc::spawn_wrapped("streamer serve", wrapper, &argv, env);
+        let proc = Proc::spawn_program(bin, "streamer serve", wrapper, &argv, env);
         let (port, rest) = parse_loopback_url("streamer serve", proc.first_line());
         let token = rest.strip_suffix('/').unwrap_or_else(|| {
             panic!(
