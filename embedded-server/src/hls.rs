@@ -124,7 +124,7 @@ pub(crate) async fn read_whole(
     let (cache, res) = (guard.cache().clone(), guard.resource().clone());
     let bytes = tokio::task::spawn_blocking(move || match len {
         0 => Ok(Vec::new()),
-        _ => Ok(crate::cache::read_at(&cache.open_data(&res)?, 0, len)?),
+        _ => Ok(crate::cache::read_at(&cache.open_data(&res, generation)?, 0, len)?),
     })
     .await
     .map_err(|e| Arc::new(join_error(e)))?

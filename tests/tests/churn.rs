@@ -32,7 +32,9 @@ struct Workload {
 
 fn env_or(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
-        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
         Err(_) => default,
     }
 }
@@ -137,7 +139,10 @@ fn client(base: &str, origin_host: &str, truth: &[Vec<u8>], seed: u64, stop: &At
             if resp.header("content-range") != Some(want.as_str()) {
                 tally.fail(
                     &tally.other,
-                    format!("{what}: Content-Range {:?}, want {want:?}", resp.header("content-range")),
+                    format!(
+                        "{what}: Content-Range {:?}, want {want:?}",
+                        resp.header("content-range")
+                    ),
                 );
                 continue;
             }
@@ -157,7 +162,10 @@ fn client(base: &str, origin_host: &str, truth: &[Vec<u8>], seed: u64, stop: &At
                 ),
             );
         } else if let Err(e) = read {
-            tally.fail(&tally.cut, format!("{what}: cut after {} of {} bytes: {e}", body.len(), want.len()));
+            tally.fail(
+                &tally.cut,
+                format!("{what}: cut after {} of {} bytes: {e}", body.len(), want.len()),
+            );
         } else if body.len() != want.len() {
             tally.fail(&tally.cut, format!("{what}: {} of {} bytes", body.len(), want.len()));
         }
@@ -196,7 +204,11 @@ fn churn_under_a_small_cache_serves_only_right_bytes() {
         }
         let deadline = started + Duration::from_secs(w.secs);
         while Instant::now() < deadline && server.proc().is_running() {
-            thread::park_timeout(deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(1)));
+            thread::park_timeout(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_secs(1)),
+            );
         }
         stop.store(true, Ordering::Relaxed);
     });
@@ -205,7 +217,10 @@ fn churn_under_a_small_cache_serves_only_right_bytes() {
     let log = server.proc().stderr_all();
     let vanished = log.matches("vanished").count();
     let stats = server.stats();
-    let (requests, bytes) = (tally.requests.load(Ordering::Relaxed), tally.bytes.load(Ordering::Relaxed));
+    let (requests, bytes) = (
+        tally.requests.load(Ordering::Relaxed),
+        tally.bytes.load(Ordering::Relaxed),
+    );
     let (wrong, cut, other) = (
         tally.wrong.load(Ordering::Relaxed),
         tally.cut.load(Ordering::Relaxed),
@@ -232,5 +247,8 @@ fn churn_under_a_small_cache_serves_only_right_bytes() {
     assert_eq!(wrong, 0, "wrong bodies served:\n  {examples}");
     assert_eq!(cut, 0, "responses cut:\n  {examples}");
     assert_eq!(other, 0, "unexpected answers:\n  {examples}");
-    assert_eq!(vanished, 0, "the server reported vanished data files although nothing touched them");
+    assert_eq!(
+        vanished, 0,
+        "the server reported vanished data files although nothing touched them"
+    );
 }

@@ -61,7 +61,12 @@ pub(crate) async fn wait_meta(guard: &ReadGuard, hint: u64, patience: Duration) 
 
 /// The error for bytes that went stale under a reader.
 pub(crate) fn stale() -> Arc<Error> {
-    Arc::new(UpstreamError::Protocol("the backend replaced the resource while it was being read".into()).into())
+    Arc::new(stale_error())
+}
+
+/// [`stale`], unshared.
+pub(crate) fn stale_error() -> Error {
+    UpstreamError::Protocol("the backend replaced the resource while it was being read".into()).into()
 }
 
 /// A position in one generation of a resource, moving towards `end`.

@@ -92,12 +92,9 @@ enum BodyEnd {
 }
 
 async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64, trace: &mut Trace) -> Result<(), Error> {
-    let (c, r) = (cache.clone(), res.clone());
-    let file = Arc::new(
-        tokio::task::spawn_blocking(move || c.open_for_fill(&r, id))
-            .await
-            .map_err(join_error)??,
-    );
+    // The data file of the incarnation being written, with its generation: bytes are only ever
+    // written into the file of the generation they were fetched for.
+    let mut file: Option<(u64, Arc<std::fs::File>)> = None;
     let mut pos = start;
     let mut failures = 0u32;
     Counters::add(&cache.counters.upstream_fetches, 1);
@@ -168,7 +165,22 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64, trac
             }
         };
         let generation = cache.adopt_meta(res, meta).await?;
-        match stream_body(cache, res, &file, id, generation, response.body, body_start, &mut pos).await? {
+        let handle = match &file {
+            Some((g, f)) if *g == generation => f.clone(),
+            _ => {
+                let (c, r) = (cache.clone(), res.clone());
+                let opened = tokio::task::spawn_blocking(move || c.open_for_fill(&r, id, generation))
+                    .await
+                    .map_err(join_error)??;
+                // Superseded before it wrote anything: the readers were woken by whoever
+                // dropped the bytes, and start what the new incarnation needs.
+                let Some(opened) = opened else { return Ok(()) };
+                let opened = Arc::new(opened);
+                file = Some((generation, opened.clone()));
+                opened
+            }
+        };
+        match stream_body(cache, res, &handle, id, generation, response.body, body_start, &mut pos).await? {
             BodyEnd::Done => return Ok(()),
             BodyEnd::Broken { error, progressed } => {
                 failures = if progressed { 1 } else { failures + 1 };
@@ -280,23 +292,24 @@ fn write_chunk(
     data: Bytes,
 ) -> Result<bool, Error> {
     let len = data.len() as u64;
-    let added = {
+    {
         let mut st = res.lock();
         if st.generation != generation || st.evicted || st.readers == 0 {
             return Ok(false);
         }
-        // The write happens under the lock so that a concurrent stale reset (which truncates the
-        // file under the same lock) can never be followed by an old-generation write. A page
-        // cache write of one network chunk takes microseconds.
+        // `file` is the data file of `generation` (opened for it under this lock), and the write
+        // happens under the lock that a new incarnation is made under: a byte is written into the
+        // current incarnation's file before it is marked present, or not at all. A page cache
+        // write of one network chunk takes microseconds.
         store::write_at(file, &data, pos)?;
         let added = st.present.insert(pos, pos + len);
+        cache.count_cached(added);
         if let Some(slot) = st.fills.iter_mut().find(|f| f.id == id) {
             slot.pos = pos + len;
         }
         cache.mark_dirty(res, &mut st);
-        added
-    };
-    cache.count_upstream_bytes(len, added);
+    }
+    cache.count_upstream_bytes(len);
     res.notify();
     Ok(true)
 }

@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use crate::error::Error;
 
 /// The schema version this build writes.
-const SCHEMA_VERSION: u32 = 4;
+const SCHEMA_VERSION: u32 = 5;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE resources (
@@ -60,6 +60,11 @@ ALTER TABLE downloads ADD COLUMN members TEXT NOT NULL DEFAULT '';
 /// Version 4: where a redirected resource was really served from.
 const SCHEMA_V4: &str = "
 ALTER TABLE resources ADD COLUMN location TEXT;
+";
+
+/// Version 5: the incarnation whose data file holds the recorded bytes (files are named by it).
+const SCHEMA_V5: &str = "
+ALTER TABLE resources ADD COLUMN generation INTEGER;
 ";
 
 /// One row of `downloads`: a queued, running, paused, finished or failed download.
@@ -113,6 +118,9 @@ pub(crate) struct ResourceRow {
     pub(crate) last_access_ms: u64,
     /// Pinned by an offline download.
     pub(crate) pinned: bool,
+    /// The incarnation the recorded ranges belong to, which names the data file; `None` for a
+    /// row written by a build from before schema version 5 (its file has no suffix).
+    pub(crate) generation: Option<u64>,
 }
 
 /// One row of `tracks`: a catalog entry.
@@ -162,7 +170,8 @@ impl Index {
     pub(crate) fn load_resources(&self) -> Result<Vec<ResourceRow>, Error> {
         self.write(|tx| {
             let mut stmt = tx.prepare(
-                "SELECT key, url, track_id, etag, last_modified, size, mime, ranges, last_access, pinned, location
+                "SELECT key, url, track_id, etag, last_modified, size, mime, ranges, last_access, pinned, location,
+                        generation
                  FROM resources",
             )?;
             let rows = stmt
@@ -179,6 +188,7 @@ impl Index {
                         last_access_ms: r.get::<_, i64>(8)?.max(0) as u64,
                         pinned: r.get::<_, i64>(9)? != 0,
                         location: r.get(10)?,
+                        generation: r.get::<_, Option<i64>>(11)?.map(|g| g as u64),
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -228,10 +238,11 @@ impl Index {
 pub(crate) fn upsert_resource(tx: &Transaction<'_>, row: &ResourceRow) -> Result<(), Error> {
     tx.execute(
         "INSERT INTO resources (key, url, track_id, etag, last_modified, size, mime, ranges, last_access, pinned,
-             location)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             location, generation)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT(key) DO UPDATE SET url = ?2, track_id = ?3, etag = ?4, last_modified = ?5,
-             size = ?6, mime = ?7, ranges = ?8, last_access = ?9, pinned = ?10, location = ?11",
+             size = ?6, mime = ?7, ranges = ?8, last_access = ?9, pinned = ?10, location = ?11,
+             generation = ?12",
         params![
             row.key,
             row.url,
@@ -243,7 +254,8 @@ pub(crate) fn upsert_resource(tx: &Transaction<'_>, row: &ResourceRow) -> Result
             row.ranges,
             row.last_access_ms as i64,
             row.pinned as i64,
-            row.location
+            row.location,
+            row.generation.map(|g| g as i64)
         ],
     )?;
     Ok(())
@@ -325,23 +337,11 @@ pub(crate) fn delete_download(tx: &Transaction<'_>, id: &str) -> Result<(), Erro
 /// Brings a database at `version` up to `SCHEMA_VERSION`, one step at a time.
 fn upgrade_from(conn: &Connection, version: u32) -> Result<(), Error> {
     match version {
-        0 => {
-            conn.execute_batch(SCHEMA_V1)?;
-            conn.execute_batch(SCHEMA_V2)?;
-            conn.execute_batch(SCHEMA_V3)?;
-            conn.execute_batch(SCHEMA_V4)?;
-        }
-        1 => {
-            conn.execute_batch(SCHEMA_V2)?;
-            conn.execute_batch(SCHEMA_V3)?;
-            conn.execute_batch(SCHEMA_V4)?;
-        }
-        2 => {
-            conn.execute_batch(SCHEMA_V3)?;
-            conn.execute_batch(SCHEMA_V4)?;
-        }
-        3 => {
-            conn.execute_batch(SCHEMA_V4)?;
+        0..=4 => {
+            let steps = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
+            for step in &steps[version as usize..] {
+                conn.execute_batch(step)?;
+            }
         }
         SCHEMA_VERSION => return Ok(()),
         newer => {
@@ -372,6 +372,7 @@ mod tests {
             ranges: "0-50".into(),
             last_access_ms: 7,
             pinned: false,
+            generation: Some(0x18c2_0000_0001),
         }
     }
 
@@ -448,6 +449,30 @@ mod tests {
         let index = Index::open(&path).unwrap();
         let rows = index.load_resources().unwrap();
         assert_eq!((rows[0].key.as_str(), rows[0].location.as_deref()), ("k", None));
+        // A row from before per-incarnation files names no generation (its file has no suffix).
+        assert_eq!(rows[0].generation, None);
+        index.write(|tx| upsert_resource(tx, &row("k"))).unwrap();
+        assert_eq!(index.load_resources().unwrap(), vec![row("k")]);
+    }
+
+    #[test]
+    fn version_4_rows_keep_their_ranges_and_gain_a_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        let conn = Connection::open(&path).unwrap();
+        for schema in [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4] {
+            conn.execute_batch(schema).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute(
+            "INSERT INTO resources (key, url, ranges) VALUES ('k', 'http://x/a', '0-9')",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let index = Index::open(&path).unwrap();
+        let rows = index.load_resources().unwrap();
+        assert_eq!((rows[0].ranges.as_str(), rows[0].generation), ("0-9", None));
         index.write(|tx| upsert_resource(tx, &row("k"))).unwrap();
         assert_eq!(index.load_resources().unwrap(), vec![row("k")]);
     }

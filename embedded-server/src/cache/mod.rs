@@ -9,6 +9,26 @@
 //!
 //! Lock order, to stay deadlock-free: index connection → table → resource state → dirty list.
 //!
+//! # The incarnation invariant
+//!
+//! A resource's presence map (`present`, `recorded`), its `generation` and its data file are one
+//! *incarnation*, and a reader never sees bytes of one through the bookkeeping of another:
+//!
+//! - Each incarnation has a data file of its own, named by the key and its generation (unique
+//!   in the cache, never reused, persisted in the index row). A new incarnation (a new resource
+//!   after an eviction, or bytes dropped as stale or lost) starts with an empty map and a new
+//!   file; the old file is unlinked, never truncated or re-created in place.
+//! - Only the resource in the table for a key creates, writes, records or deletes anything for
+//!   that key. An evicted resource is inert: it is never dirtied, synced, recorded, filled or
+//!   dropped again, and holds no bytes (its map is emptied when it is evicted).
+//! - A reader is registered under the table lock, in the same critical section as the lookup;
+//!   eviction takes the table lock and skips any resource with a reader or a fill, so a resource
+//!   in use is never evicted.
+//! - Files are opened, for reading or writing, under the state lock and only for the generation
+//!   the caller holds; every write checks, under that lock, that its generation is still current
+//!   before it is made and recorded; every read is followed by the same check. A byte enters
+//!   `present` only after it is written, and `recorded` only after it is synced.
+//!
 //! # Layout
 //! - `range_set`: sorted byte ranges (present / recorded)
 //! - `resource`: one resource's state, its waiters and fills
@@ -107,25 +127,25 @@ struct DataDirs {
 }
 
 impl DataDirs {
-    /// The data file of `key` in the directory for a resource that is (not) pinned.
-    fn path(&self, key: &str, pinned: bool) -> PathBuf {
+    /// The directory for a resource that is (not) pinned.
+    fn dir(&self, pinned: bool) -> &Path {
         match (&self.pinned, pinned) {
-            (Some(dir), true) => store::data_path(dir, key),
-            _ => store::data_path(&self.cache, key),
+            (Some(dir), true) => dir,
+            _ => &self.cache,
         }
     }
 
-    /// Where the file of `key` is now: the downloads directory if it is there, else the cache.
-    fn existing(&self, key: &str) -> PathBuf {
+    /// The data file of incarnation `generation` of `key` for a resource that is (not) pinned.
+    fn path(&self, key: &str, pinned: bool, generation: u64) -> PathBuf {
+        store::data_path(self.dir(pinned), key, generation)
+    }
+
+    /// The directory whose `name(dir)` exists: the downloads directory if it is there, else the
+    /// cache directory.
+    fn holding(&self, name: impl Fn(&Path) -> PathBuf) -> &Path {
         match &self.pinned {
-            Some(dir) => {
-                let path = store::data_path(dir, key);
-                if path.exists() {
-                    return path;
-                }
-                store::data_path(&self.cache, key)
-            }
-            None => store::data_path(&self.cache, key),
+            Some(dir) if name(dir).exists() => dir,
+            _ => &self.cache,
         }
     }
 }
@@ -144,6 +164,8 @@ pub(crate) struct Cache {
     attempts: u32,
     /// Sum of every resource's present bytes.
     cached_bytes: AtomicU64,
+    /// The next incarnation's generation: above every generation in the index, never reused.
+    generations: AtomicU64,
     next_fill: AtomicU64,
     cancel: CancellationToken,
     fills: TaskTracker,
@@ -173,14 +195,36 @@ impl Cache {
             move_index(dir, downloads)?;
         }
         let index = Arc::new(Index::open(&downloads.unwrap_or(dir).join(INDEX_FILE))?);
+        let rows = index.load_resources()?;
+        // Above every generation recorded and every one this clock could have given before (a
+        // file of an incarnation dropped just before a crash is a stray, never a successor's).
+        let first = rows.iter().filter_map(|r| r.generation).max().map_or(0, |g| g + 1);
+        let generations = AtomicU64::new(first.max(now_ms().saturating_mul(1000)));
         let mut table = HashMap::new();
+        let mut renamed = Vec::new();
         let mut total = 0;
-        for row in index.load_resources()? {
+        for row in rows {
             let Ok(url) = Url::parse(&row.url) else {
                 tracing::warn!(key = %loggable_key(&row.key), "dropping index row with an unparsable URL");
                 continue;
             };
-            let path = dirs.existing(&row.key);
+            let (generation, path) = match row.generation {
+                Some(g) => (g, dirs.holding(|d| store::data_path(d, &row.key, g)).to_path_buf()),
+                None => {
+                    // Named by a build from before per-incarnation files: give it its name now.
+                    let g = generations.fetch_add(1, Ordering::Relaxed);
+                    let dir = dirs.holding(|d| store::legacy_data_path(d, &row.key));
+                    let path = store::data_path(dir, &row.key, g);
+                    match std::fs::rename(store::legacy_data_path(dir, &row.key), &path) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            tracing::warn!(key = %loggable_key(&row.key), error = %e, "cannot rename a data file; its bytes will be fetched again");
+                        }
+                        _ => {}
+                    }
+                    renamed.push(row.key.clone());
+                    (g, path)
+                }
+            };
             let mut present = RangeSet::parse(&row.ranges).unwrap_or_default();
             // A data file shorter than recorded (lost by the file system) must not be served.
             present.truncate(store::file_len(&path));
@@ -201,7 +245,7 @@ impl Cache {
                 fills: Vec::new(),
                 outcomes: VecDeque::new(),
                 readers: 0,
-                generation: 0,
+                generation,
                 last_access_ms: row.last_access_ms,
                 pinned: row.pinned,
                 evicted: false,
@@ -212,6 +256,12 @@ impl Cache {
             relocate(&dirs, &res, &mut res.lock());
             table.insert(row.key, res);
         }
+        // Renamed files are recorded under their generation with the first batch.
+        let dirty: Vec<Arc<Resource>> = renamed
+            .iter()
+            .filter_map(|key| table.get(key).cloned())
+            .inspect(|res| res.lock().dirty = true)
+            .collect();
         let known: std::collections::HashSet<PathBuf> = table.values().map(|r| r.lock().path.clone()).collect();
         for data_dir in std::iter::once(&dirs.cache).chain(&dirs.pinned) {
             let removed = store::remove_unknown(data_dir, &known);
@@ -224,17 +274,21 @@ impl Cache {
             dirs,
             index,
             table: Mutex::new(table),
-            dirty: Mutex::new(Vec::new()),
             dirtied: tokio::sync::Notify::new(),
             fetcher,
             counters,
             max_bytes,
             attempts: attempts.max(1),
             cached_bytes: AtomicU64::new(total),
+            generations,
             next_fill: AtomicU64::new(1),
             cancel: CancellationToken::new(),
             fills: TaskTracker::new(),
+            dirty: Mutex::new(dirty),
         });
+        if !cache.dirty.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+            cache.dirtied.notify_one();
+        }
         Ok((cache, tracks))
     }
 
@@ -252,12 +306,14 @@ impl Cache {
     }
 
     /// Registers a reader of `key` (creating the resource if new) and returns a guard that
-    /// unregisters it. While a reader is registered the resource is never evicted.
+    /// unregisters it. While a reader is registered the resource is never evicted: the reader is
+    /// counted before the table is unlocked, so no eviction can come between lookup and count.
     pub(crate) fn acquire(self: &Arc<Self>, key: &str, url: &Url, track_id: Option<&str>) -> ReadGuard {
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
         let res = table
             .entry(key.to_string())
             .or_insert_with(|| {
+                let generation = self.new_generation();
                 let state = State {
                     url: url.clone(),
                     track_id: track_id.map(str::to_owned),
@@ -267,17 +323,16 @@ impl Cache {
                     fills: Vec::new(),
                     outcomes: VecDeque::new(),
                     readers: 0,
-                    generation: 0,
+                    generation,
                     last_access_ms: now_ms(),
                     pinned: false,
                     evicted: false,
                     dirty: false,
-                    path: self.dirs.path(key, false),
+                    path: self.dirs.path(key, false, generation),
                 };
                 Arc::new(Resource::new(key.to_string(), state))
             })
             .clone();
-        drop(table);
         {
             let mut st = res.lock();
             st.readers += 1;
@@ -287,6 +342,7 @@ impl Cache {
                 st.url = url.clone();
             }
         }
+        drop(table);
         ReadGuard {
             cache: self.clone(),
             res,
@@ -303,9 +359,34 @@ impl Cache {
         id
     }
 
-    /// Marks `res` as needing a trip to the index.
+    /// A generation no incarnation of this cache has had.
+    fn new_generation(&self) -> u64 {
+        self.generations.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Starts a new incarnation of `res`: a new generation, no bytes, and a data file of its own
+    /// (created by its first fill) in the directory its pin calls for. Returns the old file, for
+    /// the caller to unlink once the index no longer names it. Under the state lock.
+    fn renew(&self, res: &Resource, st: &mut State) -> PathBuf {
+        let dropped = st.present.len();
+        st.present.clear();
+        st.recorded.clear();
+        self.uncount(dropped);
+        st.generation = self.new_generation();
+        let path = self.dirs.path(&res.key, st.pinned, st.generation);
+        std::mem::replace(&mut st.path, path)
+    }
+
+    /// Takes `bytes` off the cached total.
+    fn uncount(&self, bytes: u64) {
+        let _ = self
+            .cached_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(bytes)));
+    }
+
+    /// Marks `res` as needing a trip to the index (an evicted resource never needs one).
     pub(crate) fn mark_dirty(&self, res: &Arc<Resource>, st: &mut State) {
-        if !st.dirty {
+        if !st.dirty && !st.evicted {
             st.dirty = true;
             let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
             if dirty.is_empty() {
@@ -315,9 +396,14 @@ impl Cache {
         }
     }
 
-    /// Accounts bytes received from upstream; `added` of them were new to the cache.
-    pub(crate) fn count_upstream_bytes(&self, len: u64, added: u64) {
+    /// Accounts bytes received from upstream.
+    pub(crate) fn count_upstream_bytes(&self, len: u64) {
         Counters::add(&self.counters.bytes_from_upstream, len);
+    }
+
+    /// Accounts bytes newly present; called under the state lock that made them present, so a
+    /// concurrent [`Cache::renew`] or eviction never takes them off before they were counted.
+    pub(crate) fn count_cached(&self, added: u64) {
         self.cached_bytes.fetch_add(added, Ordering::Relaxed);
     }
 
@@ -354,30 +440,29 @@ impl Cache {
         Ok(generation)
     }
 
-    /// Drops the stale bytes of `res` and adopts `newer`; blocking.
+    /// Drops the stale bytes of `res` and adopts `newer` in a new incarnation; blocking.
     fn reset_stale(&self, res: &Arc<Resource>, newer: Meta) -> Result<u64, Error> {
-        self.index.write(|tx| {
+        let mut old = None;
+        let result = self.index.write(|tx| {
             let mut st = res.lock();
+            if st.evicted {
+                return Err(Error::Stopped);
+            }
             tracing::info!(key = %loggable_key(&res.key), "the backend's validator changed; dropping stale bytes");
-            st.generation += 1;
-            let dropped = st.present.len();
-            st.present.clear();
-            st.recorded.clear();
+            old = Some(self.renew(res, &mut st));
             st.meta = Some(newer);
-            self.cached_bytes.fetch_sub(
-                dropped.min(self.cached_bytes.load(Ordering::Relaxed)),
-                Ordering::Relaxed,
-            );
-            // Truncate under the state lock: no fill can write between the reset and this.
-            store::truncate(&st.path)?;
             let row = row_of(res, &st, &st.present);
             let generation = st.generation;
             drop(st);
-            if !res.lock().evicted {
-                index::upsert_resource(tx, &row)?;
-            }
+            // Eviction needs this transaction's connection: `res` is still the table's here.
+            index::upsert_resource(tx, &row)?;
             Ok(generation)
-        })
+        });
+        // Whether or not the row was written: a row naming a missing file claims nothing.
+        if let Some(old) = old {
+            remove_data_file(&old);
+        }
+        result
     }
 
     /// Syncs every dirty resource's data and records its ranges; blocking. Then evicts.
@@ -389,6 +474,10 @@ impl Cache {
             for res in &dirty {
                 let mut st = res.lock();
                 st.dirty = false;
+                if st.evicted {
+                    // Inert: its file and row are gone, and may be a successor's by now.
+                    continue;
+                }
                 snapshots.push((
                     res.clone(),
                     st.present.clone(),
@@ -398,7 +487,7 @@ impl Cache {
             }
             let mut vanished = Vec::new();
             for (res, present, generation, data_changed) in &snapshots {
-                if *data_changed && !sync_data(res)? && present.len() > 0 {
+                if *data_changed && present.len() > 0 && !sync_data(res, *generation)? {
                     vanished.push((res.clone(), *generation));
                 }
             }
@@ -445,9 +534,7 @@ impl Cache {
                 st.evicted = true;
                 table.remove(&res.key);
                 // A fill may have created an empty data file before failing.
-                if let Err(e) = store::remove(&st.path) {
-                    tracing::warn!(error = %e, "cannot remove an empty data file");
-                }
+                remove_data_file(&st.path);
             }
         }
     }
@@ -503,16 +590,19 @@ impl Cache {
                     if (st.pinned && !unpin) || st.readers > 0 || !st.fills.is_empty() {
                         continue;
                     }
+                    // Inert from here on, holding no bytes: whatever still holds the `Arc` (the
+                    // dirty list) can neither count nor record them again.
                     st.evicted = true;
                     let bytes = st.present.len();
-                    self.cached_bytes
-                        .fetch_sub(bytes.min(self.cached_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
+                    st.present.clear();
+                    st.recorded.clear();
+                    self.uncount(bytes);
                     let path = st.path.clone();
                     drop(st);
                     table.remove(key);
-                    // Unlink while the table is locked: a new resource under the same key (same
-                    // path) cannot be created and start writing before the old file is gone.
-                    store::remove(&path)?;
+                    // The file is this incarnation's alone: a successor under the same key gets
+                    // a file of its own, so this unlink can never take its bytes.
+                    remove_data_file(&path);
                     removed.push(key);
                 }
             }
@@ -562,66 +652,74 @@ impl Cache {
         Ok(())
     }
 
-    /// [`Cache::discard`] and [`Cache::lose`]: `false` if `res` is no longer of `generation`.
+    /// [`Cache::discard`] and [`Cache::lose`]: `false` if `res` is no longer of `generation`
+    /// (or evicted). The bytes go with their incarnation: `res` starts a new one, empty.
     fn drop_bytes(&self, res: &Arc<Resource>, generation: Option<u64>, keep_pin: bool) -> Result<bool, Error> {
-        let dropped_any = self.index.write(|tx| {
+        let mut old = None;
+        let result = self.index.write(|tx| {
             let mut st = res.lock();
-            if generation.is_some_and(|g| g != st.generation) {
+            if st.evicted || generation.is_some_and(|g| g != st.generation) {
                 return Ok(false);
             }
-            st.generation += 1;
-            let dropped = st.present.len();
-            st.present.clear();
-            st.recorded.clear();
             st.meta = None;
             st.pinned &= keep_pin;
-            self.cached_bytes.fetch_sub(
-                dropped.min(self.cached_bytes.load(Ordering::Relaxed)),
-                Ordering::Relaxed,
-            );
-            store::truncate(&st.path)?;
-            relocate(&self.dirs, res, &mut st);
+            old = Some(self.renew(res, &mut st));
             self.mark_dirty(res, &mut st);
             drop(st);
+            // Eviction needs this transaction's connection: `res` is still the table's here.
             index::delete_resource(tx, &res.key)?;
             Ok(true)
-        })?;
-        res.notify();
-        Ok(dropped_any)
-    }
-
-    /// Opens the data file for fill `id` of `res` to write; blocking. Under the state lock,
-    /// while the fill is registered (so the file cannot move meanwhile, and a fill stopped
-    /// already creates nothing). A missing file is created only if no bytes are claimed for it:
-    /// if bytes are, the file vanished and they are dropped first — a new empty file in its place
-    /// would make holes read as cached bytes.
-    pub(crate) fn open_for_fill(&self, res: &Arc<Resource>, id: u64) -> Result<std::fs::File, Error> {
-        for _ in 0..2 {
-            let st = res.lock();
-            if !st.fills.iter().any(|f| f.id == id) {
-                return Err(Error::Stopped);
-            }
-            match store::open_existing(&st.path) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && st.present.len() == 0 => {
-                    return Ok(store::open_for_write(&st.path)?);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    let generation = st.generation;
-                    drop(st);
-                    self.lose(res, generation)?;
-                }
-                other => return Ok(other?),
-            }
+        });
+        if let Some(old) = old {
+            remove_data_file(&old);
         }
-        Err(Error::Stopped)
+        res.notify();
+        result
     }
 
-    /// Opens the data file of `res` for reading; blocking. A file that is gone although its
-    /// bytes are recorded (the system emptied the cache directory under us) costs its bytes:
-    /// they are dropped, so this read fails but the next one fetches them again.
-    pub(crate) fn open_data(&self, res: &Arc<Resource>) -> Result<std::fs::File, Error> {
-        let generation = res.lock().generation;
-        match res.open_read() {
+    /// Opens the data file of incarnation `generation` of `res` for fill `id` to write;
+    /// blocking. `None` if the fill has nothing to write there: it was stopped, `res` was
+    /// evicted, or `generation` is no longer current (its bytes were dropped; whoever dropped
+    /// them woke the readers). Opened under the state lock, so the file is that incarnation's.
+    /// A missing file is created only while no bytes are claimed for it; if bytes are, the file
+    /// vanished under us, and its bytes are dropped (a new incarnation) instead.
+    pub(crate) fn open_for_fill(
+        &self,
+        res: &Arc<Resource>,
+        id: u64,
+        generation: u64,
+    ) -> Result<Option<std::fs::File>, Error> {
+        let st = res.lock();
+        if st.evicted || st.generation != generation || !st.fills.iter().any(|f| f.id == id) {
+            return Ok(None);
+        }
+        match store::open_existing(&st.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && st.present.len() == 0 => {
+                Ok(Some(store::open_for_write(&st.path)?))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                drop(st);
+                self.lose(res, generation)?;
+                Ok(None)
+            }
+            other => Ok(Some(other?)),
+        }
+    }
+
+    /// Opens the data file of incarnation `generation` of `res` for reading; blocking. Opened
+    /// under the state lock, so the file is that incarnation's; if `res` has moved on, the
+    /// bytes the reader wanted are stale. A file that is gone although its bytes are claimed
+    /// (the system emptied the cache directory under us) costs its bytes: they are dropped, so
+    /// this read fails but the next one fetches them again.
+    pub(crate) fn open_data(&self, res: &Arc<Resource>, generation: u64) -> Result<std::fs::File, Error> {
+        let opened = {
+            let st = res.lock();
+            if st.evicted || st.generation != generation {
+                return Err(cursor::stale_error());
+            }
+            std::fs::File::open(&st.path)
+        };
+        match opened {
             Ok(file) => Ok(file),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.lose(res, generation)?;
@@ -879,10 +977,11 @@ fn move_index(cache: &Path, downloads: &Path) -> Result<(), Error> {
 
 /// Moves the data file of `res` to the directory its pin calls for, if no fill is writing it
 /// (a fill holds the path it opened; the last fill to end calls this again). Runs under the
-/// state lock, so readers find the file by `State::path` (see `Resource::open_read`); a file
-/// that cannot be moved (another file system) stays where it is and is still found there.
+/// state lock, under which files are opened too; a rename keeps the inode, so files already
+/// open stay valid. A file that cannot be moved (another file system) stays where it is and is
+/// still found there.
 fn relocate(dirs: &DataDirs, res: &Resource, st: &mut State) {
-    let target = dirs.path(&res.key, st.pinned);
+    let target = dirs.path(&res.key, st.pinned, st.generation);
     if st.path == target || !st.fills.is_empty() || st.evicted {
         return;
     }
@@ -899,13 +998,30 @@ fn relocate(dirs: &DataDirs, res: &Resource, st: &mut State) {
     }
 }
 
-/// Syncs the data file of `res` to disk, following it if it moves meanwhile; blocking.
-/// `false` if there is no file.
-fn sync_data(res: &Resource) -> Result<bool, Error> {
-    match res.open_read() {
-        Ok(file) => Ok(file.sync_data().map(|()| true)?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e.into()),
+/// Syncs the data file of incarnation `generation` of `res` to disk; blocking. `false` only if
+/// that incarnation is still current and its file is gone (it vanished under us); an
+/// incarnation that has moved on has nothing to sync (its snapshot will not be recorded).
+fn sync_data(res: &Resource, generation: u64) -> Result<bool, Error> {
+    let file = {
+        let st = res.lock();
+        if st.evicted || st.generation != generation {
+            return Ok(true);
+        }
+        match std::fs::File::open(&st.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    file.sync_data()?;
+    Ok(true)
+}
+
+/// Unlinks a data file no incarnation uses any more; a failure leaves a stray for the sweep at
+/// the next start.
+fn remove_data_file(path: &Path) {
+    if let Err(e) = store::remove(path) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove a data file");
     }
 }
 
@@ -923,6 +1039,7 @@ fn row_of(res: &Resource, st: &State, ranges: &RangeSet) -> ResourceRow {
         ranges: ranges.to_string(),
         last_access_ms: st.last_access_ms,
         pinned: st.pinned,
+        generation: Some(st.generation),
     }
 }
 

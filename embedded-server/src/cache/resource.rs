@@ -5,8 +5,6 @@
 //! counter means a reader that checked the state and then waits can never miss a wake-up.
 
 use std::collections::VecDeque;
-use std::fs::File;
-use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -106,7 +104,9 @@ pub(crate) struct State {
     pub(crate) outcomes: VecDeque<(u64, Option<Arc<Error>>)>,
     /// Responses currently reading this resource.
     pub(crate) readers: usize,
-    /// Bumped whenever cached bytes are dropped as stale; readers compare it.
+    /// The incarnation: unique in the cache, it names the data file and changes whenever the
+    /// cached bytes are dropped (stale or lost). Readers and fills compare it (see `cache`'s
+    /// invariant).
     pub(crate) generation: u64,
     /// Last access, milliseconds since the Unix epoch.
     pub(crate) last_access_ms: u64,
@@ -116,8 +116,9 @@ pub(crate) struct State {
     pub(crate) evicted: bool,
     /// Something changed that the index does not know yet.
     pub(crate) dirty: bool,
-    /// The sparse data file: in the cache directory, or in the downloads directory while pinned.
-    /// It only moves while no fill writes it (`Cache::relocate`), under this state's lock.
+    /// The sparse data file of this incarnation: in the cache directory, or in the downloads
+    /// directory while pinned. It only moves while no fill writes it (`Cache::relocate`), and is
+    /// only opened, under this state's lock.
     pub(crate) path: PathBuf,
 }
 
@@ -182,17 +183,6 @@ impl Resource {
             key,
             state: Mutex::new(state),
             changed: watch::Sender::new(0),
-        }
-    }
-
-    /// Opens the data file for reading; blocking. A file moved between the directories while it
-    /// was being opened is opened where it went: files move only under the state lock, so a
-    /// second try under it gives a reliable answer.
-    pub(crate) fn open_read(&self) -> io::Result<File> {
-        let path = self.lock().path.clone();
-        match File::open(&path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => File::open(&self.lock().path),
-            other => other,
         }
     }
 

@@ -1,8 +1,12 @@
 //! Sparse data files: one per resource, bytes written at their offsets as they arrive.
 //!
-//! File names are the SHA-256 of the cache key, sharded by the first byte, so no URL or ID ever
-//! becomes a path (nothing a client sends can name a file outside the cache directory), and no
-//! directory grows huge. All calls here block; callers run them where blocking is acceptable.
+//! File names are the SHA-256 of the cache key followed by the incarnation's generation
+//! (`<sha256>.<generation in hex>`), sharded by the first byte, so no URL or ID ever becomes a
+//! path (nothing a client sends can name a file outside the cache directory), no directory grows
+//! huge, and two incarnations of one key never share a file: bytes of an evicted or dropped
+//! incarnation can never be read as, or overwrite, bytes of its successor (see `cache`'s
+//! invariant). Files of older builds carry no suffix and are renamed when loaded. All calls here
+//! block; callers run them where blocking is acceptable.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -12,10 +16,30 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-/// The data file for `key` under `data_dir`.
-pub(crate) fn data_path(data_dir: &Path, key: &str) -> PathBuf {
+/// The data file of incarnation `generation` of `key` under `data_dir`.
+pub(crate) fn data_path(data_dir: &Path, key: &str, generation: u64) -> PathBuf {
     let digest = hex::encode(Sha256::digest(key.as_bytes()));
-    data_dir.join(&digest[..2]).join(&digest)
+    data_dir.join(&digest[..2]).join(format!("{digest}.{generation:x}"))
+}
+
+/// The data file of `key` as builds before per-incarnation files named it (no suffix).
+pub(crate) fn legacy_data_path(data_dir: &Path, key: &str) -> PathBuf {
+    let digest = hex::encode(Sha256::digest(key.as_bytes()));
+    data_dir.join(&digest[..2]).join(digest)
+}
+
+/// Whether `name` is a data file name this module gives (`<64 hex>` or `<64 hex>.<hex>`) in the
+/// shard `prefix`.
+fn is_data_file_name(name: &str, prefix: &str) -> bool {
+    let is_hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    let (digest, suffix) = match name.split_once('.') {
+        Some((d, g)) => (d, Some(g)),
+        None => (name, None),
+    };
+    digest.len() == 64
+        && is_hex(digest)
+        && digest.starts_with(prefix)
+        && suffix.is_none_or(|g| g.len() <= 16 && is_hex(g))
 }
 
 /// Opens (creating if needed) the data file for writing at offsets.
@@ -63,8 +87,9 @@ pub(crate) fn remove(path: &Path) -> io::Result<()> {
 
 /// Deletes every data file under `data_dir` that is not in `known` (bytes written just before a
 /// crash that no index row records, a row whose file could not be deleted), so that they do not
-/// hold space forever; blocking. Only names this module gives (`XX/XX…`, 64 hex digits, in the
-/// shard of their first two) are touched. Returns how many files were deleted.
+/// hold space forever, an incarnation dropped just before a crash); blocking. Only names this
+/// module gives (`XX/XX…`, 64 hex digits and an optional `.generation`, in the shard of their
+/// first two) are touched. Returns how many files were deleted.
 pub(crate) fn remove_unknown(data_dir: &Path, known: &std::collections::HashSet<PathBuf>) -> usize {
     let is_hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
     let Ok(shards) = fs::read_dir(data_dir) else { return 0 };
@@ -79,9 +104,7 @@ pub(crate) fn remove_unknown(data_dir: &Path, known: &std::collections::HashSet<
         };
         for file in files.flatten() {
             let name = file.file_name();
-            let ours = name
-                .to_str()
-                .is_some_and(|n| n.len() == 64 && is_hex(n) && n.starts_with(prefix));
+            let ours = name.to_str().is_some_and(|n| is_data_file_name(n, prefix));
             let path = file.path();
             if ours && !known.contains(&path) && file.file_type().is_ok_and(|t| t.is_file()) && remove(&path).is_ok() {
                 removed += 1;
@@ -91,15 +114,6 @@ pub(crate) fn remove_unknown(data_dir: &Path, known: &std::collections::HashSet<
     removed
 }
 
-/// Empties the file (its stale bytes are dropped), keeping it in place.
-pub(crate) fn truncate(path: &Path) -> io::Result<()> {
-    match OpenOptions::new().write(true).open(path) {
-        Ok(f) => f.set_len(0),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,7 +121,9 @@ mod tests {
     #[test]
     fn sparse_writes_read_back_and_paths_stay_inside() {
         let dir = tempfile::tempdir().unwrap();
-        let path = data_path(dir.path(), "http://h/../../etc/passwd");
+        let path = data_path(dir.path(), "http://h/../../etc/passwd", 0x1f);
+        assert!(path.to_str().unwrap().ends_with(".1f"));
+        assert_ne!(path, data_path(dir.path(), "http://h/../../etc/passwd", 0x20));
         assert!(path.starts_with(dir.path()));
         let f = open_for_write(&path).unwrap();
         write_at(&f, b"world", 1000).unwrap();
@@ -116,8 +132,6 @@ mod tests {
         assert_eq!(read_at(&f, 0, 5).unwrap(), b"hello");
         assert!(read_at(&f, 1003, 5).is_err());
         assert_eq!(file_len(&path), 1005);
-        truncate(&path).unwrap();
-        assert_eq!(file_len(&path), 0);
         remove(&path).unwrap();
         remove(&path).unwrap();
     }
@@ -125,9 +139,11 @@ mod tests {
     #[test]
     fn only_unknown_data_files_are_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let kept = data_path(dir.path(), "kept");
-        let stray = data_path(dir.path(), "stray");
-        for path in [&kept, &stray] {
+        let kept = data_path(dir.path(), "kept", 7);
+        let stray = data_path(dir.path(), "stray", 7);
+        let old_incarnation = data_path(dir.path(), "kept", 6);
+        let legacy = legacy_data_path(dir.path(), "legacy");
+        for path in [&kept, &stray, &old_incarnation, &legacy] {
             write_at(&open_for_write(path).unwrap(), b"x", 0).unwrap();
         }
         // Not names this module gives: left alone.
@@ -135,14 +151,15 @@ mod tests {
             dir.path().join("notes.txt"),
             kept.parent().unwrap().join("README"),
             dir.path().join("zz").join(kept.file_name().unwrap()),
+            kept.with_extension("tmp"),
         ];
         for path in &foreign {
             fs::create_dir_all(path.parent().unwrap()).unwrap();
             fs::write(path, b"y").unwrap();
         }
         let known = std::collections::HashSet::from([kept.clone()]);
-        assert_eq!(remove_unknown(dir.path(), &known), 1);
-        assert!(kept.exists() && !stray.exists());
+        assert_eq!(remove_unknown(dir.path(), &known), 3);
+        assert!(kept.exists() && !stray.exists() && !old_incarnation.exists() && !legacy.exists());
         assert!(foreign.iter().all(|p| p.exists()));
         assert_eq!(remove_unknown(&dir.path().join("missing"), &known), 0);
     }

@@ -154,11 +154,16 @@ impl Downloader {
         self.check_pin_room(std::slice::from_ref(&res.key), size)?;
         if let Some(expected) = sha256 {
             let (cache, res2) = (self.cache.clone(), res.clone());
-            let actual =
-                tokio::task::spawn_blocking(move || Ok::<_, Error>(hash_prefix(cache.open_data(&res2)?, size)?))
-                    .await
-                    .map_err(|e| Failure::from(join_error(e)))?
-                    .map_err(Failure::from)?;
+            let actual = tokio::task::spawn_blocking(move || {
+                Ok::<_, Error>(hash_prefix(cache.open_data(&res2, generation)?, size)?)
+            })
+            .await
+            .map_err(|e| Failure::from(join_error(e)))?
+            .map_err(Failure::from)?;
+            if res.lock().generation != generation {
+                // The hash is of bytes dropped meanwhile: what is cached now was never checked.
+                return Err(Failure::from(crate::cache::cursor::stale_error()));
+            }
             if !actual.eq_ignore_ascii_case(expected) {
                 let cache = self.cache.clone();
                 let res2 = res.clone();

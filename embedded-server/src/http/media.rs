@@ -267,11 +267,12 @@ impl Producer {
         let file = match &self.file {
             Some(f) => f.clone(),
             None => {
-                let (cache, res) = (
+                let (cache, res, generation) = (
                     self.cursor.guard().cache().clone(),
                     self.cursor.guard().resource().clone(),
+                    self.cursor.generation,
                 );
-                let opened = tokio::task::spawn_blocking(move || cache.open_data(&res))
+                let opened = tokio::task::spawn_blocking(move || cache.open_data(&res, generation))
                     .await
                     .map_err(|e| Arc::new(join_error(e)))?
                     .map_err(Arc::new)?;
