@@ -282,7 +282,7 @@ async fn stream_body(
 }
 
 /// Writes one chunk at `pos` and publishes it; `false` if this fill's bytes became stale.
-fn write_chunk(
+pub(super) fn write_chunk(
     cache: &Arc<Cache>,
     res: &Arc<Resource>,
     file: &std::fs::File,

@@ -37,6 +37,8 @@
 //! - `store`: the sparse data files
 //! - `index`: the SQLite schema and queries
 //! - `eviction`: the pure LRU policy
+//! - `interleavings` (tests): eviction, fills, drops and readers forced into the orders that
+//!   once served holes as data
 
 pub(crate) mod cursor;
 mod eviction;
@@ -209,7 +211,10 @@ impl Cache {
                 continue;
             };
             let (generation, path) = match row.generation {
-                Some(g) => (g, dirs.holding(|d| store::data_path(d, &row.key, g)).to_path_buf()),
+                Some(g) => {
+                    let dir = dirs.holding(|d| store::data_path(d, &row.key, g));
+                    (g, store::data_path(dir, &row.key, g))
+                }
                 None => {
                     // Named by a build from before per-incarnation files: give it its name now.
                     let g = generations.fetch_add(1, Ordering::Relaxed);
@@ -1050,6 +1055,9 @@ pub(crate) fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod interleavings;
 
 #[cfg(test)]
 mod tests {

@@ -72,9 +72,12 @@ pub(crate) fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8
     Ok(buf)
 }
 
-/// The file's length, 0 if it does not exist.
+/// The file's length, 0 if it does not exist or is not a regular file.
 pub(crate) fn file_len(path: &Path) -> u64 {
-    fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    fs::metadata(path)
+        .ok()
+        .filter(fs::Metadata::is_file)
+        .map_or(0, |m| m.len())
 }
 
 /// Deletes the file; a missing file is fine.
