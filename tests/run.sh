@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, lints, unit tests and the integration tests that
 # drive the real `streamer` binary with curl, ffprobe, ffmpeg, nginx (TLS + HTTP/2) as a backend and
-# strace (proving cached reads make no system call on the index),
+# strace (proving cached reads make no system call on the index), the churn test against the release
+# build (a small cache under 32 concurrent readers, every body compared; CHURN_SECS sets its length),
 # then the browser test of the dashboard (Node's test runner driving Debian's headless Chromium
 # through playwright-core, installed from tests/browser/package-lock.json with `npm ci`), then the
 # JVM tests of the Kotlin API over the JNI bridge (tests/jvm/run.sh: kotlinc from npm, java -Xcheck:jni).
@@ -52,9 +53,13 @@ cargo tree -p embedded-server --features jni -e normal --locked --prefix none --
   grep -q '^tracing-android' || { echo "tests/run.sh: tracing-android missing for Android" >&2; exit 1; }
 echo "== cargo build"
 cargo build --workspace --locked
+cargo build --release -p tools --locked
 export STREAMER_BIN="$PWD/target/debug/streamer"
+export STREAMER_RELEASE_BIN="$PWD/target/release/streamer"
 echo "== cargo test"
-cargo test --workspace --locked -- --test-threads 4
+cargo test --workspace --locked -- --test-threads 4 --skip churn_under_a_small_cache
+echo "== churn: a small cache under 32 concurrent readers, every body compared (release build)"
+CHURN_SECS="${CHURN_SECS:-90}" cargo test -p integration-tests --test churn --locked -- --nocapture
 echo "== browser test (headless chromium)"
 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 node --test tests/browser/
