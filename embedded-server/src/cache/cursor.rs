@@ -18,7 +18,10 @@ use crate::error::{Error, UpstreamError};
 /// Largest span reported ready at once (a response sends it as one chunk).
 const CHUNK: u64 = 128 * 1024;
 
-/// How often fills may end without bringing the wanted byte before the reader gives up.
+/// How often fills may end in a row without bringing the wanted byte before the reader gives up
+/// (counted per byte: a fill that hands over to another, or stops at bytes another fill wrote, is
+/// normal under concurrent readers; three in a row at the same byte is a backend that will not
+/// deliver it).
 const FRUITLESS_FILLS: u32 = 3;
 
 /// Waits until the backend has described the resource (starting a fill at `hint` if none runs);
@@ -80,7 +83,9 @@ pub(crate) struct Cursor {
     /// One past the last byte wanted; `None` means up to the end of the resource.
     pub(crate) end: Option<u64>,
     waiting_on: Option<u64>,
+    /// Fills that ended without bringing byte `fruitless_at`.
     fruitless: u32,
+    fruitless_at: u64,
     patience: Duration,
 }
 
@@ -96,6 +101,7 @@ impl Cursor {
             end,
             waiting_on: None,
             fruitless: 0,
+            fruitless_at: pos,
             patience,
         }
     }
@@ -129,6 +135,11 @@ impl Cursor {
                 if let Some(run_end) = st.present.run_end(self.pos) {
                     let stop = run_end.min(limit.unwrap_or(u64::MAX)).min(self.pos + CHUNK);
                     return Ok(Some(stop - self.pos));
+                }
+                if self.fruitless_at != self.pos {
+                    // Progress since the last fill that ended short: start counting again.
+                    self.fruitless = 0;
+                    self.fruitless_at = self.pos;
                 }
                 if let Some(outcome) = self.waiting_on.and_then(|id| st.outcome(id)) {
                     self.waiting_on = None;

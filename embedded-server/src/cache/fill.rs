@@ -327,10 +327,15 @@ async fn no_readers(res: &Resource, rx: &mut tokio::sync::watch::Receiver<u64>) 
     }
 }
 
-/// Whether fill `id`, about to write at `pos`, has no more to do.
-fn should_stop(st: &super::resource::State, id: u64, pos: u64) -> bool {
+/// Whether fill `id`, about to write at `pos`, has no more to do: another fill is writing there.
+/// Two fills at the same position (one caught up with the other's start) would each see the
+/// other; the older one (lower ID) goes on, so exactly one stops.
+pub(super) fn should_stop(st: &super::resource::State, id: u64, pos: u64) -> bool {
     let at_end = st.meta.as_ref().and_then(|m| m.size).is_some_and(|size| pos >= size);
-    let other_fill_here = st.fills.iter().any(|f| f.id != id && f.start <= pos && pos <= f.pos);
+    let other_fill_here = st
+        .fills
+        .iter()
+        .any(|f| f.id != id && f.start <= pos && pos <= f.pos && (pos < f.pos || f.id < id));
     st.evicted || st.readers == 0 || at_end || st.present.contains(pos) || other_fill_here
 }
 

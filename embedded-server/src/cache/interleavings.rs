@@ -9,7 +9,10 @@
 //! evicted resource read its successor's sparse file through its own presence map (zeros); a
 //! fill of an evicted copy created or truncated the successor's file; and after a crash in the
 //! window before a new incarnation's row was committed, the old row claimed the new file's bytes
-//! and holes.
+//! and holes. The last two cut responses under a healthy backend (17 in 1.58 million requests of
+//! the 30-minute churn run): two fills meeting at one byte each stopped for the other, and a
+//! reader counted fills that ended short over its whole response instead of per byte, so three
+//! ordinary hand-overs in a long read aborted it.
 
 use std::sync::Arc;
 
@@ -279,4 +282,71 @@ async fn a_fill_of_a_dropped_incarnation_writes_nothing_into_the_new_one() {
     fill(&cache, &res, &meta("v1"), &truth, 0, LEN).await;
     assert_eq!(res.lock().generation, g2);
     assert_present_bytes_are(&cache, &res, &truth);
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_fills_meeting_at_one_byte_never_both_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(&dir);
+    let guard = acquire(&cache);
+    let res = guard.resource().clone();
+    cache.adopt_meta(&res, meta("v1")).await.unwrap();
+    // An older fill caught up with the start of a younger one (a reader's seek) at byte `at`.
+    let at = 1000;
+    let older = register_fill(&cache, &res, 0);
+    let younger = register_fill(&cache, &res, at);
+    res.lock().fills.iter_mut().find(|f| f.id == older).unwrap().pos = at;
+    let st = res.lock();
+    let (older_stops, younger_stops) = (
+        super::fill::should_stop(&st, older, at),
+        super::fill::should_stop(&st, younger, at),
+    );
+    assert!(
+        !(older_stops && younger_stops),
+        "both fills stopped: nobody brings byte {at}"
+    );
+    assert!(
+        !older_stops && younger_stops,
+        "the older fill goes on, the younger one stops"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_gives_up_only_on_fills_that_end_short_at_the_same_byte() {
+    use super::cursor::Cursor;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(&dir);
+    let truth = bytes(5);
+    let guard = acquire(&cache);
+    let res = guard.resource().clone();
+    let generation = cache.adopt_meta(&res, meta("v1")).await.unwrap();
+    let patience = std::time::Duration::from_secs(30);
+    let mut cursor = Cursor::new(guard, generation, 0, Some(LEN as u64), patience);
+    // Four times: the fill the reader waits on hands over to another and ends without bringing
+    // the reader's byte (normal under concurrent readers); the other one brings it.
+    for round in 0..4u64 {
+        let pos = round * 1000;
+        let first = register_fill(&cache, &res, pos);
+        let (ready, ()) = tokio::join!(cursor.ready(), async {
+            // Let the reader choose `first` and wait on it.
+            for _ in 0..8 {
+                tokio::task::yield_now().await;
+            }
+            let second = register_fill(&cache, &res, pos);
+            res.lock().finish_fill(first, None);
+            res.notify();
+            for _ in 0..8 {
+                tokio::task::yield_now().await;
+            }
+            let generation = res.lock().generation;
+            let file = cache.open_for_fill(&res, second, generation).unwrap().unwrap();
+            let chunk = Bytes::copy_from_slice(&truth[pos as usize..pos as usize + 1000]);
+            assert!(write_chunk(&cache, &res, &file, second, generation, pos, chunk).unwrap());
+            res.lock().finish_fill(second, None);
+            res.notify();
+        });
+        let n = ready.unwrap_or_else(|e| panic!("round {round}: the reader gave up: {e}"));
+        assert_eq!(n, Some(1000));
+        cursor.pos += 1000;
+    }
 }
