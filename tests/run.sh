@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the project: formatting, lints, unit tests and the integration tests that
+# Runs every test of the project: formatting, lints (host, and the three Android ABIs through
+# tools/android/check.sh: clang + a glibc sysroot stand in for the NDK), unit tests and the integration tests that
 # drive the real `streamer` binary with curl, ffprobe, ffmpeg, nginx (TLS + HTTP/2) as a backend and
 # strace (proving cached reads make no system call on the index), the churn test against the release
 # build (a small cache under 32 concurrent readers, every body compared; CHURN_SECS sets its length),
@@ -43,6 +44,8 @@ cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p embedded-server --all-targets --features jni --locked -- -D warnings
+echo "== the library and its JNI bridge compile and lint clean for every Android ABI (tools/android/check.sh)"
+tools/android/check.sh
 echo "== the host build links no Android-only crate"
 if cargo tree -p embedded-server --features jni -e normal --locked --prefix none | grep -Ei '^(tracing-android|android_log|ndk)'; then
   echo "tests/run.sh: an Android-only crate is in the host dependency tree" >&2

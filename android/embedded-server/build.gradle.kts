@@ -10,7 +10,9 @@ plugins {
 
 val abis = listOf("arm64-v8a", "armeabi-v7a", "x86_64")
 val minSdkLevel = 24
-val cargoProfile = providers.gradleProperty("embeddedServer.cargoProfile").getOrElse("release")
+// `android` (the workspace's size-first profile: opt-level z, fat LTO, one codegen unit, stripped),
+// `release`, or `dev`.
+val cargoProfile = providers.gradleProperty("embeddedServer.cargoProfile").getOrElse("android")
 // `cargo` from PATH unless given (Android Studio's Gradle daemon may not see ~/.cargo/bin).
 val cargo = providers.gradleProperty("embeddedServer.cargo").getOrElse("cargo")
 // The Rust workspace (Cargo.toml, Cargo.lock, embedded-server/) is the parent of android/.
@@ -67,12 +69,16 @@ val cargoNdk by tasks.registering(Exec::class) {
     val args = mutableListOf(cargo, "ndk", "--platform", minSdkLevel.toString())
     abis.forEach { args += listOf("-t", it) }
     args += listOf("-o", jniLibsDir.absolutePath, "build", "-p", "embedded-server", "--features", "jni", "--locked")
-    if (cargoProfile == "release") args += "--release"
+    when (cargoProfile) {
+        "dev", "debug" -> {}
+        "release" -> args += "--release"
+        else -> args += listOf("--profile", cargoProfile)
+    }
     commandLine(args)
     inputs.files(fileTree(rustWorkspace.resolve("embedded-server")) { include("Cargo.toml", "build.rs", "src/**") })
         .withPropertyName("crateSources")
         .withPathSensitivity(PathSensitivity.RELATIVE)
-    inputs.files(rustWorkspace.resolve("Cargo.toml"), rustWorkspace.resolve("Cargo.lock"))
+    inputs.files(rustWorkspace.resolve("Cargo.toml"), rustWorkspace.resolve("Cargo.lock"), rustWorkspace.resolve(".cargo/config.toml"))
         .withPropertyName("workspaceManifests")
         .withPathSensitivity(PathSensitivity.RELATIVE)
     outputs.dir(jniLibsDir).withPropertyName("jniLibs")

@@ -44,7 +44,14 @@ java -Xcheck:jni -Djava.library.path="$ROOT/target/debug" -cp "$OUT/classes:$CP"
   io.embeddedserver.test.EmbeddedServerTestKt 2>&1 | tee "$LOG"
 status=${PIPESTATUS[0]}
 set -e
-if grep -q "WARNING in native method\|FATAL ERROR in native method" "$LOG"; then
+# Every form HotSpot's -Xcheck:jni reports in: a warning or fatal error in a native method, and
+# the local reference capacity warning ("WARNING: JNI local refs: 40, exceeds capacity: 32").
+JNI_PROBLEM='WARNING in native method|FATAL ERROR in native method|WARNING: JNI |JNI local refs: [0-9]+, exceeds capacity'
+for sample in "WARNING in native method: JNI call made with exception pending" \
+  "WARNING: JNI local refs: 40, exceeds capacity: 32" "FATAL ERROR in native method: Bad global or local ref"; do
+  grep -qE "$JNI_PROBLEM" <<<"$sample" || { echo "tests/jvm/run.sh: the JNI check misses: $sample" >&2; exit 1; }
+done
+if grep -qE "$JNI_PROBLEM" "$LOG"; then
   echo "tests/jvm/run.sh: -Xcheck:jni reported a problem (see above)" >&2
   exit 1
 fi

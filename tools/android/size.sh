@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Prints the stripped size of the arm64 (aarch64-linux-android) cdylib with the JNI bridge, in the
+# `android` profile the Gradle build uses, linked by tools/android/link-approx.sh (bionic's
+# libraries left out: the code and data are the real arm64 build, so the figure approximates the
+# APK's per-ABI .so), against the 4 MiB budget (SPEC §10). Run tools/android/check.sh first once
+# on a new machine (it installs clang, lld, the sysroot and the Rust target).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+target=aarch64-linux-android
+t=${target//-/_}
+export "CC_$t=clang" "AR_$t=llvm-ar"
+export "CFLAGS_$t=--target=aarch64-linux-gnu --sysroot=/usr/aarch64-linux-gnu -D__ANDROID_API__=24"
+export CARGO_TARGET_AARCH64_LINUX_ANDROID_LINKER="$PWD/tools/android/link-approx.sh"
+profile=${ANDROID_PROFILE:-android}
+# The breakdown by crate needs the symbols the profile strips.
+[ "${1:-}" = "--crates" ] && export CARGO_PROFILE_ANDROID_STRIP=none CARGO_PROFILE_RELEASE_STRIP=none
+cargo build -p embedded-server --features jni --profile "$profile" --target "$target" --locked
+so="target/$target/$profile/libembedded_server.so"
+stripped=$(mktemp)
+trap 'rm -f "$stripped"' EXIT
+llvm-strip --strip-all -o "$stripped" "$so"
+size=$(stat -c %s "$stripped")
+budget=$((4 * 1024 * 1024))
+echo "arm64 cdylib ($profile profile), stripped: $size bytes ($(awk "BEGIN{printf \"%.2f\", $size/1048576}") MiB); budget $budget bytes"
+if [ "${1:-}" = "--crates" ]; then
+  # Where the bytes go, by crate (symbol sizes of the unstripped build).
+  llvm-nm --size-sort -S --demangle "$so" 2>/dev/null |
+    awk '{ size = strtonum("0x" $2); name = $4; for (i = 5; i <= NF; i++) name = name " " $i;
+           sub(/^[<&*(]+/, "", name); split(name, p, "::"); c = p[1]; if (c == name) c = "(C / other)";
+           sum[c] += size } END { for (c in sum) printf "%10d  %s\n", sum[c], c }' | sort -rn | head -25
+fi
