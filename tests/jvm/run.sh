@@ -37,6 +37,10 @@ mkdir -p "$OUT"
 echo "== kotlinc (API and tests)"
 "$KOTLIN/bin/kotlinc" -nowarn -cp "$CP" -d "$OUT/classes" "$SRC"/*.kt tests/jvm/src/*.kt
 
+echo "== consumer-rules.pro keeps every name the native side needs (javap + the JNI sources)"
+command -v python3 >/dev/null 2>&1 || { echo "tests/jvm/run.sh: python3 is missing: apt-get install -y python3" >&2; exit 1; }
+python3 tests/jvm/keep_rules.py "$OUT/classes" --self-test
+
 echo "== java -Xcheck:jni"
 LOG="$OUT/run.log"
 set +e
