@@ -23,9 +23,20 @@ size=$(stat -c %s "$stripped")
 budget=$((4 * 1024 * 1024))
 echo "arm64 cdylib ($profile profile), stripped: $size bytes ($(awk "BEGIN{printf \"%.2f\", $size/1048576}") MiB); budget $budget bytes"
 if [ "${1:-}" = "--crates" ]; then
-  # Where the bytes go, by crate (symbol sizes of the unstripped build).
-  llvm-nm --size-sort -S --demangle "$so" 2>/dev/null |
-    awk '{ size = strtonum("0x" $2); name = $4; for (i = 5; i <= NF; i++) name = name " " $i;
-           sub(/^[<&*(]+/, "", name); split(name, p, "::"); c = p[1]; if (c == name) c = "(C / other)";
-           sum[c] += size } END { for (c in sum) printf "%10d  %s\n", sum[c], c }' | sort -rn | head -25
+  # Where the bytes go, by crate: symbol sizes of the unstripped build, grouped by the first path
+  # segment of the demangled name; C (SQLite, ring) and anonymous data fall under "(C / other)".
+  llvm-nm --size-sort -S --demangle "$so" | python3 -c '
+import collections, re, sys
+sums = collections.Counter()
+for line in sys.stdin:
+    parts = line.split(None, 3)
+    if len(parts) < 4:
+        continue
+    name = re.sub(r"^[<&*(\[ ]+|^(dyn|impl) ", "", parts[3])
+    crate = name.split("::")[0] if "::" in name and not name.startswith("_") else "(C / other)"
+    sums[crate] += int(parts[1], 16)
+for crate, size in sums.most_common(25):
+    print(f"{size:10d}  {crate}")
+'
+  llvm-size -A "$so" | sort -k2 -n | tail -8
 fi
