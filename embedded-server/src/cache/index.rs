@@ -431,21 +431,27 @@ mod tests {
         assert_eq!(index.load_resources().unwrap(), vec![row("k")]);
     }
 
-    #[test]
-    fn version_3_files_gain_the_redirect_location() {
+    /// An index file at schema `version` (the steps up to it, by this build's own constants)
+    /// holding one resource row `k` with ranges `0-9`.
+    fn index_at_version(version: usize) -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index.sqlite");
         let conn = Connection::open(&path).unwrap();
-        for schema in [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3] {
+        for schema in &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4][..version] {
             conn.execute_batch(schema).unwrap();
         }
-        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.pragma_update(None, "user_version", version as u32).unwrap();
         conn.execute(
             "INSERT INTO resources (key, url, ranges) VALUES ('k', 'http://x/a', '0-9')",
             [],
         )
         .unwrap();
-        drop(conn);
+        (dir, path)
+    }
+
+    #[test]
+    fn version_3_files_gain_the_redirect_location() {
+        let (_dir, path) = index_at_version(3);
         let index = Index::open(&path).unwrap();
         let rows = index.load_resources().unwrap();
         assert_eq!((rows[0].key.as_str(), rows[0].location.as_deref()), ("k", None));
@@ -457,19 +463,7 @@ mod tests {
 
     #[test]
     fn version_4_rows_keep_their_ranges_and_gain_a_generation() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("index.sqlite");
-        let conn = Connection::open(&path).unwrap();
-        for schema in [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4] {
-            conn.execute_batch(schema).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 4).unwrap();
-        conn.execute(
-            "INSERT INTO resources (key, url, ranges) VALUES ('k', 'http://x/a', '0-9')",
-            [],
-        )
-        .unwrap();
-        drop(conn);
+        let (_dir, path) = index_at_version(4);
         let index = Index::open(&path).unwrap();
         let rows = index.load_resources().unwrap();
         assert_eq!((rows[0].ranges.as_str(), rows[0].generation), ("0-9", None));

@@ -71,6 +71,16 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, meta: &Meta, data: &[u8],
     res.lock().finish_fill(id, None);
 }
 
+/// A resource of `KEY`, read by the returned guard, holding every byte of `data` (as the
+/// backend's `etag`), with its generation.
+async fn filled(cache: &Arc<Cache>, data: &[u8], etag: &str) -> (ReadGuard, Arc<Resource>, u64) {
+    let guard = acquire(cache);
+    let res = guard.resource().clone();
+    fill(cache, &res, &meta(etag), data, 0, LEN).await;
+    let generation = res.lock().generation;
+    (guard, res, generation)
+}
+
 fn register_fill(cache: &Cache, res: &Resource, start: u64) -> u64 {
     let id = cache.next_fill.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     res.lock().fills.push(FillSlot { id, start, pos: start });
@@ -106,10 +116,7 @@ async fn an_evicted_incarnation_on_the_dirty_list_never_touches_its_successor() 
     let dir = tempfile::tempdir().unwrap();
     let cache = open(&dir);
     let truth = bytes(1);
-    let old = acquire(&cache);
-    let r1 = old.resource().clone();
-    fill(&cache, &r1, &meta("v1"), &truth, 0, LEN).await;
-    let g1 = r1.lock().generation;
+    let (old, r1, g1) = filled(&cache, &truth, "v1").await;
     drop(old); // r1 is on the dirty list, unread
     assert!(cache.remove_idle(KEY, false).unwrap());
 
@@ -145,10 +152,7 @@ async fn a_reader_holding_an_evicted_incarnation_never_reads_its_successors_file
     let dir = tempfile::tempdir().unwrap();
     let cache = open(&dir);
     let (v1, v2) = (bytes(1), bytes(2));
-    let old = acquire(&cache);
-    let r1 = old.resource().clone();
-    fill(&cache, &r1, &meta("v1"), &v1, 0, LEN).await;
-    let g1 = r1.lock().generation;
+    let (old, r1, g1) = filled(&cache, &v1, "v1").await;
     // A reader that looked r1 up just before it was evicted holds `r1` and `g1`.
     drop(old);
     assert!(cache.remove_idle(KEY, false).unwrap());
@@ -171,13 +175,8 @@ async fn a_fill_of_an_evicted_copy_creates_and_truncates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let cache = open(&dir);
     let truth = bytes(3);
-    let old = acquire(&cache);
-    let r1 = old.resource().clone();
-    fill(&cache, &r1, &meta("v1"), &truth, 0, LEN).await;
-    let (g1, p1) = {
-        let st = r1.lock();
-        (st.generation, st.path.clone())
-    };
+    let (old, r1, g1) = filled(&cache, &truth, "v1").await;
+    let p1 = r1.lock().path.clone();
     drop(old);
     assert!(cache.remove_idle(KEY, false).unwrap());
     let new = acquire(&cache);
