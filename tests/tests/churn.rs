@@ -245,6 +245,26 @@ fn churn_under_a_small_cache_serves_only_right_bytes() {
     );
     let examples = tally.examples.lock().unwrap().join("\n  ");
     assert!(running, "the server died during the run");
+    // The bookkeeping is exact: once nobody reads, eviction brings the cache under its limit, and
+    // the total equals the sum of every resource's present bytes (a double count or a lost
+    // subtraction shows here).
+    integration_tests::wait_until(Duration::from_secs(20), "the idle cache fits its limit", || {
+        server.stats()["cache_bytes"]
+            .as_u64()
+            .is_some_and(|b| b <= w.max_cache_bytes)
+    });
+    let listed: u64 = server
+        .api_get("resources")
+        .as_array()
+        .expect("/api/resources is an array")
+        .iter()
+        .map(|r| r["cached_bytes"].as_u64().expect("cached_bytes"))
+        .sum();
+    assert_eq!(
+        server.stats()["cache_bytes"].as_u64(),
+        Some(listed),
+        "cache_bytes against the listed resources"
+    );
     assert!(requests > 0, "no request was made");
     assert_eq!(wrong, 0, "wrong bodies served:\n  {examples}");
     assert_eq!(cut, 0, "responses cut:\n  {examples}");
