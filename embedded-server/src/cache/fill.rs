@@ -294,7 +294,7 @@ pub(super) fn write_chunk(
     let len = data.len() as u64;
     {
         let mut st = res.lock();
-        if st.generation != generation || st.evicted || st.readers == 0 {
+        if !st.is_current(generation) || st.readers == 0 {
             return Ok(false);
         }
         // `file` is the data file of `generation` (opened for it under this lock), and the write

@@ -373,17 +373,18 @@ impl Cache {
     /// (created by its first fill) in the directory its pin calls for. Returns the old file, for
     /// the caller to unlink once the index no longer names it. Under the state lock.
     fn renew(&self, res: &Resource, st: &mut State) -> PathBuf {
-        let dropped = st.present.len();
-        st.present.clear();
-        st.recorded.clear();
-        self.uncount(dropped);
+        self.empty(st);
         st.generation = self.new_generation();
         let path = self.dirs.path(&res.key, st.pinned, st.generation);
         std::mem::replace(&mut st.path, path)
     }
 
-    /// Takes `bytes` off the cached total.
-    fn uncount(&self, bytes: u64) {
+    /// Forgets every byte of `res` (present and recorded) and takes them off the cached total.
+    /// Under the state lock.
+    fn empty(&self, st: &mut State) {
+        let bytes = st.present.len();
+        st.present.clear();
+        st.recorded.clear();
         let _ = self
             .cached_bytes
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(bytes)));
@@ -598,10 +599,7 @@ impl Cache {
                     // Inert from here on, holding no bytes: whatever still holds the `Arc` (the
                     // dirty list) can neither count nor record them again.
                     st.evicted = true;
-                    let bytes = st.present.len();
-                    st.present.clear();
-                    st.recorded.clear();
-                    self.uncount(bytes);
+                    self.empty(&mut st);
                     let path = st.path.clone();
                     drop(st);
                     table.remove(key);
@@ -695,7 +693,7 @@ impl Cache {
         generation: u64,
     ) -> Result<Option<std::fs::File>, Error> {
         let st = res.lock();
-        if st.evicted || st.generation != generation || !st.fills.iter().any(|f| f.id == id) {
+        if !st.is_current(generation) || !st.fills.iter().any(|f| f.id == id) {
             return Ok(None);
         }
         match store::open_existing(&st.path) {
@@ -717,20 +715,14 @@ impl Cache {
     /// (the system emptied the cache directory under us) costs its bytes: they are dropped, so
     /// this read fails but the next one fetches them again.
     pub(crate) fn open_data(&self, res: &Arc<Resource>, generation: u64) -> Result<std::fs::File, Error> {
-        let opened = {
-            let st = res.lock();
-            if st.evicted || st.generation != generation {
-                return Err(cursor::stale_error());
-            }
-            std::fs::File::open(&st.path)
-        };
-        match opened {
-            Ok(file) => Ok(file),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        match open_incarnation(res, generation) {
+            None => Err(cursor::stale_error()),
+            Some(Ok(file)) => Ok(file),
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.lose(res, generation)?;
                 Err(e.into())
             }
-            Err(e) => Err(e.into()),
+            Some(Err(e)) => Err(e.into()),
         }
     }
 
@@ -1007,19 +999,20 @@ fn relocate(dirs: &DataDirs, res: &Resource, st: &mut State) {
 /// that incarnation is still current and its file is gone (it vanished under us); an
 /// incarnation that has moved on has nothing to sync (its snapshot will not be recorded).
 fn sync_data(res: &Resource, generation: u64) -> Result<bool, Error> {
-    let file = {
-        let st = res.lock();
-        if st.evicted || st.generation != generation {
-            return Ok(true);
-        }
-        match std::fs::File::open(&st.path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e.into()),
-        }
-    };
-    file.sync_data()?;
-    Ok(true)
+    match open_incarnation(res, generation) {
+        None => Ok(true),
+        Some(Ok(file)) => Ok(file.sync_data().map(|()| true)?),
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Some(Err(e)) => Err(e.into()),
+    }
+}
+
+/// Opens the data file of incarnation `generation` of `res` for reading, under the state lock
+/// (files move and incarnations change only under it, so the file is that incarnation's);
+/// `None` if `res` has moved on or was evicted.
+fn open_incarnation(res: &Resource, generation: u64) -> Option<std::io::Result<std::fs::File>> {
+    let st = res.lock();
+    st.is_current(generation).then(|| std::fs::File::open(&st.path))
 }
 
 /// Unlinks a data file no incarnation uses any more; a failure leaves a stray for the sweep at

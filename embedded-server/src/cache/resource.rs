@@ -123,6 +123,12 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// Whether `generation` is the current incarnation of a resource still in the cache: the one
+    /// check before a file is opened or a byte written for an incarnation.
+    pub(crate) fn is_current(&self, generation: u64) -> bool {
+        !self.evicted && self.generation == generation
+    }
+
     /// Whether every byte of the resource is present.
     pub(crate) fn complete(&self) -> bool {
         self.meta
