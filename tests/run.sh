@@ -46,6 +46,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p embedded-server --all-targets --features jni --locked -- -D warnings
 echo "== the library and its JNI bridge compile and lint clean for every Android ABI (tools/android/check.sh)"
 tools/android/check.sh
+echo "== the arm64 cdylib fits its size budget (tools/android/size.sh --check)"
+tools/android/size.sh --check
 echo "== the host build links no Android-only crate"
 if cargo tree -p embedded-server --features jni -e normal --locked --prefix none | grep -Ei '^(tracing-android|android_log|ndk)'; then
   echo "tests/run.sh: an Android-only crate is in the host dependency tree" >&2
@@ -54,6 +56,11 @@ fi
 # ...while the Android targets do have the logcat layer.
 cargo tree -p embedded-server --features jni -e normal --locked --prefix none --target aarch64-linux-android |
   grep -q '^tracing-android' || { echo "tests/run.sh: tracing-android missing for Android" >&2; exit 1; }
+# ...and trust the phone's CA store, not a bundled copy of Mozilla's (fetch/roots.rs).
+if cargo tree -p embedded-server --features jni -e normal --locked --prefix none --target aarch64-linux-android | grep '^webpki-roots'; then
+  echo "tests/run.sh: webpki-roots is in the Android dependency tree" >&2
+  exit 1
+fi
 echo "== cargo build"
 cargo build --workspace --locked
 cargo build --release -p tools --locked

@@ -25,7 +25,10 @@ pub struct Config {
     pub max_cache_bytes: u64,
     /// Headers sent with every upstream request (`Authorization`, cookies...). Never logged.
     pub upstream_headers: Vec<(String, String)>,
-    /// An extra PEM file of CA certificates trusted for upstream TLS, besides the platform roots.
+    /// The roots upstream TLS trusts: the phone's CA store on Android, Mozilla's bundled roots
+    /// elsewhere (see [`TrustRoots`]).
+    pub trust_roots: TrustRoots,
+    /// An extra PEM file of CA certificates trusted for upstream TLS, besides `trust_roots`.
     pub ca_cert_pem: Option<PathBuf>,
     /// Time allowed to open an upstream connection (TCP + TLS).
     pub connect_timeout: Duration,
@@ -50,6 +53,26 @@ pub struct Config {
     pub prefetch_bytes: u64,
 }
 
+/// Where upstream TLS takes its trusted root certificates from (besides `Config::ca_cert_pem`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustRoots {
+    /// Mozilla's roots built into the library (`webpki-roots`): the default off Android. Not
+    /// built for Android, where the phone's own store is the default and the bundle would only
+    /// add to the library's size.
+    #[cfg(not(target_os = "android"))]
+    Bundled,
+    /// A platform CA directory in Android's format (one PEM file per certificate, named by
+    /// subject hash): the first of `dirs` that exists is read at start, skipping files whose
+    /// name is in `disabled` (the CAs the user turned off). [`TrustRoots::android_system`] is
+    /// the phone's store.
+    Directories {
+        /// Candidate directories, in order of preference.
+        dirs: Vec<PathBuf>,
+        /// A directory of disabled certificates' file names, if any.
+        disabled: Option<PathBuf>,
+    },
+}
+
 impl Config {
     /// A configuration with defaults for everything but the cache directory.
     pub fn new(cache_dir: impl Into<PathBuf>) -> Self {
@@ -61,6 +84,7 @@ impl Config {
             origins: Vec::new(),
             max_cache_bytes: 2 * 1024 * 1024 * 1024,
             upstream_headers: Vec::new(),
+            trust_roots: TrustRoots::default(),
             ca_cert_pem: None,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(20),

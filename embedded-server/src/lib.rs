@@ -58,7 +58,7 @@ mod metrics;
 mod server;
 mod telemetry;
 
-pub use config::Config;
+pub use config::{Config, TrustRoots};
 pub use download::{DownloadInfo, DownloadState, DownloadTarget, NetworkState, VariantChoice};
 pub use engine::{BlockingServer, DownloadEvents, Server, TrackInfo, TrackSpec};
 pub use error::{Error, UpstreamError};

@@ -189,35 +189,43 @@ impl Drop for Nginx {
     }
 }
 
+/// Runs `openssl ARGS` in `dir` and returns its standard output; panics if it fails.
+pub fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A self-signed CA valid for two days: `STEM.key` and `STEM.pem` in `dir`.
+pub fn make_ca(dir: &Path, stem: &str, common_name: &str) {
+    let (key, pem, subject) = (
+        format!("{stem}.key"),
+        format!("{stem}.pem"),
+        format!("/CN={common_name}"),
+    );
+    openssl(
+        dir,
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &pem, "-days", "2", "-subj",
+            &subject,
+        ],
+    );
+}
+
 /// A CA and a server certificate for `localhost` / 127.0.0.1 signed by it, with openssl.
 fn make_certs(d: &Path) {
     let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(d)
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        openssl(d, args);
     };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test CA",
-    ]);
+    make_ca(d, "ca", "test CA");
     run(&[
         "req",
         "-newkey",

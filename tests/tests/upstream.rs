@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use embedded_server::{BlockingServer, Config, Refreshed, Resolver, TrackSpec};
-use integration_tests::nginx::{free_port, Nginx};
+use embedded_server::{BlockingServer, Config, Refreshed, Resolver, TrackSpec, TrustRoots};
+use integration_tests::nginx::{free_port, make_ca, openssl, Nginx};
 use integration_tests::{assert_bytes_eq, get, seeded_bytes, wait_until, Origin, MIB};
 use tempfile::TempDir;
 
@@ -57,6 +57,62 @@ fn https_backend_with_extra_ca_is_fetched_over_http2() {
     let (plain, _dir2) = server(&[nginx.origin()], |_| {});
     let r = get(&plain.stream_url(&format!("{}/a.bin", nginx.origin())).expect("url"));
     r.assert_json_error("untrusted certificate", 502);
+}
+
+/// Writes `ca` into `dir` as Android stores a system CA: a file named `<subject hash>.0` holding
+/// the PEM block followed by openssl's text dump of the certificate. Returns the file name.
+fn android_ca_file(ca: &std::path::Path, dir: &std::path::Path) -> String {
+    let ca = ca.to_str().expect("utf-8 path");
+    let hash = String::from_utf8(openssl(dir, &["x509", "-in", ca, "-noout", "-subject_hash_old"])).expect("hash");
+    let name = format!("{}.0", hash.trim());
+    let mut body = std::fs::read(ca).expect("read CA");
+    body.extend(openssl(dir, &["x509", "-in", ca, "-noout", "-text", "-fingerprint"]));
+    std::fs::write(dir.join(&name), body).expect("write CA file");
+    name
+}
+
+#[test]
+fn android_ca_directory_is_trusted_minus_the_disabled() {
+    let nginx = start_nginx("http://127.0.0.1:9/nowhere");
+    let truth = seeded_bytes(13, 300_000);
+    std::fs::write(nginx.www().join("a.bin"), &truth).expect("write");
+    let store = tempfile::tempdir().expect("store");
+    let (cacerts, removed) = (store.path().join("cacerts"), store.path().join("cacerts-removed"));
+    std::fs::create_dir_all(&cacerts).expect("mkdir");
+    std::fs::create_dir_all(&removed).expect("mkdir");
+    // Another CA, and a file that is no certificate: both are read past.
+    make_ca(store.path(), "other", "other CA");
+    android_ca_file(&store.path().join("other.pem"), &cacerts);
+    std::fs::write(cacerts.join("ffffffff.0"), b"not a certificate\n").expect("write");
+    let name = android_ca_file(&nginx.ca(), &cacerts);
+    let trust = |disabled: Option<std::path::PathBuf>| TrustRoots::Directories {
+        // The first directory that exists is the store (Android 14's APEX path first).
+        dirs: vec![store.path().join("apex-missing"), cacerts.clone()],
+        disabled,
+    };
+
+    let (srv, _dir) = server(&[nginx.origin()], |c| c.trust_roots = trust(Some(removed.clone())));
+    let r = get(&srv.stream_url(&format!("{}/a.bin", nginx.origin())).expect("url"));
+    r.assert_complete("GET trusted by the CA directory");
+    assert_bytes_eq("body", &r.body, &truth);
+
+    // The user turned the CA off in Settings: a file of the same name in the removed directory.
+    std::fs::write(removed.join(&name), b"").expect("disable");
+    let (off, _dir2) = server(&[nginx.origin()], |c| c.trust_roots = trust(Some(removed.clone())));
+    let r = get(&off.stream_url(&format!("{}/a.bin", nginx.origin())).expect("url"));
+    r.assert_json_error("a disabled CA", 502);
+
+    // No store at all is a clear error at start, not a server that can fetch nothing over TLS.
+    let dir = tempfile::tempdir().expect("cache dir");
+    let mut config = Config::new(dir.path());
+    config.trust_roots = TrustRoots::Directories {
+        dirs: vec![store.path().join("none")],
+        disabled: None,
+    };
+    let err = BlockingServer::start(config)
+        .err()
+        .expect("start refuses a missing CA store");
+    assert!(err.to_string().contains("no CA directory found"), "{err}");
 }
 
 #[test]

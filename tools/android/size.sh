@@ -3,7 +3,8 @@
 # `android` profile the Gradle build uses, linked by tools/android/link-approx.sh (bionic's
 # libraries left out: the code and data are the real arm64 build, so the figure approximates the
 # APK's per-ABI .so), against the 4 MiB budget (SPEC §10). Run tools/android/check.sh first once
-# on a new machine (it installs clang, lld, the sysroot and the Rust target).
+# on a new machine (it installs clang, lld, the sysroot and the Rust target). `--check` fails
+# (exit 1) when the budget is exceeded; `--crates` adds a breakdown by crate.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 target=aarch64-linux-android
@@ -22,6 +23,10 @@ llvm-strip --strip-all -o "$stripped" "$so"
 size=$(stat -c %s "$stripped")
 budget=$((4 * 1024 * 1024))
 echo "arm64 cdylib ($profile profile), stripped: $size bytes ($(awk "BEGIN{printf \"%.2f\", $size/1048576}") MiB); budget $budget bytes"
+if [ "${1:-}" = "--check" ] && [ "$size" -gt "$budget" ]; then
+  echo "tools/android/size.sh: the arm64 cdylib is $((size - budget)) bytes over the budget" >&2
+  exit 1
+fi
 if [ "${1:-}" = "--crates" ]; then
   # Where the bytes go, by crate: symbol sizes of the unstripped build, grouped by the first path
   # segment of the demangled name; C (SQLite, ring) and anonymous data fall under "(C / other)".

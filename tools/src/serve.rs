@@ -53,6 +53,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE.pem")]
     pub ca_cert: Option<PathBuf>,
 
+    /// Trust the CA certificates of this directory (Android's cacerts format, or any directory of
+    /// PEM files such as /etc/ssl/certs) instead of the bundled Mozilla roots.
+    #[arg(long, value_name = "DIR")]
+    pub ca_dir: Option<PathBuf>,
+
     /// Offline downloads that run at once.
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
     pub download_workers: u16,
@@ -107,6 +112,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     config.port = args.port;
     config.token = args.token;
     config.ca_cert_pem = args.ca_cert;
+    if let Some(dir) = args.ca_dir {
+        config.trust_roots = embedded_server::TrustRoots::Directories {
+            dirs: vec![dir],
+            disabled: None,
+        };
+    }
     config.download_workers = usize::from(args.download_workers);
     config.allow_metered_downloads = args.allow_metered;
     if let Some(max) = args.max_cache_bytes {

@@ -7,8 +7,8 @@
 //! mid-body) are the fill's business, since only it knows how far it got.
 
 mod origins;
+mod roots;
 
-use std::io::BufReader;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -93,23 +93,7 @@ impl Fetcher {
             let (name, value) = header_pair(name, value).map_err(|e| Error::Config(e.to_string()))?;
             headers.insert(name, value);
         }
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(path) = &config.ca_cert_pem {
-            let file = std::fs::File::open(path)
-                .map_err(|e| Error::Config(format!("cannot read CA file {}: {e}", path.display())))?;
-            let mut added = 0;
-            for cert in rustls_pemfile::certs(&mut BufReader::new(file)) {
-                let cert = cert.map_err(|e| Error::Config(format!("bad PEM in {}: {e}", path.display())))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| Error::Config(format!("bad CA certificate in {}: {e}", path.display())))?;
-                added += 1;
-            }
-            if added == 0 {
-                return Err(Error::Config(format!("no certificate found in {}", path.display())));
-            }
-        }
+        let roots = roots::root_store(&config.trust_roots, config.ca_cert_pem.as_deref())?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

@@ -28,7 +28,7 @@ data class Config(
     val maxCacheBytes: Long? = null,
     /** Sent with every upstream request (never logged). Change later with [EmbeddedServer.setHeader]. */
     val upstreamHeaders: Map<String, String> = emptyMap(),
-    /** An extra PEM file of CA certificates trusted for upstream TLS. */
+    /** An extra PEM file of CA certificates trusted for upstream TLS, besides the phone's own CA store. */
     val caCertPem: String? = null,
     val connectTimeoutMs: Long? = null,
     val readTimeoutMs: Long? = null,
