@@ -34,6 +34,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Time allowed for upstream response headers, and between two upstream body chunks.
     pub read_timeout: Duration,
+    /// Time the app's credential [`Resolver`](crate::Resolver) has to answer; after it, the refused
+    /// request fails with the backend's status.
+    pub resolver_timeout: Duration,
     /// Attempts per upstream request before a retryable failure is reported (at least 1).
     pub upstream_attempts: u32,
     /// Most simultaneous client connections; further ones wait to be accepted.
@@ -88,6 +91,7 @@ impl Config {
             ca_cert_pem: None,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(20),
+            resolver_timeout: Duration::from_secs(10),
             upstream_attempts: 5,
             max_connections: 128,
             client_header_timeout: Duration::from_secs(30),

@@ -455,9 +455,23 @@ impl Server {
     }
 }
 
+/// Time [`BlockingServer::shutdown`] gives the orderly stop (connections' grace, downloads,
+/// the final sync of written ranges) before it gives up waiting.
+const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
+
+/// Time a dropped [`BlockingServer`] waits for blocking work still running on its runtime (a
+/// file read, a credential resolver call) before it leaves it behind.
+const RUNTIME_BUDGET: Duration = Duration::from_secs(2);
+
 /// A running server with its own runtime, for callers without tokio (the JNI layer).
+///
+/// Nothing here waits without a bound: [`shutdown`](Self::shutdown) gives the orderly stop
+/// 5 s, and dropping the value gives blocking work 2 s more (a resolver that never returns is
+/// left running on its own thread). Calls never wait for a shutdown in progress: they fail with
+/// [`Error::Stopped`] as soon as it has begun.
 pub struct BlockingServer {
-    runtime: tokio::runtime::Runtime,
+    /// `None` only while dropping.
+    runtime: Option<tokio::runtime::Runtime>,
     server: RwLock<Option<Arc<Server>>>,
 }
 
@@ -471,11 +485,21 @@ impl BlockingServer {
             .enable_all()
             .build()
             .map_err(|e| Error::Config(format!("cannot start a runtime: {e}")))?;
-        let server = runtime.block_on(Server::start(config))?;
+        let server = match runtime.block_on(Server::start(config)) {
+            Ok(server) => server,
+            Err(e) => {
+                runtime.shutdown_timeout(RUNTIME_BUDGET);
+                return Err(e);
+            }
+        };
         Ok(Self {
-            runtime,
+            runtime: Some(runtime),
             server: RwLock::new(Some(Arc::new(server))),
         })
+    }
+
+    fn runtime(&self) -> Result<&tokio::runtime::Runtime, Error> {
+        self.runtime.as_ref().ok_or(Error::Stopped)
     }
 
     fn server(&self) -> Result<Arc<Server>, Error> {
@@ -504,7 +528,7 @@ impl BlockingServer {
     /// Registers or updates catalog track `id`.
     pub fn put_track(&self, id: &str, spec: TrackSpec) -> Result<TrackInfo, Error> {
         let server = self.server()?;
-        self.runtime.block_on(server.put_track(id, spec))
+        self.runtime()?.block_on(server.put_track(id, spec))
     }
 
     /// Catalog track `id` with its cache state.
@@ -531,7 +555,7 @@ impl BlockingServer {
     /// Queues an offline download.
     pub fn download(&self, target: DownloadTarget, priority: i64) -> Result<DownloadInfo, Error> {
         let server = self.server()?;
-        self.runtime.block_on(server.download(target, priority))
+        self.runtime()?.block_on(server.download(target, priority))
     }
 
     /// Every download.
@@ -547,19 +571,19 @@ impl BlockingServer {
     /// Pauses a download.
     pub fn pause_download(&self, id: &str) -> Result<DownloadInfo, Error> {
         let server = self.server()?;
-        self.runtime.block_on(server.pause_download(id))
+        self.runtime()?.block_on(server.pause_download(id))
     }
 
     /// Resumes a download.
     pub fn resume_download(&self, id: &str) -> Result<DownloadInfo, Error> {
         let server = self.server()?;
-        self.runtime.block_on(server.resume_download(id))
+        self.runtime()?.block_on(server.resume_download(id))
     }
 
     /// Cancels a download and frees its bytes.
     pub fn cancel_download(&self, id: &str) -> Result<(), Error> {
         let server = self.server()?;
-        self.runtime.block_on(server.cancel_download(id))
+        self.runtime()?.block_on(server.cancel_download(id))
     }
 
     /// Reports the device's connectivity.
@@ -580,16 +604,24 @@ impl BlockingServer {
         Ok(DownloadEvents {
             receiver: server.download_events(),
             stopped: server.cancel.child_token(),
-            runtime: self.runtime.handle().clone(),
+            runtime: self.runtime()?.handle().clone(),
+            server,
+            pending: Default::default(),
         })
     }
 
-    /// Stops the server; later calls return [`Error::Stopped`]. Idempotent.
+    /// Stops the server, waiting at most 5 s for the orderly stop; later calls return
+    /// [`Error::Stopped`]. Idempotent.
     pub fn shutdown(&self) -> Result<(), Error> {
         let server = self.server.write().unwrap_or_else(|p| p.into_inner()).take();
-        match server {
-            Some(server) => self.runtime.block_on(server.shutdown()),
-            None => Ok(()),
+        let Some(server) = server else { return Ok(()) };
+        let runtime = self.runtime()?;
+        match runtime.block_on(async { tokio::time::timeout(SHUTDOWN_BUDGET, server.shutdown()).await }) {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!("the server did not stop within {SHUTDOWN_BUDGET:?}; its tasks are dropped");
+                Ok(())
+            }
         }
     }
 }
@@ -599,6 +631,9 @@ impl Drop for BlockingServer {
         if let Err(e) = self.shutdown() {
             tracing::warn!(error = %e, "shutdown on drop failed");
         }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(RUNTIME_BUDGET);
+        }
     }
 }
 
@@ -607,26 +642,38 @@ pub struct DownloadEvents {
     receiver: tokio::sync::broadcast::Receiver<DownloadInfo>,
     stopped: CancellationToken,
     runtime: tokio::runtime::Handle,
+    server: Arc<Server>,
+    /// The current state of every download, queued after this reader fell behind.
+    pending: std::collections::VecDeque<DownloadInfo>,
 }
 
 impl DownloadEvents {
-    /// Blocks until the next update; `None` once the server stops. Updates missed by a slow
-    /// reader are skipped: the next one received is the latest.
+    /// Blocks until the next update; `None` once the server stops. A reader too slow for the
+    /// updates loses none that matter: when it falls behind, the updates it missed are replaced
+    /// by the current state of every download. Keep the one with the highest
+    /// [`DownloadInfo::version`] per ID.
     pub fn recv(&mut self) -> Option<DownloadInfo> {
         use tokio::sync::broadcast::error::RecvError;
-        let (receiver, stopped) = (&mut self.receiver, &self.stopped);
-        self.runtime.block_on(async {
-            loop {
-                tokio::select! {
-                    _ = stopped.cancelled() => return None,
-                    event = receiver.recv() => match event {
-                        Ok(info) => return Some(info),
-                        Err(RecvError::Lagged(_)) => continue,
-                        Err(RecvError::Closed) => return None,
-                    },
-                }
+        loop {
+            if let Some(info) = self.pending.pop_front() {
+                return Some(info);
             }
-        })
+            let (receiver, stopped) = (&mut self.receiver, &self.stopped);
+            let event = self.runtime.block_on(async {
+                tokio::select! {
+                    _ = stopped.cancelled() => None,
+                    event = receiver.recv() => Some(event),
+                }
+            })?;
+            match event {
+                Ok(info) => return Some(info),
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::debug!(missed, "a download listener fell behind; sending every download");
+                    self.pending.extend(self.server.downloads());
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
     }
 }
 

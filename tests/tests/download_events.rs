@@ -1,10 +1,14 @@
 //! The Rust API of downloads, driven in-process: the progress stream a UI (and the Kotlin Flow)
 //! sits on reports increasing byte counts while a download runs and ends with it completed and
-//! pinned; pause and resume through the facade; the network gate through `set_network`.
+//! pinned; pause and resume through the facade; the network gate through `set_network`; a
+//! blocking listener that falls far behind still gets every download's final state.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use embedded_server::{Config, DownloadState, DownloadTarget, NetworkState, Server, TrackSpec};
+use embedded_server::{
+    BlockingServer, Config, DownloadInfo, DownloadState, DownloadTarget, NetworkState, Server, TrackSpec,
+};
 use integration_tests::{seeded_bytes, sha256_hex, Origin, MIB};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -126,4 +130,57 @@ fn pause_resume_and_the_network_gate_through_the_facade() {
         assert_eq!(server.stats().pinned_bytes, 0);
         server.shutdown().await.expect("shutdown");
     });
+}
+
+#[test]
+fn a_listener_that_fell_behind_gets_every_final_state() {
+    const DOWNLOADS: usize = 300;
+    let origin = Origin::start(&[]);
+    for i in 0..DOWNLOADS {
+        origin.put_file(&format!("f{i}.bin"), &seeded_bytes(900 + i as u64, 2_000 + i));
+    }
+    let dir = tempfile::tempdir().expect("cache dir");
+    let mut config = Config::new(dir.path());
+    config.origins = vec![origin.origin_arg()];
+    config.download_workers = 4;
+    let server = BlockingServer::start(config).expect("start");
+    let mut events = server.download_events().expect("subscribe");
+    // Nobody reads while 300 downloads are queued and run: far more updates than the channel
+    // holds (256), so the listener is certain to fall behind.
+    let ids: Vec<String> = (0..DOWNLOADS)
+        .map(|i| {
+            let url = format!("{}f{i}.bin", origin.url);
+            server.download(DownloadTarget::Url(url), 0).expect("queue").id
+        })
+        .collect();
+    integration_tests::wait_until(Duration::from_secs(60), "every download completed", || {
+        server
+            .downloads()
+            .expect("list")
+            .iter()
+            .all(|d| d.state == DownloadState::Completed)
+    });
+    // Now read, keeping the newest snapshot per ID as the Kotlin Flow does, until each is final.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut newest: HashMap<String, DownloadInfo> = HashMap::new();
+        while let Some(info) = events.recv() {
+            let keep = newest.get(&info.id).is_none_or(|known| known.version < info.version);
+            if keep {
+                newest.insert(info.id.clone(), info);
+            }
+            let completed = newest.values().filter(|d| d.state == DownloadState::Completed).count();
+            if completed == DOWNLOADS {
+                let _ = done_tx.send(newest);
+                return;
+            }
+        }
+    });
+    let newest = done_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the listener saw every download completed");
+    reader.join().expect("reader thread");
+    for id in &ids {
+        assert_eq!(newest[id].state, DownloadState::Completed, "{:?}", newest[id]);
+    }
 }

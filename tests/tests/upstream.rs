@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use embedded_server::{BlockingServer, Config, Refreshed, Resolver, TrackSpec, TrustRoots};
 use integration_tests::nginx::{free_port, make_ca, openssl, Nginx};
-use integration_tests::{assert_bytes_eq, get, seeded_bytes, wait_until, Origin, MIB};
+use integration_tests::{assert_bytes_eq, get, seeded_bytes, wait_until, LogEntry, Origin, MIB};
 use tempfile::TempDir;
 
 /// A server on a fresh cache directory allowing `origins`, with `adjust` applied to the config.
@@ -380,4 +380,108 @@ fn a_resource_being_read_is_not_evicted() {
         "the resource being read was evicted: {:?}",
         origin.log()
     );
+}
+
+/// Answers with the good header, but only once the origin has refused `expect` different
+/// paths: every one of those requests is then refused while this call runs.
+struct GatedResolver {
+    calls: AtomicUsize,
+    origin_url: String,
+    expect: usize,
+}
+
+impl Resolver for GatedResolver {
+    fn refresh(&self, _track_id: Option<&str>, _url: &str) -> Option<Refreshed> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let log_url = format!("{}_control/log", self.origin_url);
+        wait_until(Duration::from_secs(20), "every request was refused once", || {
+            let log: Vec<LogEntry> = serde_json::from_slice(&get(&log_url).body).expect("origin log JSON");
+            let refused: std::collections::HashSet<_> =
+                log.into_iter().filter(|e| e.status == 401).map(|e| e.path).collect();
+            refused.len() >= self.expect
+        });
+        Some(Refreshed {
+            url: None,
+            headers: vec![("Authorization".into(), "Bearer good".into())],
+        })
+    }
+}
+
+#[test]
+fn requests_refused_together_share_one_resolver_call() {
+    let origin = Origin::start(&["--require-auth", "Bearer good"]);
+    let tracks: Vec<Vec<u8>> = (0..8).map(|i| seeded_bytes(40 + i, 100_000 + i as usize)).collect();
+    for (i, truth) in tracks.iter().enumerate() {
+        origin.put_file(&format!("t{i}.bin"), truth);
+    }
+    let (srv, _dir) = server(&[origin.origin_arg()], |c| c.resolver_timeout = Duration::from_secs(60));
+    let resolver = Arc::new(GatedResolver {
+        calls: AtomicUsize::new(0),
+        origin_url: origin.url.clone(),
+        expect: tracks.len(),
+    });
+    srv.set_resolver(Some(resolver.clone())).expect("set resolver");
+    let urls: Vec<String> = (0..tracks.len())
+        .map(|i| srv.stream_url(&format!("{}t{i}.bin", origin.url)).expect("url"))
+        .collect();
+    let bodies: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = urls.iter().map(|u| s.spawn(move || get(u))).collect();
+        handles.into_iter().map(|h| h.join().expect("client thread")).collect()
+    });
+    for (i, (r, truth)) in bodies.iter().zip(&tracks).enumerate() {
+        r.assert_complete(&format!("track {i}"));
+        assert_bytes_eq(&format!("track {i}"), &r.body, truth);
+    }
+    assert_eq!(resolver.calls.load(Ordering::SeqCst), 1, "eight refusals, one call");
+}
+
+/// Blocks until the test lets it go, then gives the good header.
+struct StuckResolver {
+    calls: AtomicUsize,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Resolver for StuckResolver {
+    fn refresh(&self, _track_id: Option<&str>, _url: &str) -> Option<Refreshed> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let _ = self.release.lock().expect("lock").recv_timeout(Duration::from_secs(60));
+        Some(Refreshed {
+            url: None,
+            headers: vec![("Authorization".into(), "Bearer good".into())],
+        })
+    }
+}
+
+#[test]
+fn a_resolver_that_does_not_answer_is_timed_out_and_not_piled_on() {
+    let origin = Origin::start(&["--require-auth", "Bearer good"]);
+    let truth = seeded_bytes(50, 50_000);
+    origin.put_file("a.bin", &truth);
+    origin.put_file("b.bin", &truth);
+    let (srv, _dir) = server(&[origin.origin_arg()], |c| {
+        c.resolver_timeout = Duration::from_millis(300)
+    });
+    let (release, released) = std::sync::mpsc::channel();
+    let resolver = Arc::new(StuckResolver {
+        calls: AtomicUsize::new(0),
+        release: std::sync::Mutex::new(released),
+    });
+    srv.set_resolver(Some(resolver.clone())).expect("set resolver");
+
+    // The call times out: the player gets the refusal instead of waiting for the app forever.
+    let r = get(&srv.stream_url(&format!("{}a.bin", origin.url)).expect("url"));
+    r.assert_json_error("a resolver past its timeout", 502);
+    // While that call is still stuck, a new refusal does not ask again (no second blocked thread).
+    let r = get(&srv.stream_url(&format!("{}b.bin", origin.url)).expect("url"));
+    r.assert_json_error("while the resolver is stuck", 502);
+    assert_eq!(resolver.calls.load(Ordering::SeqCst), 1);
+
+    // Once it returns, the next refusal asks again, and this time in time.
+    release.send(()).expect("release");
+    release.send(()).expect("release the next call too");
+    wait_until(Duration::from_secs(10), "the stuck call returned", || {
+        let r = get(&srv.stream_url(&format!("{}b.bin", origin.url)).expect("url"));
+        r.status == 200 && r.body == truth
+    });
+    assert_eq!(resolver.calls.load(Ordering::SeqCst), 2);
 }

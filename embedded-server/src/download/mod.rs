@@ -20,6 +20,7 @@ mod hls;
 mod task;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -105,6 +106,10 @@ pub struct DownloadInfo {
     pub segments_done: Option<u64>,
     /// For an HLS download: resources it needs, once its playlists have been read.
     pub segments_total: Option<u64>,
+    /// Orders the snapshots of one server: of two snapshots of a download, the one with the
+    /// higher version is the newer (it was read later). Listeners keep the highest per ID, so an
+    /// update that arrives late never overwrites a newer state.
+    pub version: u64,
 }
 
 /// What to download.
@@ -140,6 +145,8 @@ pub(crate) struct Downloader {
     catalog: Arc<Catalog>,
     fetcher: Arc<Fetcher>,
     entries: Mutex<HashMap<String, Entry>>,
+    /// The last [`DownloadInfo::version`] given out; taken under the `entries` lock.
+    versions: AtomicU64,
     slots: Arc<Semaphore>,
     wake: Notify,
     gate: NetworkGate,
@@ -198,6 +205,7 @@ impl Downloader {
             catalog,
             fetcher,
             entries: Mutex::new(entries),
+            versions: AtomicU64::new(0),
             slots: Arc::new(Semaphore::new(workers.max(1))),
             wake: Notify::new(),
             gate: NetworkGate::new(allow_metered),
@@ -314,12 +322,14 @@ impl Downloader {
 
     /// One download.
     pub(crate) fn info(&self, id: &str) -> Result<DownloadInfo, Error> {
-        let (row, state, error) = {
+        let (row, state, error, version) = {
             let entries = self.lock();
             let e = entries
                 .get(id)
                 .ok_or_else(|| Error::NotFound(format!("no download with ID {id:?}")))?;
-            (e.row.clone(), e.state, e.error.clone())
+            // Under the lock every state change takes: a later version saw a later state.
+            let version = self.versions.fetch_add(1, Ordering::Relaxed) + 1;
+            (e.row.clone(), e.state, e.error.clone(), version)
         };
         let (bytes_done, bytes_total, pinned, segments) = if row.members.is_empty() {
             let cached = self.cache.info(&row.key).unwrap_or_default();
@@ -352,6 +362,7 @@ impl Downloader {
             pinned,
             segments_done: segments.map(|s| s.0),
             segments_total: segments.map(|s| s.1),
+            version,
         })
     }
 

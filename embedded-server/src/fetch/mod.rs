@@ -7,6 +7,7 @@
 //! mid-body) are the fill's business, since only it knows how far it got.
 
 mod origins;
+mod refresh;
 mod roots;
 
 use std::sync::{Arc, RwLock};
@@ -37,10 +38,14 @@ pub struct Refreshed {
     pub headers: Vec<(String, String)>,
 }
 
-/// The app's hook for expired credentials; called at most once per refused request.
+/// The app's hook for expired credentials. Called at most once per refused request, one call at a
+/// time: requests refused while a call runs take its answer when it applies to them (headers to
+/// all, a URL to its resource) instead of asking again.
 pub trait Resolver: Send + Sync + 'static {
     /// The backend answered 401/403 for `url` (of catalog track `track_id`, if any). Return fresh
-    /// credentials, or `None` to give up. Called from a blocking thread; it may block briefly.
+    /// credentials, or `None` to give up. Called from a blocking thread; it may block briefly, up
+    /// to `Config::resolver_timeout` (then the request fails, and the hook is not called again
+    /// until this call returns).
     fn refresh(&self, track_id: Option<&str>, url: &str) -> Option<Refreshed>;
 }
 
@@ -78,7 +83,7 @@ pub(crate) struct Fetcher {
     client: HttpsClient,
     origins: RwLock<OriginList>,
     headers: RwLock<HeaderMap>,
-    resolver: RwLock<Option<Arc<dyn Resolver>>>,
+    refresher: refresh::Refresher,
     read_timeout: Duration,
     attempts: u32,
     counters: Arc<Counters>,
@@ -118,7 +123,7 @@ impl Fetcher {
             client,
             origins: RwLock::new(origins),
             headers: RwLock::new(headers),
-            resolver: RwLock::new(None),
+            refresher: refresh::Refresher::new(config.resolver_timeout),
             read_timeout: config.read_timeout,
             attempts: config.upstream_attempts.max(1),
             counters,
@@ -149,7 +154,7 @@ impl Fetcher {
 
     /// Installs the app's credential refresh hook.
     pub(crate) fn set_resolver(&self, resolver: Option<Arc<dyn Resolver>>) {
-        *self.resolver.write().unwrap_or_else(|p| p.into_inner()) = resolver;
+        self.refresher.set(resolver);
     }
 
     /// How long to wait for headers and between body chunks.
@@ -164,13 +169,14 @@ impl Fetcher {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let sent = self.refresher.calls();
             match self.fetch_once(&req).await {
                 Ok(resp) => {
                     return Ok(FetchResponse { refreshed_url, ..resp });
                 }
                 Err(UpstreamError::Denied(status)) if !refreshed => {
                     refreshed = true;
-                    match self.refresh(&req).await {
+                    match self.refresh(&req, sent).await {
                         Some(new_url) => {
                             if let Some(url) = new_url {
                                 req.url = url.clone();
@@ -191,18 +197,23 @@ impl Fetcher {
         }
     }
 
-    /// Asks the resolver for fresh credentials: `Some(new url or None)` if it gave any.
-    async fn refresh(&self, req: &FetchRequest) -> Option<Option<Url>> {
-        let resolver = self.resolver.read().unwrap_or_else(|p| p.into_inner()).clone()?;
-        let (track_id, url) = (req.track_id.clone(), req.url.to_string());
-        let fresh = tokio::task::spawn_blocking(move || resolver.refresh(track_id.as_deref(), &url))
-            .await
-            .ok()??;
-        for (name, value) in &fresh.headers {
-            if let Err(e) = self.set_header(name, Some(value)) {
-                tracing::warn!(error = %e, "resolver returned an unusable header");
+    /// Asks for fresh credentials (see [`refresh`]): `Some(new url or None)` if there are any.
+    async fn refresh(&self, req: &FetchRequest, sent: refresh::CallCount) -> Option<Option<Url>> {
+        let apply = |fresh: &Refreshed| {
+            for (name, value) in &fresh.headers {
+                if let Err(e) = self.set_header(name, Some(value)) {
+                    tracing::warn!(error = %e, "resolver returned an unusable header");
+                }
             }
-        }
+        };
+        let fresh = match self
+            .refresher
+            .refresh(req.track_id.as_deref(), &req.url, sent, apply)
+            .await
+        {
+            refresh::Fresh::None => return None,
+            refresh::Fresh::Given(fresh) => fresh,
+        };
         match fresh.url {
             Some(url) => match self.check_origin(&url) {
                 Ok(url) => Some(Some(url)),

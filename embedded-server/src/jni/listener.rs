@@ -32,7 +32,9 @@ pub(super) fn spawn(
 }
 
 fn deliver(vm: JavaVM, target: GlobalRef, mut events: DownloadEvents) {
-    let mut env = match vm.attach_current_thread() {
+    // A daemon thread, like every background thread a library starts: it never keeps the JVM from
+    // exiting (the desktop JVM waits for non-daemon threads; Android reports them in traces).
+    let mut env = match vm.attach_current_thread_as_daemon() {
         Ok(env) => env,
         Err(e) => {
             tracing::warn!(error = %e, "cannot attach the download listener thread to the JVM");
@@ -56,6 +58,6 @@ fn deliver(vm: JavaVM, target: GlobalRef, mut events: DownloadEvents) {
             tracing::warn!(error = %e, "the download listener failed");
         }
     }
-    // Released while still attached; the guard then detaches the thread.
+    // Released while still attached; the thread detaches itself when it exits.
     drop(target);
 }

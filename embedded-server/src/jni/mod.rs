@@ -64,6 +64,7 @@ struct ConfigArgs {
     connect_timeout_ms: Option<u64>,
     read_timeout_ms: Option<u64>,
     upstream_attempts: Option<u32>,
+    resolver_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
     download_workers: Option<usize>,
     allow_metered_downloads: Option<bool>,
@@ -85,6 +86,9 @@ impl ConfigArgs {
             .map_or(config.connect_timeout, Duration::from_millis);
         config.read_timeout = self.read_timeout_ms.map_or(config.read_timeout, Duration::from_millis);
         config.upstream_attempts = self.upstream_attempts.unwrap_or(config.upstream_attempts);
+        config.resolver_timeout = self
+            .resolver_timeout_ms
+            .map_or(config.resolver_timeout, Duration::from_millis);
         config.max_connections = self.max_connections.unwrap_or(config.max_connections);
         config.download_workers = self.download_workers.unwrap_or(config.download_workers);
         config.allow_metered_downloads = self.allow_metered_downloads.unwrap_or(config.allow_metered_downloads);
@@ -140,9 +144,9 @@ fn flag(value: jboolean) -> bool {
     value != JNI_FALSE
 }
 
-/// The live server behind `handle`.
-fn server<'a>(handle: jlong) -> Result<&'a BlockingServer, Failure> {
-    Ok(&policy::get(handle)?.server)
+/// The live handle `id`, kept alive by the returned `Arc` until the call ends.
+fn live(id: jlong) -> Result<Arc<Handle>, Failure> {
+    policy::get(id)
 }
 
 export! {
@@ -162,12 +166,15 @@ export! {
         }))
     }
 
-    /// Stops the server (idempotent); the handle stays valid until `destroy`, and calls on it throw.
+    /// Stops the server (idempotent); the handle stays registered until `destroy`, and calls on
+    /// it throw.
     fn Java_io_embeddedserver_NativeBridge_stop<'l>(_, handle: jlong) {
         Ok(policy::get(handle)?.stop()?)
     }
 
-    /// Stops the server if needed and frees the handle. Idempotent.
+    /// Unregisters the handle and stops its server, within a bounded time (see
+    /// [`BlockingServer::shutdown`]); a call still running on it keeps its own reference and
+    /// fails as closed. Idempotent.
     fn Java_io_embeddedserver_NativeBridge_destroy<'l>(_, handle: jlong) {
         match policy::take(handle) {
             Some(handle) => Ok(handle.stop()?),
@@ -177,21 +184,21 @@ export! {
 
     /// `http://127.0.0.1:PORT/TOKEN/`.
     fn Java_io_embeddedserver_NativeBridge_baseUrl<'l>(env, handle: jlong) -> jstring {
-        let url = server(handle)?.base_url()?;
+        let url = live(handle)?.server.base_url()?;
         new_string(env, &url)
     }
 
     /// The local URL of catalog track `id`.
     fn Java_io_embeddedserver_NativeBridge_trackUrl<'l>(env, handle: jlong, id: JString<'l>) -> jstring {
         let id = string(env, &id, "id")?;
-        let url = server(handle)?.track_url(&id)?;
+        let url = live(handle)?.server.track_url(&id)?;
         new_string(env, &url)
     }
 
     /// The local URL serving remote URL `remote` through the cache.
     fn Java_io_embeddedserver_NativeBridge_streamUrl<'l>(env, handle: jlong, remote: JString<'l>) -> jstring {
         let remote = string(env, &remote, "url")?;
-        let url = server(handle)?.stream_url(&remote)?;
+        let url = live(handle)?.server.stream_url(&remote)?;
         new_string(env, &url)
     }
 
@@ -213,14 +220,14 @@ export! {
             size: u64::try_from(size).ok(),
             mime: optional_string(env, &mime)?,
         };
-        let info = server(handle)?.put_track(&id, spec)?;
+        let info = live(handle)?.server.put_track(&id, spec)?;
         json(env, &info)
     }
 
     /// Catalog track `id` with its cache state, as JSON.
     fn Java_io_embeddedserver_NativeBridge_track<'l>(env, handle: jlong, id: JString<'l>) -> jstring {
         let id = string(env, &id, "id")?;
-        let info = server(handle)?.track(&id)?;
+        let info = live(handle)?.server.track(&id)?;
         json(env, &info)
     }
 
@@ -231,12 +238,12 @@ export! {
         let tracks = string(env, &tracks, "tracks")?;
         let tracks: Vec<String> = serde_json::from_str(&tracks)
             .map_err(|e| Failure::Argument(format!("tracks must be a JSON array of IDs: {e}")))?;
-        Ok(server(handle)?.prefetch(&tracks, u64::try_from(bytes).ok())?)
+        Ok(live(handle)?.server.prefetch(&tracks, u64::try_from(bytes).ok())?)
     }
 
     /// A statistics snapshot, as JSON.
     fn Java_io_embeddedserver_NativeBridge_stats<'l>(env, handle: jlong) -> jstring {
-        let stats = server(handle)?.stats()?;
+        let stats = live(handle)?.server.stats()?;
         json(env, &stats)
     }
 
@@ -244,16 +251,16 @@ export! {
     fn Java_io_embeddedserver_NativeBridge_setHeader<'l>(env, handle: jlong, name: JString<'l>, value: JString<'l>) {
         let name = string(env, &name, "name")?;
         let value = optional_string(env, &value)?;
-        Ok(server(handle)?.set_header(&name, value.as_deref())?)
+        Ok(live(handle)?.server.set_header(&name, value.as_deref())?)
     }
 
     /// Installs (or with null removes) the credential hook: `resolver.refresh(String, String)`
     /// is called from a native thread, attached for the call, when the backend answers 401/403.
     /// The global ref is released when it is replaced, removed, or the server stops.
     fn Java_io_embeddedserver_NativeBridge_setResolver<'l>(env, handle: jlong, resolver: JObject<'l>) {
-        let server = server(handle)?;
+        let live = live(handle)?;
         let hook = resolver::JvmResolver::new(env, &resolver)?;
-        Ok(server.set_resolver(hook.map(|h| Arc::new(h) as _))?)
+        Ok(live.server.set_resolver(hook.map(|h| Arc::new(h) as _))?)
     }
 
     /// Queues an offline download of a catalog track (`isUrl` false) or a remote URL, for an HLS
@@ -278,41 +285,41 @@ export! {
             (false, None) => DownloadTarget::Track(target),
             (false, Some(_)) => return Err(Failure::Argument("a variant applies to an HLS URL, not a track".into())),
         };
-        let info = server(handle)?.download(target, priority)?;
+        let info = live(handle)?.server.download(target, priority)?;
         json(env, &info)
     }
 
     /// Every download, as a JSON array.
     fn Java_io_embeddedserver_NativeBridge_downloads<'l>(env, handle: jlong) -> jstring {
-        let downloads = server(handle)?.downloads()?;
+        let downloads = live(handle)?.server.downloads()?;
         json(env, &downloads)
     }
 
     /// Download `id`, as JSON.
     fn Java_io_embeddedserver_NativeBridge_downloadInfo<'l>(env, handle: jlong, id: JString<'l>) -> jstring {
         let id = string(env, &id, "id")?;
-        let info = server(handle)?.download_info(&id)?;
+        let info = live(handle)?.server.download_info(&id)?;
         json(env, &info)
     }
 
     /// Pauses download `id`; returns its JSON.
     fn Java_io_embeddedserver_NativeBridge_pauseDownload<'l>(env, handle: jlong, id: JString<'l>) -> jstring {
         let id = string(env, &id, "id")?;
-        let info = server(handle)?.pause_download(&id)?;
+        let info = live(handle)?.server.pause_download(&id)?;
         json(env, &info)
     }
 
     /// Resumes download `id`; returns its JSON.
     fn Java_io_embeddedserver_NativeBridge_resumeDownload<'l>(env, handle: jlong, id: JString<'l>) -> jstring {
         let id = string(env, &id, "id")?;
-        let info = server(handle)?.resume_download(&id)?;
+        let info = live(handle)?.server.resume_download(&id)?;
         json(env, &info)
     }
 
     /// Cancels download `id` and frees its bytes.
     fn Java_io_embeddedserver_NativeBridge_cancelDownload<'l>(env, handle: jlong, id: JString<'l>) {
         let id = string(env, &id, "id")?;
-        Ok(server(handle)?.cancel_download(&id)?)
+        Ok(live(handle)?.server.cancel_download(&id)?)
     }
 
     /// Reports the device's connectivity.
@@ -321,6 +328,6 @@ export! {
             online: flag(online),
             metered: flag(metered),
         };
-        Ok(server(handle)?.set_network(state)?)
+        Ok(live(handle)?.server.set_network(state)?)
     }
 }

@@ -1,13 +1,14 @@
 //! The one policy for what crosses the boundary: handles, errors and panics.
 //!
-//! A handle is the `jlong` of `Box::into_raw(Box<Handle>)`. Every live handle is also recorded in
-//! a set, so a stale or forged value from Kotlin is refused with an exception instead of being
-//! dereferenced. The Kotlin class serialises `destroy` against every other call (a read/write
-//! lock), so a handle is never freed while a call uses it.
+//! A handle is a counter ID (never reused, never an address) that names an `Arc<Handle>` in a
+//! registry. A call clones the `Arc` out of the registry and works on its clone, so `destroy`
+//! (which removes the entry) never frees a server under a running call, and no call waits for
+//! another: a stale or forged ID is refused with an exception.
 
-use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use jni::sys::jlong;
@@ -63,8 +64,15 @@ impl Fallback for jni::sys::jstring {
     }
 }
 
-/// Addresses of the handles created and not yet destroyed.
-static LIVE: Mutex<BTreeSet<jlong>> = Mutex::new(BTreeSet::new());
+/// The live handles by ID.
+static HANDLES: Mutex<Option<HashMap<jlong, Arc<Handle>>>> = Mutex::new(None);
+
+/// The next handle ID; 0 is never one (Kotlin's "closed").
+static NEXT_ID: AtomicI64 = AtomicI64::new(1);
+
+fn handles() -> std::sync::MutexGuard<'static, Option<HashMap<jlong, Arc<Handle>>>> {
+    HANDLES.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -73,37 +81,31 @@ pub(super) enum Failure {
     Server(#[from] Error),
     #[error("JNI call failed: {0}")]
     Jni(#[from] jni::errors::Error),
-    #[error("the server handle is closed")]
+    #[error("the server is closed")]
     Closed,
     #[error("{0}")]
     Argument(String),
 }
 
-/// Moves a handle to the heap and records it; the `jlong` goes to Kotlin.
+/// Registers a handle; its ID goes to Kotlin.
 pub(super) fn create(handle: Handle) -> jlong {
-    let raw = Box::into_raw(Box::new(handle)) as jlong;
-    LIVE.lock().unwrap_or_else(PoisonError::into_inner).insert(raw);
-    raw
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    handles().get_or_insert_with(HashMap::new).insert(id, Arc::new(handle));
+    id
 }
 
-/// The handle behind `raw`, if it is live.
-pub(super) fn get<'a>(raw: jlong) -> Result<&'a Handle, Failure> {
-    if !LIVE.lock().unwrap_or_else(PoisonError::into_inner).contains(&raw) {
-        return Err(Failure::Closed);
-    }
-    // SAFETY: `raw` came from `Box::into_raw` in `create` and is still in `LIVE`, so the box has
-    // not been freed; Kotlin never calls `destroy` concurrently with another call on it.
-    Ok(unsafe { &*(raw as *const Handle) })
+/// The handle named `id`, if it is live; the caller's clone keeps it alive through the call.
+pub(super) fn get(id: jlong) -> Result<Arc<Handle>, Failure> {
+    handles()
+        .as_ref()
+        .and_then(|h| h.get(&id))
+        .cloned()
+        .ok_or(Failure::Closed)
 }
 
-/// Forgets `raw` and takes its box back; `None` when it was already destroyed.
-pub(super) fn take(raw: jlong) -> Option<Box<Handle>> {
-    if !LIVE.lock().unwrap_or_else(PoisonError::into_inner).remove(&raw) {
-        return None;
-    }
-    // SAFETY: `raw` was in `LIVE`, so it is a box from `create` not yet taken; removing it from
-    // `LIVE` first makes this the only owner.
-    Some(unsafe { Box::from_raw(raw as *mut Handle) })
+/// Unregisters `id` and returns its handle; `None` when it was already destroyed.
+pub(super) fn take(id: jlong) -> Option<Arc<Handle>> {
+    handles().as_mut().and_then(|h| h.remove(&id))
 }
 
 /// Runs an export's body: a failure or a panic becomes an `EmbeddedServerException` (unless a

@@ -33,6 +33,8 @@ data class Config(
     val connectTimeoutMs: Long? = null,
     val readTimeoutMs: Long? = null,
     val upstreamAttempts: Int? = null,
+    /** Time a [CredentialResolver] has to answer (default 10 s); then the refused request fails. */
+    val resolverTimeoutMs: Long? = null,
     val maxConnections: Int? = null,
     val downloadWorkers: Int? = null,
     val allowMeteredDownloads: Boolean? = null,
@@ -51,6 +53,7 @@ data class Config(
         fun connectTimeoutMs(ms: Long) = apply { config = config.copy(connectTimeoutMs = ms) }
         fun readTimeoutMs(ms: Long) = apply { config = config.copy(readTimeoutMs = ms) }
         fun upstreamAttempts(n: Int) = apply { config = config.copy(upstreamAttempts = n) }
+        fun resolverTimeoutMs(ms: Long) = apply { config = config.copy(resolverTimeoutMs = ms) }
         fun maxConnections(n: Int) = apply { config = config.copy(maxConnections = n) }
         fun downloadWorkers(n: Int) = apply { config = config.copy(downloadWorkers = n) }
         fun allowMeteredDownloads(allow: Boolean) = apply { config = config.copy(allowMeteredDownloads = allow) }
@@ -82,6 +85,7 @@ data class Config(
         put("connectTimeoutMs", connectTimeoutMs)
         put("readTimeoutMs", readTimeoutMs)
         put("upstreamAttempts", upstreamAttempts)
+        put("resolverTimeoutMs", resolverTimeoutMs)
         put("maxConnections", maxConnections)
         put("downloadWorkers", downloadWorkers)
         put("allowMeteredDownloads", allowMeteredDownloads)

@@ -34,6 +34,11 @@ data class Download(
     val segmentsDone: Long? = null,
     /** For an HLS download: resources it needs, once its playlists have been read. */
     val segmentsTotal: Long? = null,
+    /**
+     * Orders the snapshots of one download: the higher is the newer. [EmbeddedServer.downloadMap]
+     * keeps the highest, so a late update never overwrites a newer state.
+     */
+    val version: Long = 0,
 ) {
     /** 0.0 to 1.0, or null while the size is unknown. */
     val progress: Double?
@@ -60,6 +65,7 @@ data class Download(
             pinned = m.bool("pinned"),
             segmentsDone = m.long("segments_done"),
             segmentsTotal = m.long("segments_total"),
+            version = m.long("version") ?: 0,
         )
     }
 }

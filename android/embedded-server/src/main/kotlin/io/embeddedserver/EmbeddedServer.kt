@@ -1,9 +1,7 @@
 package io.embeddedserver
 
 import java.util.concurrent.ConcurrentHashMap
-import java.util.concurrent.locks.ReentrantReadWriteLock
-import kotlin.concurrent.read
-import kotlin.concurrent.write
+import java.util.concurrent.atomic.AtomicLong
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
@@ -17,11 +15,11 @@ import kotlinx.coroutines.flow.update
  *
  * Thread-safe. [start] and [close] do disk and SQLite work, and most calls wait for the server's
  * runtime (registering, queueing, pausing, cancelling touch the index): call them off the main
- * thread (e.g. `withContext(Dispatchers.IO)`). The URL getters only format strings. After
- * [close] every call throws [EmbeddedServerException].
+ * thread (e.g. `withContext(Dispatchers.IO)`). The URL getters only format strings and never
+ * wait, not even for a [close] in progress. After [close] every call throws
+ * [EmbeddedServerException].
  */
 class EmbeddedServer private constructor(config: Config) : AutoCloseable {
-    private val lock = ReentrantReadWriteLock()
     private val state = MutableStateFlow<Map<String, Download>>(emptyMap())
 
     /**
@@ -29,13 +27,12 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
      * delivers after [cancel] removed the download must not bring it back into [state].
      */
     private val cancelled: MutableSet<String> = ConcurrentHashMap.newKeySet()
-    private var handle: Long = NativeBridge.start(config.toJson(), Listener(state, cancelled))
+    /** The native handle's ID; 0 once closed. */
+    private val handle = AtomicLong(NativeBridge.start(config.toJson(), Listener(state, cancelled)))
 
     init {
         try {
-            val current = Download.listFromJson(call { NativeBridge.downloads(it) }).associateBy { it.id }
-            // Updates that arrived meanwhile are newer than the snapshot: they win.
-            state.update { updates -> current + updates }
+            Download.listFromJson(call { NativeBridge.downloads(it) }).forEach { keepNewest(state, cancelled, it) }
         } catch (e: Throwable) {
             close()
             throw e
@@ -137,27 +134,25 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     fun stats(): Stats = Stats.fromJson(call { NativeBridge.stats(it) })
 
     /** Whether [close] was called. */
-    val isClosed: Boolean get() = lock.read { handle == 0L }
+    val isClosed: Boolean get() = handle.get() == 0L
 
-    /** Stops the server and frees it. Idempotent. */
+    /**
+     * Stops the server and frees it. Idempotent. Bounded: the orderly stop (the final sync of
+     * written bytes included) gets 5 s and blocking work 2 s more; a [CredentialResolver] that
+     * never returns is left behind on its thread. Calls made meanwhile, on any thread, fail at
+     * once as closed instead of waiting. Call it off the main thread.
+     */
     override fun close() {
-        lock.write {
-            val h = handle
-            handle = 0
-            if (h != 0L) NativeBridge.destroy(h)
-        }
+        val h = handle.getAndSet(0)
+        if (h != 0L) NativeBridge.destroy(h)
     }
 
-    private fun remember(json: String): Download {
-        val download = Download.fromJson(json)
-        state.update { if (download.id in cancelled) it else it + (download.id to download) }
-        return download
-    }
+    private fun remember(json: String): Download = Download.fromJson(json).also { keepNewest(state, cancelled, it) }
 
-    private inline fun <T> call(body: (Long) -> T): T = lock.read {
-        val h = handle
+    private inline fun <T> call(body: (Long) -> T): T {
+        val h = handle.get()
         if (h == 0L) throw EmbeddedServerException("the server is closed")
-        body(h)
+        return body(h)
     }
 
     /** Called on the native event thread: only updates the flow, never blocks. */
@@ -165,14 +160,27 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
         private val state: MutableStateFlow<Map<String, Download>>,
         private val cancelled: Set<String>,
     ) : NativeBridge.Listener {
-        override fun onDownload(json: String) {
-            val download = Download.fromJson(json)
-            state.update { if (download.id in cancelled) it else it + (download.id to download) }
-        }
+        override fun onDownload(json: String) = keepNewest(state, cancelled, Download.fromJson(json))
     }
 
     /** Called on a native thread attached for the call; the JSON crosses back to Rust. */
     private class ResolverAdapter(private val resolver: CredentialResolver) : NativeBridge.Resolver {
         override fun refresh(trackId: String?, url: String): String? = resolver.refresh(trackId, url)?.toJson()
+    }
+}
+
+/**
+ * Puts [download] into [state] unless it was cancelled or [state] already holds a newer snapshot
+ * of it (a higher [Download.version]): updates from the native thread and values returned by calls
+ * race, and the newest must win.
+ */
+internal fun keepNewest(state: MutableStateFlow<Map<String, Download>>, cancelled: Set<String>, download: Download) {
+    state.update { current ->
+        val known = current[download.id]
+        when {
+            download.id in cancelled -> current
+            known != null && known.version >= download.version -> current
+            else -> current + (download.id to download)
+        }
     }
 }

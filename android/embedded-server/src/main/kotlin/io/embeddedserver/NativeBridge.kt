@@ -2,7 +2,7 @@ package io.embeddedserver
 
 /**
  * The JNI exports of the Rust library (`embedded-server/src/jni/`, feature `jni`). Internal: use
- * [EmbeddedServer]. Handles are `Box` pointers from the native side; structured results are JSON.
+ * [EmbeddedServer]. Handles are IDs in the native side's registry (never addresses; 0 is none); structured results are JSON.
  * Every function throws [EmbeddedServerException] on failure, never crashes the process.
  */
 internal object NativeBridge {
