@@ -48,6 +48,9 @@ echo "== kotlinc -language-version $KOTLIN_VERSION (API, src/android against stu
   -cp "$CP:$STUBS" -d "$OUT/classes" "$SRC"/*.kt android/embedded-server/src/android/kotlin/io/embeddedserver/*.kt \
   tests/jvm/src/*.kt
 
+echo "== javac: the API as a Java app calls it (@JvmOverloads, no Kotlin default arguments)"
+javac -nowarn -cp "$OUT/classes:$CP" -d "$OUT/java-classes" $(find tests/jvm/java -name '*.java')
+
 echo "== consumer-rules.pro keeps every name the native side needs (javap + the JNI sources)"
 command -v python3 >/dev/null 2>&1 || { echo "tests/jvm/run.sh: python3 is missing: apt-get install -y python3" >&2; exit 1; }
 python3 tests/jvm/keep_rules.py "$OUT/classes" --self-test

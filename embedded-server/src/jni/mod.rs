@@ -158,6 +158,9 @@ export! {
         let args: ConfigArgs =
             serde_json::from_str(&config).map_err(|e| Failure::Argument(format!("bad configuration: {e}")))?;
         let server = BlockingServer::start(args.into_config())?;
+        // Once per start, as the desktop CLI does: logcat is where a developer finds the token to
+        // open the dashboard through `adb forward tcp:PORT tcp:PORT`. No other line carries it.
+        tracing::info!(url = %server.base_url()?, "dashboard");
         // On failure from here on, dropping `server` stops it again.
         let thread = listener::spawn(env, &server, &listener)?;
         Ok(policy::create(Handle {

@@ -401,6 +401,7 @@ fun main() {
         "every final state of 320 downloads reaches the Flow" to ::everyFinalStateReachesTheFlow,
         "an older snapshot never overwrites a newer one" to ::olderSnapshotsLose,
         "the download listener thread is a daemon" to ::listenerThreadIsDaemon,
+        "the suspending calls work from a coroutine" to ::suspendingCallsWork,
     )
     var failed = 0
     for ((name, test) in tests) {

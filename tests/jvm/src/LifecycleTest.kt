@@ -8,6 +8,7 @@ import io.embeddedserver.DownloadState
 import io.embeddedserver.EmbeddedServer
 import io.embeddedserver.EmbeddedServerException
 import io.embeddedserver.keepNewest
+import io.embeddedserver.startSuspending
 import java.io.File
 import java.util.concurrent.CountDownLatch
 import java.util.concurrent.TimeUnit
@@ -100,5 +101,29 @@ fun listenerThreadIsDaemon() {
         eventually(what = { "the listener thread attached" }) { (Thread.getAllStackTraces().keys - before).isNotEmpty() }
         val started = Thread.getAllStackTraces().keys - before
         assertTrue(started.all { it.isDaemon }, "non-daemon threads: ${started.filter { !it.isDaemon }.map { it.name }}")
+    }
+}
+
+fun suspendingCallsWork() {
+    val dir = File(work, "origin-suspend")
+    val truth = seed(dir, "s.bin", 120_000)
+    Origin(dir).use { origin ->
+        runBlocking {
+            val server = EmbeddedServer.startSuspending(config("suspend", origin.url))
+            val calls = server.suspending
+            calls.registerTrack("s", "${origin.url}/s.bin")
+            assertEquals("s", calls.track("s").id)
+            val queued = calls.download("s")
+            val done = withTimeout(30_000) {
+                server.downloadMap().first { it[queued.id]?.state == DownloadState.COMPLETED }.getValue(queued.id)
+            }
+            assertEquals(truth.size.toLong(), done.bytesDone)
+            assertEquals(DownloadState.COMPLETED, calls.downloadInfo(queued.id).state)
+            assertTrue(calls.stats().pinnedBytes >= truth.size, "pinned bytes")
+            calls.cancel(queued.id)
+            calls.close()
+            assertTrue(server.isClosed)
+            assertFailsWith<EmbeddedServerException> { calls.track("s") }
+        }
     }
 }

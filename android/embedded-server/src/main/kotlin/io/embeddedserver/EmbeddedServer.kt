@@ -15,7 +15,7 @@ import kotlinx.coroutines.flow.update
  *
  * Thread-safe. [start] and [close] do disk and SQLite work, and most calls wait for the server's
  * runtime (registering, queueing, pausing, cancelling touch the index): call them off the main
- * thread (e.g. `withContext(Dispatchers.IO)`). The URL getters only format strings and never
+ * thread, or from a coroutine through [suspending] and [startSuspending], which are main-safe. The URL getters only format strings and never
  * wait, not even for a [close] in progress. After [close] every call throws
  * [EmbeddedServerException].
  */
@@ -58,6 +58,7 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     fun proxyUrl(url: String): String = call { NativeBridge.streamUrl(it, url) }
 
     /** Registers or updates catalog track [id] (register again to re-sign its URL). */
+    @JvmOverloads
     fun registerTrack(id: String, url: String, sha256: String? = null, size: Long? = null, mime: String? = null): Track =
         Track.fromJson(call { NativeBridge.putTrack(it, id, url, sha256, size ?: -1, mime) })
 
@@ -71,6 +72,7 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
      * the bytes. Throws [EmbeddedServerException] if an ID is unknown or its origin not allowed.
      * Does nothing while [setNetwork] reports offline.
      */
+    @JvmOverloads
     fun prefetch(trackIds: List<String>, bytes: Long? = null) {
         require(bytes == null || bytes >= 0) { "bytes must not be negative" }
         val json = trackIds.joinToString(",", "[", "]") { Json.quote(it) }
@@ -78,9 +80,11 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     }
 
     /** [prefetch] of one track. */
+    @JvmOverloads
     fun prefetch(trackId: String, bytes: Long? = null) = prefetch(listOf(trackId), bytes)
 
     /** Queues an offline download of catalog track [trackId]; higher [priority] runs first. */
+    @JvmOverloads
     fun download(trackId: String, priority: Long = 0): Download =
         remember(call { NativeBridge.download(it, trackId, false, priority, null) })
 
@@ -88,6 +92,7 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
      * Queues an offline download of remote [url] (on an allowed origin). For an HLS playlist it
      * keeps one rendition: [variant], or by default [HlsVariant.Middle].
      */
+    @JvmOverloads
     fun downloadUrl(url: String, priority: Long = 0, variant: HlsVariant? = null): Download =
         remember(call { NativeBridge.download(it, url, true, priority, variant?.wire) })
 
@@ -129,6 +134,9 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
      */
     fun setResolver(resolver: CredentialResolver?) =
         call { NativeBridge.setResolver(it, resolver?.let(::ResolverAdapter)) }
+
+    /** The same calls as `suspend` functions that run off the calling thread (main-safe). */
+    val suspending: SuspendingCalls by lazy { SuspendingCalls(this) }
 
     /** A statistics snapshot (counters, cache and pinned bytes, latency histograms). */
     fun stats(): Stats = Stats.fromJson(call { NativeBridge.stats(it) })
