@@ -402,6 +402,12 @@ fun main() {
         "an older snapshot never overwrites a newer one" to ::olderSnapshotsLose,
         "the download listener thread is a daemon" to ::listenerThreadIsDaemon,
         "the suspending calls work from a coroutine" to ::suspendingCallsWork,
+        "download requirements carry Media3's Requirements flags" to ::requirementsMatchMedia3Flags,
+        "queued, running and waiting downloads are pending work; paused, completed, failed are not" to ::pendingWorkByState,
+        "the notification's progress: counts, bytes, an average percent" to ::progressForTheNotification,
+        "a work session keeps what it saw pending, finished or not" to ::sessionCountsWhatItSawPending,
+        "pending work follows a real server's downloads to completion" to ::pendingWorkFollowsARealServer,
+        "offline, pending work ends after the network grace; online, it completes" to ::offlineWorkEndsAfterTheGrace,
     )
     var failed = 0
     for ((name, test) in tests) {
