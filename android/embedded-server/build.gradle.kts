@@ -55,6 +55,13 @@ dependencies {
     // The public API exposes Flow/StateFlow.
     api("org.jetbrains.kotlinx:kotlinx-coroutines-core:1.9.0")
     implementation("org.jetbrains.kotlinx:kotlinx-coroutines-android:1.9.0")
+    // DownloadWorker and DownloadScheduler (downloads that survive process death). The -ktx
+    // artifact brings work-runtime with CoroutineWorker whichever release moved it there. The
+    // 2.10 line and core 1.15 match this build's AGP 8.7 / compileSdk 35 (newer releases may ask
+    // for a newer compileSdk and AGP: bump them together).
+    implementation("androidx.work:work-runtime-ktx:2.10.1")
+    // DownloadNotifications: NotificationCompat, NotificationChannelCompat.
+    implementation("androidx.core:core:1.15.0")
 }
 
 // `cargo ndk` (cargo install cargo-ndk; rustup target add aarch64-linux-android

@@ -10,7 +10,10 @@ What must be kept, read from the real artifacts:
   every class implementing it (`-keep class * implements I { ... }`), since the app's own
   implementation is what the call reaches;
 - every class the Rust code names as a string (`"io/embeddedserver/X"`: `throw_new`,
-  `find_class`, `new_object`), with the `(String)` constructor `throw_new` uses.
+  `find_class`, `new_object`), with the `(String)` constructor `throw_new` uses;
+- every WorkManager worker of the library (a class extending `androidx.work.*Worker`, found with
+  javap), with the `(Context, WorkerParameters)` constructor WorkManager calls through
+  reflection, by the class name it stored with the work request.
 
 R8 is not available here (and Debian's proguard 6.2 cannot read Java 17 classes), so this checks
 the rules' text against those needs; a real shrink runs only where the Android SDK is. The check
@@ -110,6 +113,23 @@ def javap(classes_dir):
     return classes
 
 
+WORKER_BASES = ("androidx.work.ListenableWorker", "androidx.work.Worker", "androidx.work.CoroutineWorker")
+WORKER_ARGS = ["android.content.Context", "androidx.work.WorkerParameters"]
+
+
+def workers(classes_dir):
+    """The classes of PACKAGE that extend a WorkManager worker class (javap's class headers)."""
+    files = sorted(str(p) for p in (classes_dir / PACKAGE.replace(".", "/")).glob("*.class"))
+    out = subprocess.run(["javap"] + files, capture_output=True, text=True, check=True).stdout
+    return sorted(m.group(1) for m in re.finditer(r"class (\S+) extends ([\w.$]+)", out) if m.group(2) in WORKER_BASES)
+
+
+def worker_needs(names):
+    """Each worker's constructor, which WorkManager calls by reflection."""
+    return [(f"worker {cls}: WorkManager creates it by name with <init>({', '.join(WORKER_ARGS)})",
+             lambda r, c=cls: class_kept(r, c, "<init>", WORKER_ARGS, "void")) for cls in names]
+
+
 def needs(classes):
     """Every (why, check) pair the rules must satisfy."""
     out = []
@@ -146,15 +166,15 @@ def failures(rules, required):
 def main():
     classes_dir = pathlib.Path(sys.argv[1])
     classes = javap(classes_dir)
-    required = needs(classes)
+    required = needs(classes) + worker_needs(workers(classes_dir))
     if not any(why.startswith("native ") for why, _ in required):
         sys.exit("keep_rules.py: javap found no native method: wrong classes directory?")
     text = RULES.read_text()
     rules = parse_rules(text)
     missing = failures(rules, required)
     if missing:
-        sys.exit("consumer-rules.pro misses what the native side needs:\n- " + "\n- ".join(missing))
-    print(f"ok   consumer-rules.pro keeps all {len(required)} names the native side needs")
+        sys.exit("consumer-rules.pro misses what the native side or WorkManager needs:\n- " + "\n- ".join(missing))
+    print(f"ok   consumer-rules.pro keeps all {len(required)} names the native side and WorkManager need")
     if "--self-test" in sys.argv:
         for i, rule in enumerate(rules):
             if not failures(rules[:i] + rules[i + 1:], required):

@@ -43,15 +43,21 @@ KOTLIN_VERSION=$(sed -n 's/.*id("org.jetbrains.kotlin.android") version "\([0-9]
 STUBS="$OUT/android-stubs"
 mkdir -p "$STUBS"
 javac -nowarn -d "$STUBS" $(find tests/jvm/android-stubs -name '*.java')
+# The stub of the library's generated R class names only resources that exist in its res/.
+for name in $(sed -n 's/.*public static int \([a-z_]*\);.*/\1/p' tests/jvm/android-stubs/io/embeddedserver/R.java); do
+  grep -rq "name=\"$name\"" android/embedded-server/src/main/res ||
+    { echo "tests/jvm/run.sh: the R stub names $name, which android/embedded-server/src/main/res does not define" >&2; exit 1; }
+done
 echo "== kotlinc -language-version $KOTLIN_VERSION (API, src/android against stubs, tests)"
+# Stubs of Kotlin classes with suspend members (CoroutineWorker) are Kotlin: compiled with the rest.
 "$KOTLIN/bin/kotlinc" -nowarn -language-version "$KOTLIN_VERSION" -api-version "$KOTLIN_VERSION" \
   -cp "$CP:$STUBS" -d "$OUT/classes" "$SRC"/*.kt android/embedded-server/src/android/kotlin/io/embeddedserver/*.kt \
-  tests/jvm/src/*.kt
+  $(find tests/jvm/android-stubs -name '*.kt') tests/jvm/src/*.kt
 
 echo "== javac: the API as a Java app calls it (@JvmOverloads, no Kotlin default arguments)"
 javac -nowarn -cp "$OUT/classes:$CP" -d "$OUT/java-classes" $(find tests/jvm/java -name '*.java')
 
-echo "== consumer-rules.pro keeps every name the native side needs (javap + the JNI sources)"
+echo "== consumer-rules.pro keeps every name the native side and WorkManager need (javap + the JNI sources)"
 command -v python3 >/dev/null 2>&1 || { echo "tests/jvm/run.sh: python3 is missing: apt-get install -y python3" >&2; exit 1; }
 python3 tests/jvm/keep_rules.py "$OUT/classes" --self-test
 

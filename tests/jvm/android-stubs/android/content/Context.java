@@ -12,4 +12,9 @@ public abstract class Context {
 
     /** The app's private files directory. */
     public abstract File getFilesDir();
+
+    // --- Used by DownloadNotifications (the download worker's notification). ---
+
+    /** A localized string from the app's resources (the library's strings are merged into them). */
+    public final String getString(int resId) { throw new UnsupportedOperationException("stub"); }
 }
