@@ -99,6 +99,7 @@ fun progressForTheNotification() {
     // A pending download with no known size or segment count: an indeterminate bar.
     assertNull(DownloadProgress.of(listOf(download("u", DownloadState.RUNNING, done = 10))).percent)
     assertNull(DownloadProgress.of(emptyList()).percent)
+    assertEquals("", DownloadProgress.of(emptyList()).summary(), "nothing to count yet")
     assertEquals(100, DownloadProgress.of(listOf(download("c", DownloadState.COMPLETED, done = 5, total = 5))).percent)
     assertEquals("1 of 1 · 1.0 MB / 1.0 MB", DownloadProgress.of(listOf(download("k", DownloadState.COMPLETED, 999_999, 999_999))).summary())
 }

@@ -44,6 +44,8 @@ class DownloadWorker(context: Context, params: WorkerParameters) : CoroutineWork
             Log.w(TAG, "the app's EmbeddedServer did not start; retrying later", e)
             return Result.retry()
         }
+        // Nothing to do (scheduled at an app start that found the queue empty): no notification.
+        if (PendingWork.of(server.downloadMap().value.values) == PendingWork.NONE) return Result.success()
         val notifications = DownloadNotifications(applicationContext)
         val session = DownloadSession()
         val settled = coroutineScope {
@@ -53,7 +55,7 @@ class DownloadWorker(context: Context, params: WorkerParameters) : CoroutineWork
             var shown: DownloadProgress? = null
             while (settled.isActive && !server.isClosed) {
                 val progress = session.update(server.downloadMap().value)
-                if (progress != shown) {
+                if (progress != shown && progress.pending > 0) {
                     showForeground(notifications.build(progress))
                     shown = progress
                 }

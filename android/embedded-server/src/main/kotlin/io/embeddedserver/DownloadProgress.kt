@@ -31,9 +31,11 @@ data class DownloadProgress(
 
     /**
      * A one-line summary for the notification's text, e.g. `2 of 5 · 12.3 MB / 40.0 MB · 1 failed`;
-     * ends with `waiting for network` while the pending downloads wait for it.
+     * ends with `waiting for network` while the pending downloads wait for it; empty when there is
+     * nothing to count (before the first downloads are known).
      */
     fun summary(): String {
+        if (total == 0) return ""
         val parts = ArrayList<String>()
         parts += "$completed of $total"
         parts += bytesTotal?.let { "${formatBytes(bytesDone)} / ${formatBytes(it)}" } ?: formatBytes(bytesDone)
