@@ -25,6 +25,7 @@ import androidx.media3.exoplayer.ExoPlayer
 import androidx.media3.exoplayer.source.DefaultMediaSourceFactory
 import androidx.media3.ui.PlayerView
 import io.embeddedserver.Download
+import io.embeddedserver.DownloadScheduler
 import io.embeddedserver.DownloadState
 import io.embeddedserver.EmbeddedServer
 import io.embeddedserver.EmbeddedServerException
@@ -150,6 +151,9 @@ class MainActivity : ComponentActivity() {
                 lifecycleScope.launch(Dispatchers.IO) {
                     try {
                         server.download(entry.id)
+                        // Survives process death: WorkManager resumes the queue when the
+                        // requirements (by default an unmetered network) hold.
+                        DownloadScheduler.schedule(this@MainActivity)
                     } catch (e: EmbeddedServerException) {
                         withContext(Dispatchers.Main) { badge.text = e.message }
                     }

@@ -5,8 +5,12 @@ import android.net.ConnectivityManager
 import android.net.Network
 import android.net.NetworkCapabilities
 import io.embeddedserver.AndroidConfig
+import io.embeddedserver.DownloadScheduler
 import io.embeddedserver.DownloadState
 import io.embeddedserver.EmbeddedServer
+import io.embeddedserver.EmbeddedServerHost
+import io.embeddedserver.PendingWork
+import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Deferred
 import kotlinx.coroutines.Dispatchers
@@ -16,8 +20,12 @@ import kotlinx.coroutines.flow.distinctUntilChanged
 import kotlinx.coroutines.flow.map
 import kotlinx.coroutines.launch
 
-/** Owns the process-wide server and feeds it the device's connectivity. */
-class SampleApp : Application() {
+/**
+ * Owns the process-wide server and feeds it the device's connectivity; hands the server to the
+ * library's DownloadWorker ([EmbeddedServerHost]), which WorkManager may run in a process started
+ * without any of the app's UI.
+ */
+class SampleApp : Application(), EmbeddedServerHost {
     val scope = CoroutineScope(SupervisorJob() + Dispatchers.Default)
 
     /**
@@ -28,10 +36,24 @@ class SampleApp : Application() {
     lateinit var server: Deferred<EmbeddedServer>
         private set
 
+    override suspend fun embeddedServer(): EmbeddedServer = server.await()
+
     override fun onCreate() {
         super.onCreate()
         server = scope.async(Dispatchers.IO) {
             EmbeddedServer.start(AndroidConfig.builder(this@SampleApp).origin(BuildConfig.BACKEND).build())
+        }
+        // Downloads a previous process left pending resume under WorkManager, even if the user
+        // never opens the app again (MainActivity schedules after queueing one, too).
+        scope.launch {
+            val pending = try {
+                PendingWork.of(server.await().downloadMap().value.values)
+            } catch (e: CancellationException) {
+                throw e
+            } catch (e: Exception) {
+                return@launch // MainActivity shows the error
+            }
+            if (pending != PendingWork.NONE) DownloadScheduler.schedule(this@SampleApp)
         }
         scope.launch {
             val server = try {

@@ -1,29 +1,33 @@
 package io.embeddedserver.sample
 
-import android.app.Notification
-import android.app.NotificationChannel
-import android.app.NotificationManager
 import android.content.Context
 import android.content.Intent
 import android.content.pm.ServiceInfo
 import android.net.wifi.WifiManager
-import android.os.Build
 import android.util.Log
-import androidx.core.app.NotificationCompat
 import androidx.core.app.ServiceCompat
 import androidx.core.content.ContextCompat
 import androidx.lifecycle.LifecycleService
 import androidx.lifecycle.lifecycleScope
+import io.embeddedserver.DownloadNotifications
+import io.embeddedserver.DownloadProgress
+import io.embeddedserver.DownloadSession
 import io.embeddedserver.DownloadState
+import io.embeddedserver.EmbeddedServer
 import kotlinx.coroutines.Job
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.combine
+import kotlinx.coroutines.flow.conflate
+import kotlinx.coroutines.flow.distinctUntilChanged
 import kotlinx.coroutines.flow.map
 import kotlinx.coroutines.launch
 
 /**
  * A foreground service that exists only while downloads move bytes: it keeps the process alive
- * and holds a Wi-Fi lock so the radio does not sleep mid-transfer; both end when bytes stop.
+ * and holds a Wi-Fi lock so the radio does not sleep mid-transfer; both end when bytes stop. Its
+ * notification is the library's download notification (DownloadNotifications), under the same ID
+ * as the library's DownloadWorker, so the two share one notification when both run.
  *
  * The app only ever starts it ([start]); the service stops itself once no download is running.
  * Stopping it from outside with `stopService` could land before it has called `startForeground`,
@@ -33,14 +37,19 @@ import kotlinx.coroutines.launch
 class TransferService : LifecycleService() {
     private var wifiLock: WifiManager.WifiLock? = null
     private var watcher: Job? = null
+    private lateinit var notifications: DownloadNotifications
+
+    /** What the notification shows now (nothing is known before the first update). */
+    private var shown = DownloadProgress.of(emptyList())
 
     /** The most recent start ID: `stopSelf(id)` stops only if no newer start has arrived. */
     private val latestStart = MutableStateFlow(0)
 
     companion object {
         private const val TAG = "TransferService"
-        private const val CHANNEL = "transfers"
-        private const val NOTIFICATION_ID = 1
+
+        /** The shortest time between two updates of the notification (the system drops faster ones). */
+        private const val UPDATE_INTERVAL_MS = 1_000L
 
         /**
          * Starts the service when bytes start flowing. Returns false if the system refused: from
@@ -57,10 +66,15 @@ class TransferService : LifecycleService() {
         }
     }
 
+    override fun onCreate() {
+        super.onCreate()
+        notifications = DownloadNotifications(this)
+    }
+
     override fun onStartCommand(intent: Intent?, flags: Int, startId: Int): Int {
         super.onStartCommand(intent, flags, startId)
         // First, on every start: each startForegroundService call must be answered by this.
-        ServiceCompat.startForeground(this, NOTIFICATION_ID, notification(), ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC)
+        showForeground(shown)
         acquireWifiLock()
         latestStart.value = startId
         if (watcher == null) {
@@ -71,6 +85,7 @@ class TransferService : LifecycleService() {
                     stopSelf()
                     return@launch
                 }
+                launch { followProgress(server) }
                 // Re-evaluated on every new start too, so a start that raced a stop is not left running.
                 server.downloadMap()
                     .map { downloads -> downloads.values.any { it.state == DownloadState.RUNNING } }
@@ -92,29 +107,44 @@ class TransferService : LifecycleService() {
         super.onDestroy()
     }
 
+    /** Calling startForeground again with the same ID updates the notification. */
+    private fun showForeground(progress: DownloadProgress) {
+        shown = progress
+        ServiceCompat.startForeground(
+            this,
+            DownloadNotifications.NOTIFICATION_ID,
+            notifications.build(progress),
+            ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC,
+        )
+    }
+
+    /** The notification follows the downloads this service has seen pending. */
+    private suspend fun followProgress(server: EmbeddedServer) {
+        val session = DownloadSession()
+        server.downloadMap().map { session.update(it) }.distinctUntilChanged().conflate().collect { progress ->
+            if (progress.pending > 0) showForeground(progress)
+            delay(UPDATE_INTERVAL_MS)
+        }
+    }
+
+    /**
+     * The lock for a transfer that goes on with the screen off and the app in the background:
+     * WIFI_MODE_FULL_HIGH_PERF keeps Wi-Fi out of power save whatever the app's state (through
+     * Android 13). WIFI_MODE_FULL_LOW_LATENCY is for latency-sensitive apps (games, calls) and
+     * takes effect only while the app is in the foreground with the screen on: no use to a
+     * background download. From Android 14 the system treats a HIGH_PERF request as LOW_LATENCY
+     * (hence its deprecation), and no mode keeps power save off in the background; Wi-Fi stays
+     * connected regardless (WIFI_MODE_FULL has done nothing since Android 10).
+     */
     private fun acquireWifiLock() {
         if (wifiLock != null) return
         val wifi = checkNotNull(applicationContext.getSystemService(WifiManager::class.java))
-        @Suppress("DEPRECATION") // FULL_HIGH_PERF is the pre-29 equivalent of LOW_LATENCY for transfers
-        val mode = if (Build.VERSION.SDK_INT >= 29) WifiManager.WIFI_MODE_FULL_LOW_LATENCY else WifiManager.WIFI_MODE_FULL_HIGH_PERF
+        @Suppress("DEPRECATION") // see above: still the right request for a background transfer
+        val mode = WifiManager.WIFI_MODE_FULL_HIGH_PERF
         // acquire() needs android.permission.WAKE_LOCK (in the manifest).
         wifiLock = wifi.createWifiLock(mode, "embedded-server:transfer").apply {
             setReferenceCounted(false)
             acquire()
         }
-    }
-
-    private fun notification(): Notification {
-        if (Build.VERSION.SDK_INT >= 26) {
-            val manager = checkNotNull(getSystemService(NotificationManager::class.java))
-            manager.createNotificationChannel(
-                NotificationChannel(CHANNEL, getString(R.string.transfer_channel), NotificationManager.IMPORTANCE_LOW),
-            )
-        }
-        return NotificationCompat.Builder(this, CHANNEL)
-            .setSmallIcon(android.R.drawable.stat_sys_download)
-            .setContentTitle(getString(R.string.transfer_running))
-            .setOngoing(true)
-            .build()
     }
 }
