@@ -2,9 +2,15 @@ package io.embeddedserver.test;
 
 import io.embeddedserver.Config;
 import io.embeddedserver.Download;
+import io.embeddedserver.DownloadProgress;
+import io.embeddedserver.DownloadRequirements;
 import io.embeddedserver.EmbeddedServer;
+import io.embeddedserver.EmbeddedServerHost;
+import io.embeddedserver.PendingWork;
 import io.embeddedserver.Track;
+import java.util.Collection;
 import java.util.List;
+import kotlin.coroutines.Continuation;
 
 /**
  * Compiled (never run) by tests/jvm/run.sh: the calls a Java app makes without Kotlin's default
@@ -22,6 +28,31 @@ final class JavaCaller {
             Download byUrl = server.downloadUrl("https://example.com/a.m3u8");
             server.setNetwork(true, false);
             System.out.println(track.getId() + byTrack.getId() + byUrl.getId() + server.getBaseUrl());
+        }
+    }
+
+    /** The plain half of background downloads: requirements with Media3's flags, pending work, progress. */
+    static DownloadProgress downloadWork(EmbeddedServer server) {
+        DownloadRequirements defaults = new DownloadRequirements();
+        DownloadRequirements charging = new DownloadRequirements(DownloadRequirements.Network.ANY, true);
+        DownloadRequirements media3 = DownloadRequirements.fromFlags(DownloadRequirements.NETWORK | DownloadRequirements.DEVICE_CHARGING);
+        System.out.println(defaults.getFlags() + charging.getFlags() + media3.getFlags());
+        Collection<Download> downloads = server.downloadMap().getValue().values();
+        System.out.println(PendingWork.of(downloads) == PendingWork.NONE);
+        return DownloadProgress.of(downloads);
+    }
+
+    /** A Java Application's host: it returns the server (blocking is fine, the worker calls it off the main thread). */
+    static final class JavaHost implements EmbeddedServerHost {
+        private final EmbeddedServer server;
+
+        JavaHost(EmbeddedServer server) {
+            this.server = server;
+        }
+
+        @Override
+        public Object embeddedServer(Continuation<? super EmbeddedServer> continuation) {
+            return server;
         }
     }
 }

@@ -15,7 +15,9 @@ package io.embeddedserver
 interface EmbeddedServerHost {
     /**
      * The app's server, started if it is not yet (suspend until it has). The caller never closes
-     * it: the app owns it. Throws if it cannot start; the worker then retries later.
+     * it: the app owns it. Throws if it cannot start; the worker then retries later. A Java
+     * `Application` implements `Object embeddedServer(Continuation<? super EmbeddedServer>)` by
+     * returning the server itself (blocking is fine: the worker calls it off the main thread).
      */
     suspend fun embeddedServer(): EmbeddedServer
 
