@@ -8,6 +8,7 @@ import io.embeddedserver.DownloadProgress
 import io.embeddedserver.DownloadRequirements
 import io.embeddedserver.DownloadSession
 import io.embeddedserver.DownloadState
+import io.embeddedserver.DownloadWork
 import io.embeddedserver.EmbeddedServer
 import io.embeddedserver.PendingWork
 import java.io.File
@@ -16,6 +17,9 @@ import kotlin.test.assertFailsWith
 import kotlin.test.assertFalse
 import kotlin.test.assertNull
 import kotlin.test.assertTrue
+import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
 
@@ -186,6 +190,59 @@ fun offlineWorkEndsAfterTheGrace() {
             val done = runBlocking { withTimeout(30_000) { PendingWork.awaitSettled(server.downloadMap(), networkGraceMs = 300) } }
             assertEquals(PendingWork.NONE, done)
             assertTrue(ids.all { server.downloadMap().value.getValue(it).state == DownloadState.COMPLETED })
+        }
+    }
+}
+
+/** The worker's loop against a real server: it shows progress while downloads run and settles once they complete. */
+fun workerLoopFollowsTheDownloads() {
+    val dir = File(work, "origin-follow")
+    (0 until 3).forEach { seed(dir, "f$it.bin", 400_000 + it) }
+    Origin(dir, "--throttle", "2000000").use { origin ->
+        EmbeddedServer.start(config("follow", origin.url)).use { server ->
+            server.setNetwork(online = true, metered = false)
+            val shown = ArrayList<DownloadProgress>()
+            // Nothing pending: it settles at once and shows nothing (no notification).
+            val idle = runBlocking { withTimeout(10_000) { DownloadWork.follow(server, updateIntervalMs = 50) { shown += it } } }
+            assertEquals(PendingWork.NONE, idle)
+            assertTrue(shown.isEmpty(), shown.toString())
+            val ids = (0 until 3).map {
+                server.registerTrack("f$it", "${origin.url}/f$it.bin")
+                server.download("f$it").id
+            }
+            val settled = runBlocking { withTimeout(30_000) { DownloadWork.follow(server, updateIntervalMs = 50) { shown += it } } }
+            assertEquals(PendingWork.NONE, settled)
+            assertTrue(ids.all { server.downloadMap().value.getValue(it).state == DownloadState.COMPLETED })
+            assertTrue(shown.isNotEmpty(), "no progress shown")
+            assertTrue(shown.all { it.pending > 0 && it.total == 3 }, shown.toString())
+            assertTrue(shown.zipWithNext().all { (a, b) -> a != b }, "an unchanged progress was shown again: $shown")
+            val percents = shown.mapNotNull { it.percent }
+            assertTrue(percents.zipWithNext().all { (a, b) -> a <= b }, "the bar went back: $percents")
+        }
+    }
+}
+
+/** Closing the server ends the loop, which would otherwise wait for a download map that no longer changes. */
+fun workerLoopEndsWhenTheServerCloses() {
+    val dir = File(work, "origin-follow-close")
+    seed(dir, "x.bin", 100_000)
+    Origin(dir).use { origin ->
+        val server = EmbeddedServer.start(config("follow-close", origin.url))
+        server.use {
+            server.setNetwork(online = false, metered = false)
+            server.registerTrack("x", "${origin.url}/x.bin")
+            server.download("x")
+            runBlocking {
+                withTimeout(15_000) {
+                    val first = CompletableDeferred<DownloadProgress>()
+                    val result = async(Dispatchers.Default) {
+                        DownloadWork.follow(server, networkGraceMs = 60_000, updateIntervalMs = 50) { first.complete(it) }
+                    }
+                    assertEquals(1, first.await().pending)
+                    server.close()
+                    assertNull(result.await(), "closed: neither done nor waiting")
+                }
+            }
         }
     }
 }

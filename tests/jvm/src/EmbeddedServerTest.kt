@@ -408,6 +408,8 @@ fun main() {
         "a work session keeps what it saw pending, finished or not" to ::sessionCountsWhatItSawPending,
         "pending work follows a real server's downloads to completion" to ::pendingWorkFollowsARealServer,
         "offline, pending work ends after the network grace; online, it completes" to ::offlineWorkEndsAfterTheGrace,
+        "the worker's loop shows progress and settles once the downloads complete" to ::workerLoopFollowsTheDownloads,
+        "the worker's loop ends when the server closes" to ::workerLoopEndsWhenTheServerCloses,
     )
     var failed = 0
     for ((name, test) in tests) {

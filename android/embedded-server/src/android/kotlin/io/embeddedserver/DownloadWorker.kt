@@ -8,9 +8,6 @@ import androidx.work.CoroutineWorker
 import androidx.work.ForegroundInfo
 import androidx.work.WorkerParameters
 import kotlinx.coroutines.CancellationException
-import kotlinx.coroutines.async
-import kotlinx.coroutines.coroutineScope
-import kotlinx.coroutines.withTimeoutOrNull
 
 /**
  * Resumes queued and interrupted downloads without the app's UI: enqueued by [DownloadScheduler],
@@ -19,12 +16,12 @@ import kotlinx.coroutines.withTimeoutOrNull
  * [EmbeddedServerHost] for its server, whose persistent queue resumes on start).
  *
  * It runs as foreground work (a `dataSync` foreground service, whose notification follows the
- * downloads) until no download is pending ([PendingWork.NONE]: success). When the server is
- * closed or cannot start, or the pending downloads wait for a network the server may not use for
- * [NETWORK_GRACE_MS], it asks to be retried (WorkManager's backoff, under the same constraints).
- * When WorkManager stops it (a requirement no longer holds, or the system's limits), the
- * coroutine is cancelled and WorkManager runs it again later; the downloads themselves go on as
- * long as the process lives, under the server's own network gate.
+ * downloads, [DownloadWork.follow]) until no download is pending ([PendingWork.NONE]: success).
+ * When the server is closed or cannot start, or the pending downloads wait for a network the
+ * server may not use for [DownloadWork.NETWORK_GRACE_MS], it asks to be retried (WorkManager's
+ * backoff, under the same constraints). When WorkManager stops it (a requirement no longer holds,
+ * or the system's limits), the coroutine is cancelled and WorkManager runs it again later; the
+ * downloads themselves go on as long as the process lives, under the server's own network gate.
  *
  * A [CoroutineWorker] rather than a blocking `Worker`: the server reports downloads as a
  * `StateFlow`, the wait on them is a suspending collection that a stop cancels at once (a
@@ -44,25 +41,9 @@ class DownloadWorker(context: Context, params: WorkerParameters) : CoroutineWork
             Log.w(TAG, "the app's EmbeddedServer did not start; retrying later", e)
             return Result.retry()
         }
-        // Nothing to do (scheduled at an app start that found the queue empty): no notification.
-        if (PendingWork.of(server.downloadMap().value.values) == PendingWork.NONE) return Result.success()
-        val notifications = DownloadNotifications(applicationContext)
-        val session = DownloadSession()
-        val settled = coroutineScope {
-            val settled = async { PendingWork.awaitSettled(server.downloadMap(), NETWORK_GRACE_MS) }
-            // The notification follows the downloads, at most once per interval (the system drops
-            // faster updates), until the work settles or the app closes the server.
-            var shown: DownloadProgress? = null
-            while (settled.isActive && !server.isClosed) {
-                val progress = session.update(server.downloadMap().value)
-                if (progress != shown && progress.pending > 0) {
-                    showForeground(notifications.build(progress))
-                    shown = progress
-                }
-                withTimeoutOrNull(UPDATE_INTERVAL_MS) { settled.join() }
-            }
-            if (settled.isCompleted) settled.await() else null.also { settled.cancel() }
-        }
+        // Created on the first update: with nothing pending there is neither channel nor notification.
+        val notifications by lazy { DownloadNotifications(applicationContext) }
+        val settled = DownloadWork.follow(server) { showForeground(notifications.build(it)) }
         return if (settled == PendingWork.NONE) Result.success() else Result.retry()
     }
 
@@ -81,11 +62,5 @@ class DownloadWorker(context: Context, params: WorkerParameters) : CoroutineWork
 
     companion object {
         private const val TAG = "embedded-server"
-
-        /** How long downloads may wait for a usable network before the work ends, to be retried. */
-        const val NETWORK_GRACE_MS: Long = 60_000
-
-        /** The shortest time between two updates of the notification. */
-        const val UPDATE_INTERVAL_MS: Long = 1_000
     }
 }
