@@ -11,15 +11,11 @@ import androidx.lifecycle.LifecycleService
 import androidx.lifecycle.lifecycleScope
 import io.embeddedserver.DownloadNotifications
 import io.embeddedserver.DownloadProgress
-import io.embeddedserver.DownloadSession
 import io.embeddedserver.DownloadState
-import io.embeddedserver.EmbeddedServer
+import io.embeddedserver.DownloadWork
 import kotlinx.coroutines.Job
-import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.combine
-import kotlinx.coroutines.flow.conflate
-import kotlinx.coroutines.flow.distinctUntilChanged
 import kotlinx.coroutines.flow.map
 import kotlinx.coroutines.launch
 
@@ -47,9 +43,6 @@ class TransferService : LifecycleService() {
 
     companion object {
         private const val TAG = "TransferService"
-
-        /** The shortest time between two updates of the notification (the system drops faster ones). */
-        private const val UPDATE_INTERVAL_MS = 1_000L
 
         /**
          * Starts the service when bytes start flowing. Returns false if the system refused: from
@@ -85,7 +78,8 @@ class TransferService : LifecycleService() {
                     stopSelf()
                     return@launch
                 }
-                launch { followProgress(server) }
+                // The notification follows the downloads seen pending, as the library's worker does.
+                launch { DownloadWork.follow(server) { showForeground(it) } }
                 // Re-evaluated on every new start too, so a start that raced a stop is not left running.
                 server.downloadMap()
                     .map { downloads -> downloads.values.any { it.state == DownloadState.RUNNING } }
@@ -116,15 +110,6 @@ class TransferService : LifecycleService() {
             notifications.build(progress),
             ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC,
         )
-    }
-
-    /** The notification follows the downloads this service has seen pending. */
-    private suspend fun followProgress(server: EmbeddedServer) {
-        val session = DownloadSession()
-        server.downloadMap().map { session.update(it) }.distinctUntilChanged().conflate().collect { progress ->
-            if (progress.pending > 0) showForeground(progress)
-            delay(UPDATE_INTERVAL_MS)
-        }
     }
 
     /**
