@@ -394,6 +394,11 @@ fun main() {
         "with downloadsDir, pinned bytes live under downloadsDir/data" to ::downloadsDirHoldsPinnedBytes,
         "the credential resolver is called from a native thread and released on close" to ::resolverRefreshesCredentials,
         "50 start/stop cycles leak no threads or fds" to ::cyclesLeakNothing,
+        "embedded:// URIs round-trip any URL" to ::uriRoundTrips,
+        "malformed embedded:// URIs fail with a clear message" to ::malformedUrisFail,
+        "MIME types in Media3's spelling" to ::mimeTypesForMedia3,
+        "the same embedded:// URIs resolve and play across a restart" to ::urisSurviveRestart,
+        "RunningServer follows starts and closes" to ::runningServerFollowsStartsAndCloses,
     )
     var failed = 0
     for ((name, test) in tests) {

@@ -45,10 +45,11 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     companion object {
         /**
          * Starts a server; throws [EmbeddedServerException] if it cannot (bad config, directory in
-         * use...). It opens the index and may recover from a crash: not on the main thread.
+         * use...). It opens the index and may recover from a crash: not on the main thread. The
+         * server is [RunningServer.current] until it closes or another one starts.
          */
         @JvmStatic
-        fun start(config: Config): EmbeddedServer = EmbeddedServer(config)
+        fun start(config: Config): EmbeddedServer = EmbeddedServer(config).also(RunningServer::started)
     }
 
     /** `http://127.0.0.1:PORT/TOKEN/`. */
@@ -139,8 +140,9 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     /** Whether [close] was called. */
     val isClosed: Boolean get() = lock.read { handle == 0L }
 
-    /** Stops the server and frees it. Idempotent. */
+    /** Stops the server and frees it (it leaves [RunningServer]). Idempotent. */
     override fun close() {
+        RunningServer.closed(this) // first: a closing server is no longer handed out
         lock.write {
             val h = handle
             handle = 0
