@@ -402,6 +402,11 @@ fun main() {
         "an older snapshot never overwrites a newer one" to ::olderSnapshotsLose,
         "the download listener thread is a daemon" to ::listenerThreadIsDaemon,
         "the suspending calls work from a coroutine" to ::suspendingCallsWork,
+        "embedded:// URIs round-trip any URL" to ::uriRoundTrips,
+        "malformed embedded:// URIs fail with a clear message" to ::malformedUrisFail,
+        "MIME types in Media3's spelling" to ::mimeTypesForMedia3,
+        "the same embedded:// URIs resolve and play across a restart" to ::urisSurviveRestart,
+        "RunningServer follows starts and closes" to ::runningServerFollowsStartsAndCloses,
     )
     var failed = 0
     for ((name, test) in tests) {
