@@ -55,6 +55,11 @@ dependencies {
     // The public API exposes Flow/StateFlow.
     api("org.jetbrains.kotlinx:kotlinx-coroutines-core:1.9.0")
     implementation("org.jetbrains.kotlinx:kotlinx-coroutines-android:1.9.0")
+    // EmbeddedDataSource and EmbeddedMediaItems (stable embedded:// URIs) use Media3: apps that use
+    // them already depend on it (media3-exoplayer brings both), so it is not forced on others.
+    // The version the sample uses; the app's own (newer) Media3 is the one that runs.
+    compileOnly("androidx.media3:media3-datasource:1.5.1")
+    compileOnly("androidx.media3:media3-common:1.5.1")
     // DownloadWorker and DownloadScheduler (downloads that survive process death). The -ktx
     // artifact brings work-runtime with CoroutineWorker whichever release moved it there. The
     // 2.10 line and core 1.15 match this build's AGP 8.7 / compileSdk 35 (newer releases may ask

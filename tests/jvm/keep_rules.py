@@ -15,6 +15,11 @@ What must be kept, read from the real artifacts:
   javap), with the `(Context, WorkerParameters)` constructor WorkManager calls through
   reflection, by the class name it stored with the work request.
 
+- every class of a `compileOnly` dependency (Media3, for EmbeddedDataSource and
+  EmbeddedMediaItems) the library's classes reference (`javap -v`): an app without that
+  dependency never uses those classes, but R8 stops on a missing class unless a `-dontwarn` rule
+  names it. Each `-dontwarn` rule must name such a class, so none outlives its use.
+
 R8 is not available here (and Debian's proguard 6.2 cannot read Java 17 classes), so this checks
 the rules' text against those needs; a real shrink runs only where the Android SDK is. The check
 checks itself too: with any one rule removed it must fail (--self-test).
@@ -31,6 +36,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 RULES = ROOT / "android/embedded-server/consumer-rules.pro"
 JNI_SRC = ROOT / "embedded-server/src/jni"
 PACKAGE = "io.embeddedserver"
+
+# Packages of the library's compileOnly dependencies (android/embedded-server/build.gradle.kts),
+# and androidx.annotation.OptIn, which comes with them (media3-common's annotation-experimental).
+OPTIONAL = ("androidx.media3.", "androidx.annotation.OptIn")
 
 JNI_TYPES = {"Z": "boolean", "B": "byte", "C": "char", "S": "short", "I": "int", "J": "long",
              "F": "float", "D": "double", "V": "void"}
@@ -92,10 +101,27 @@ def implementors_kept(rules, iface, name, args, ret):
                for _, p, implements, members in rules)
 
 
+def class_files(classes_dir):
+    return sorted(str(p) for p in (classes_dir / PACKAGE.replace(".", "/")).glob("*.class"))
+
+
+def optional_refs(classes_dir):
+    """Every class of OPTIONAL named in the constant pools of PACKAGE's classes."""
+    out = subprocess.run(["javap", "-v"] + class_files(classes_dir), capture_output=True, text=True, check=True).stdout
+    # Internal names, bare (`// androidx/...` comments of Class entries) or in descriptors (`Landroidx/...;`).
+    names = {n.replace("/", ".") for n in re.findall(r"L?((?:[\w$]+/)+[\w$]+)", out)}
+    return sorted(n for n in names if n.startswith(OPTIONAL))
+
+
+def dontwarn_failures(dontwarn, refs):
+    return ([f"{c} (a compileOnly dependency) is referenced but no -dontwarn names it" for c in refs if c not in dontwarn]
+            + [f"-dontwarn {c} names no class of a compileOnly dependency the library references"
+               for c in dontwarn if c not in refs])
+
+
 def javap(classes_dir):
     """{class name: [(name, descriptor, is_native, is_interface)]} for every class of PACKAGE."""
-    files = sorted(str(p) for p in (classes_dir / PACKAGE.replace(".", "/")).glob("*.class"))
-    out = subprocess.run(["javap", "-p", "-s"] + files, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["javap", "-p", "-s"] + class_files(classes_dir), capture_output=True, text=True, check=True).stdout
     classes, current, interface, last = {}, None, False, None
     for line in out.splitlines():
         head = re.match(r"^(?:public |final |abstract |private |static )*(class|interface) (\S+)", line)
@@ -119,8 +145,7 @@ WORKER_ARGS = ["android.content.Context", "androidx.work.WorkerParameters"]
 
 def workers(classes_dir):
     """The classes of PACKAGE that extend a WorkManager worker class (javap's class headers)."""
-    files = sorted(str(p) for p in (classes_dir / PACKAGE.replace(".", "/")).glob("*.class"))
-    out = subprocess.run(["javap"] + files, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["javap"] + class_files(classes_dir), capture_output=True, text=True, check=True).stdout
     return sorted(m.group(1) for m in re.finditer(r"class (\S+) extends ([\w.$]+)", out) if m.group(2) in WORKER_BASES)
 
 
@@ -175,12 +200,24 @@ def main():
     if missing:
         sys.exit("consumer-rules.pro misses what the native side or WorkManager needs:\n- " + "\n- ".join(missing))
     print(f"ok   consumer-rules.pro keeps all {len(required)} names the native side and WorkManager need")
+    refs = optional_refs(classes_dir)
+    dontwarn = re.findall(r"^-dontwarn\s+(\S+)\s*$", re.sub(r"#[^\n]*", "", text), re.M)
+    missing = dontwarn_failures(dontwarn, refs)
+    if missing:
+        sys.exit("consumer-rules.pro and the compileOnly dependencies disagree:\n- " + "\n- ".join(missing))
+    print(f"ok   consumer-rules.pro has -dontwarn for all {len(refs)} classes of compileOnly dependencies")
     if "--self-test" in sys.argv:
         for i, rule in enumerate(rules):
             if not failures(rules[:i] + rules[i + 1:], required):
                 sys.exit(f"keep_rules.py: removing the rule {rule} goes unnoticed: the check is too weak "
                          "or the rule is not needed")
         print(f"ok   each of the {len(rules)} rules is needed: removing any one fails the check")
+        for i, rule in enumerate(dontwarn):
+            if not dontwarn_failures(dontwarn[:i] + dontwarn[i + 1:], refs):
+                sys.exit(f"keep_rules.py: removing -dontwarn {rule} goes unnoticed")
+        if not refs:
+            sys.exit("keep_rules.py: javap found no class of a compileOnly dependency: wrong classes directory?")
+        print(f"ok   each of the {len(dontwarn)} -dontwarn rules is needed")
 
 
 if __name__ == "__main__":

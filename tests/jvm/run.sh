@@ -38,21 +38,24 @@ mkdir -p "$OUT"
 # the newest compiler's: code that needs a newer Kotlin than the app's build fails here.
 KOTLIN_VERSION=$(sed -n 's/.*id("org.jetbrains.kotlin.android") version "\([0-9]*\.[0-9]*\).*/\1/p' android/build.gradle.kts)
 [ -n "$KOTLIN_VERSION" ] || { echo "tests/jvm/run.sh: no Kotlin plugin version in android/build.gradle.kts" >&2; exit 1; }
-# src/android (AndroidConfig...) is type-checked too, against compile-time stubs of exactly the
-# Android APIs it calls (tests/jvm/android-stubs, from the published reference; never run).
+# src/android (AndroidConfig, the Media3 data source...) is type-checked too, against compile-time
+# stubs of exactly the Android and Media3 APIs it calls (tests/jvm/android-stubs and
+# tests/jvm/media3-stubs, from the published reference; never run). The Java stubs go through
+# javac; androidx.annotation.OptIn is a Kotlin annotation, so its stub is compiled with the rest.
 STUBS="$OUT/android-stubs"
+rm -rf "$STUBS"
 mkdir -p "$STUBS"
-javac -nowarn -d "$STUBS" $(find tests/jvm/android-stubs -name '*.java')
+javac -nowarn -d "$STUBS" $(find tests/jvm/android-stubs tests/jvm/media3-stubs -name '*.java')
 # The stub of the library's generated R class names only resources that exist in its res/.
 for name in $(sed -n 's/.*public static int \([a-z_]*\);.*/\1/p' tests/jvm/android-stubs/io/embeddedserver/R.java); do
   grep -rq "name=\"$name\"" android/embedded-server/src/main/res ||
     { echo "tests/jvm/run.sh: the R stub names $name, which android/embedded-server/src/main/res does not define" >&2; exit 1; }
 done
 echo "== kotlinc -language-version $KOTLIN_VERSION (API, src/android against stubs, tests)"
-# Stubs of Kotlin classes with suspend members (CoroutineWorker) are Kotlin: compiled with the rest.
+# Kotlin stubs (OptIn; CoroutineWorker, whose members are suspend functions) compile with the rest.
 "$KOTLIN/bin/kotlinc" -nowarn -language-version "$KOTLIN_VERSION" -api-version "$KOTLIN_VERSION" \
   -cp "$CP:$STUBS" -d "$OUT/classes" "$SRC"/*.kt android/embedded-server/src/android/kotlin/io/embeddedserver/*.kt \
-  $(find tests/jvm/android-stubs -name '*.kt') tests/jvm/src/*.kt
+  $(find tests/jvm/android-stubs tests/jvm/media3-stubs -name '*.kt') tests/jvm/src/*.kt
 
 echo "== javac: the API as a Java app calls it (@JvmOverloads, no Kotlin default arguments)"
 javac -nowarn -cp "$OUT/classes:$CP" -d "$OUT/java-classes" $(find tests/jvm/java -name '*.java')

@@ -42,10 +42,11 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     companion object {
         /**
          * Starts a server; throws [EmbeddedServerException] if it cannot (bad config, directory in
-         * use...). It opens the index and may recover from a crash: not on the main thread.
+         * use...). It opens the index and may recover from a crash: not on the main thread. The
+         * server is [RunningServer.current] until it closes or another one starts.
          */
         @JvmStatic
-        fun start(config: Config): EmbeddedServer = EmbeddedServer(config)
+        fun start(config: Config): EmbeddedServer = EmbeddedServer(config).also(RunningServer::started)
     }
 
     /** `http://127.0.0.1:PORT/TOKEN/`. */
@@ -145,12 +146,13 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     val isClosed: Boolean get() = handle.get() == 0L
 
     /**
-     * Stops the server and frees it. Idempotent. Bounded: the orderly stop (the final sync of
-     * written bytes included) gets 5 s and blocking work 2 s more; a [CredentialResolver] that
-     * never returns is left behind on its thread. Calls made meanwhile, on any thread, fail at
-     * once as closed instead of waiting. Call it off the main thread.
+     * Stops the server and frees it (it leaves [RunningServer]). Idempotent. Bounded: the orderly
+     * stop (the final sync of written bytes included) gets 5 s and blocking work 2 s more; a
+     * [CredentialResolver] that never returns is left behind on its thread. Calls made meanwhile,
+     * on any thread, fail at once as closed instead of waiting. Call it off the main thread.
      */
     override fun close() {
+        RunningServer.closed(this) // first: a closing server is no longer handed out
         val h = handle.getAndSet(0)
         if (h != 0L) NativeBridge.destroy(h)
     }
