@@ -16,8 +16,11 @@ data class DownloadProgress(
     val pending: Int,
     /** Whether the pending downloads wait for a network the server may use ([PendingWork.WAITING_FOR_NETWORK]). */
     val waitingForNetwork: Boolean,
+    /** Downloads completed. */
     val completed: Int,
+    /** Downloads failed (for good: the server's retries are spent). */
     val failed: Int,
+    /** Downloads paused by the app or the user. */
     val paused: Int,
     /** Bytes fetched by the pending and completed downloads. */
     val bytesDone: Long,

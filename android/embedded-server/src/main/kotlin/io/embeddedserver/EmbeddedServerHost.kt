@@ -4,6 +4,9 @@ package io.embeddedserver
  * Implemented by the app's `Application` to hand its running [EmbeddedServer] to code the system
  * starts without the app's UI: the download worker (`DownloadWorker`) after process death, where
  * WorkManager starts the process, `Application.onCreate` runs, and nothing else of the app does.
+ * Unlike [RunningServer], which knows only a server already open, the host can start one and
+ * the worker waits for it: an app that starts its server off the main thread (as it should) has
+ * none open yet when the worker begins.
  *
  * ```kotlin
  * class App : Application(), EmbeddedServerHost {
