@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::download::NetworkState;
+
 /// Everything needed to start a server. Build it with [`Config::new`] and adjust fields.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -48,6 +50,12 @@ pub struct Config {
     pub download_workers: usize,
     /// Whether downloads may run on a metered network (cellular); players are never gated.
     pub allow_metered_downloads: bool,
+    /// The connectivity the download gate assumes until the app reports its own
+    /// ([`Server::set_network`](crate::Server::set_network)). The default, online and unmetered,
+    /// fits a desktop, which has no connectivity callback; an app on a phone passes the device's
+    /// state at start (Kotlin's `AndroidConfig.builder` does), or queued downloads would start on
+    /// mobile data before its first callback arrives.
+    pub initial_network: NetworkState,
     /// Bytes fetched per track by a prefetch when the caller names no amount (~10 s of a
     /// 320 kbit/s stream).
     pub prefetch_bytes: u64,
@@ -95,6 +103,7 @@ impl Config {
             sync_interval: Duration::from_millis(1000),
             download_workers: 2,
             allow_metered_downloads: false,
+            initial_network: NetworkState::default(),
             prefetch_bytes: 512 * 1024,
         }
     }
