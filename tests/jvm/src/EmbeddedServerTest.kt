@@ -394,6 +394,7 @@ fun main() {
         "with downloadsDir, pinned bytes live under downloadsDir/data" to ::downloadsDirHoldsPinnedBytes,
         "the credential resolver is called from a native thread and released on close" to ::resolverRefreshesCredentials,
         "50 start/stop cycles leak no threads or fds" to ::cyclesLeakNothing,
+        "Config and Credentials keep secrets out of toString" to ::toStringHidesSecrets,
     )
     var failed = 0
     for ((name, test) in tests) {

@@ -21,12 +21,15 @@ data class Config(
     val downloadsDir: String? = null,
     /** Port on 127.0.0.1; null or 0 picks a free one. */
     val port: Int? = null,
-    /** The secret URL prefix; null generates 128 random bits. */
+    /** The secret URL prefix; null generates 128 random bits. Redacted in [toString]. */
     val token: String? = null,
     /** Backends that may be fetched from, as `scheme://host[:port]`. */
     val origins: List<String> = emptyList(),
     val maxCacheBytes: Long? = null,
-    /** Sent with every upstream request (never logged). Change later with [EmbeddedServer.setHeader]. */
+    /**
+     * Sent with every upstream request (never logged; [toString] shows the names only). Change
+     * later with [EmbeddedServer.setHeader].
+     */
     val upstreamHeaders: Map<String, String> = emptyMap(),
     /** An extra PEM file of CA certificates trusted for upstream TLS, besides the phone's own CA store. */
     val caCertPem: String? = null,
@@ -88,4 +91,13 @@ data class Config(
         put("prefetchBytes", prefetchBytes)
         return fields.joinToString(",", "{", "}")
     }
+
+    /** Every field, but the token and the header values redacted: safe to log. */
+    override fun toString(): String =
+        "Config(cacheDir=$cacheDir, downloadsDir=$downloadsDir, port=$port, " +
+            "token=${token?.let { Redaction.MARK }}, origins=$origins, maxCacheBytes=$maxCacheBytes, " +
+            "upstreamHeaders=${Redaction.headers(upstreamHeaders)}, caCertPem=$caCertPem, " +
+            "connectTimeoutMs=$connectTimeoutMs, readTimeoutMs=$readTimeoutMs, upstreamAttempts=$upstreamAttempts, " +
+            "maxConnections=$maxConnections, downloadWorkers=$downloadWorkers, " +
+            "allowMeteredDownloads=$allowMeteredDownloads, prefetchBytes=$prefetchBytes)"
 }
