@@ -1,13 +1,21 @@
-// Host JVM tests of the Android defects of issue #13 that the JVM can exercise (registered at the
-// end of `main` in EmbeddedServerTest.kt).
+// Host JVM tests of the Android defects of issue #13 that the JVM can exercise: secrets kept out
+// of toString() and the initial network state reaching the native gate (registered at the end of
+// `main` in EmbeddedServerTest.kt).
 package io.embeddedserver.test
 
 import io.embeddedserver.Config
 import io.embeddedserver.Credentials
+import io.embeddedserver.DownloadState
+import io.embeddedserver.EmbeddedServer
+import io.embeddedserver.NetworkState
+import java.io.File
 import kotlin.test.assertEquals
 import kotlin.test.assertFalse
 import kotlin.test.assertNotEquals
 import kotlin.test.assertTrue
+import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
 
 /** `Config` and `Credentials` print header names, never the token, header values or a URL's signature. */
 fun toStringHidesSecrets() {
@@ -28,4 +36,25 @@ fun toStringHidesSecrets() {
     assertEquals(config, config.copy())
     assertNotEquals(config, config.copy(token = "other"))
     assertNotEquals(credentials, credentials.copy(headers = mapOf("Authorization" to "Bearer other")))
+}
+
+/** A server configured as started on mobile data holds its download until told it is unmetered. */
+fun initialNetworkReachesTheGate() {
+    val dir = File(work, "origin-initial-network")
+    seed(dir, "metered.bin", 200_000)
+    Origin(dir).use { origin ->
+        val metered = NetworkState(online = true, metered = true)
+        val config = Config.Builder(File(work, "initial-network").path).origin(origin.url).initialNetwork(metered).build()
+        assertEquals(metered, config.initialNetwork)
+        EmbeddedServer.start(config).use { server ->
+            server.registerTrack("metered", "${origin.url}/metered.bin")
+            val id = server.download("metered").id
+            val parked = runBlocking {
+                withTimeout(15_000) { server.downloadMap().first { it[id]?.state == DownloadState.WAITING_FOR_NETWORK } }
+            }.getValue(id)
+            assertEquals(0, parked.bytesDone)
+            server.setNetwork(online = true, metered = false)
+            assertEquals(DownloadState.COMPLETED, awaitCompleted(server, id).state)
+        }
+    }
 }

@@ -395,6 +395,7 @@ fun main() {
         "the credential resolver is called from a native thread and released on close" to ::resolverRefreshesCredentials,
         "50 start/stop cycles leak no threads or fds" to ::cyclesLeakNothing,
         "Config and Credentials keep secrets out of toString" to ::toStringHidesSecrets,
+        "the initial network state reaches the download gate" to ::initialNetworkReachesTheGate,
     )
     var failed = 0
     for ((name, test) in tests) {

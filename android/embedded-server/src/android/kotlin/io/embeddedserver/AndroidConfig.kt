@@ -13,6 +13,10 @@ import java.io.File
  *   downloads and the queue survive "Clear cache" and low storage.
  *
  * Both are created at start if missing. Start the server off the main thread: it opens the index.
+ *
+ * [Config.initialNetwork] is the device's connectivity now ([NetworkWatcher.currentState]), so
+ * queued downloads do not start on mobile data before the app reports the network; keep it current
+ * with a [NetworkWatcher].
  */
 object AndroidConfig {
     /** The directory name used under both `cacheDir` and `filesDir`. */
@@ -22,4 +26,5 @@ object AndroidConfig {
     fun builder(context: Context): Config.Builder =
         Config.Builder(File(context.cacheDir, DIR_NAME).absolutePath)
             .downloadsDir(File(context.filesDir, DIR_NAME).absolutePath)
+            .initialNetwork(NetworkWatcher.currentState(context))
 }

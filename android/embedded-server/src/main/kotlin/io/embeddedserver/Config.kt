@@ -40,6 +40,12 @@ data class Config(
     val downloadWorkers: Int? = null,
     val allowMeteredDownloads: Boolean? = null,
     val prefetchBytes: Long? = null,
+    /**
+     * The connectivity downloads start from, until [EmbeddedServer.setNetwork] reports a change;
+     * null assumes online and unmetered (a desktop). `AndroidConfig.builder(context)` sets the
+     * device's current state, so queued downloads do not start on mobile data at process start.
+     */
+    val initialNetwork: NetworkState? = null,
 ) {
     class Builder(private var config: Config) {
         constructor(cacheDir: String) : this(Config(cacheDir))
@@ -58,6 +64,7 @@ data class Config(
         fun downloadWorkers(n: Int) = apply { config = config.copy(downloadWorkers = n) }
         fun allowMeteredDownloads(allow: Boolean) = apply { config = config.copy(allowMeteredDownloads = allow) }
         fun prefetchBytes(bytes: Long) = apply { config = config.copy(prefetchBytes = bytes) }
+        fun initialNetwork(state: NetworkState?) = apply { config = config.copy(initialNetwork = state) }
         fun build() = config
     }
 
@@ -68,6 +75,7 @@ data class Config(
             when (value) {
                 null -> {}
                 is String -> fields.add("${Json.quote(name)}:${Json.quote(value)}")
+                is NetworkState -> fields.add("${Json.quote(name)}:${value.toJson()}")
                 else -> fields.add("${Json.quote(name)}:$value")
             }
         }
@@ -89,6 +97,7 @@ data class Config(
         put("downloadWorkers", downloadWorkers)
         put("allowMeteredDownloads", allowMeteredDownloads)
         put("prefetchBytes", prefetchBytes)
+        put("initialNetwork", initialNetwork)
         return fields.joinToString(",", "{", "}")
     }
 
@@ -99,5 +108,5 @@ data class Config(
             "upstreamHeaders=${Redaction.headers(upstreamHeaders)}, caCertPem=$caCertPem, " +
             "connectTimeoutMs=$connectTimeoutMs, readTimeoutMs=$readTimeoutMs, upstreamAttempts=$upstreamAttempts, " +
             "maxConnections=$maxConnections, downloadWorkers=$downloadWorkers, " +
-            "allowMeteredDownloads=$allowMeteredDownloads, prefetchBytes=$prefetchBytes)"
+            "allowMeteredDownloads=$allowMeteredDownloads, prefetchBytes=$prefetchBytes, initialNetwork=$initialNetwork)"
 }
