@@ -1,15 +1,19 @@
-// Host JVM tests of the Android defects of issue #13 that the JVM can exercise: secrets kept out
-// of toString() and the initial network state reaching the native gate (registered at the end of
-// `main` in EmbeddedServerTest.kt).
+// Host JVM tests of the Android defects of issue #13 that the JVM can exercise: the cleartext
+// check at start, secrets kept out of toString(), the initial network state reaching the native
+// gate (registered at the end of `main` in EmbeddedServerTest.kt).
 package io.embeddedserver.test
 
+import android.security.NetworkSecurityPolicy
 import io.embeddedserver.Config
 import io.embeddedserver.Credentials
 import io.embeddedserver.DownloadState
 import io.embeddedserver.EmbeddedServer
+import io.embeddedserver.EmbeddedServerException
+import io.embeddedserver.LoopbackCleartext
 import io.embeddedserver.NetworkState
 import java.io.File
 import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
 import kotlin.test.assertFalse
 import kotlin.test.assertNotEquals
 import kotlin.test.assertTrue
@@ -57,4 +61,41 @@ fun initialNetworkReachesTheGate() {
             assertEquals(DownloadState.COMPLETED, awaitCompleted(server, id).state)
         }
     }
+}
+
+/** The `<domain-config>` block of [xml], each line trimmed. */
+fun domainConfig(xml: String): String {
+    val lines = xml.lines().map { it.trim() }
+    val start = lines.indexOfFirst { it.startsWith("<domain-config") }
+    val end = lines.indexOfFirst { it == "</domain-config>" }
+    assertTrue(start >= 0 && end > start, "no <domain-config> in:\n$xml")
+    return lines.subList(start, end + 1).joinToString("\n")
+}
+
+/**
+ * The library sets no network security config; start asks the platform's policy (a fake here,
+ * tests/jvm/fakes) about 127.0.0.1 and, when refused, says exactly what to add: the ready file's
+ * `<domain-config>` lines, or a reference to the ready file.
+ */
+fun cleartextToLoopbackIsChecked() {
+    val library = File("android/embedded-server/src/main")
+    assertFalse(File(library, "AndroidManifest.xml").readText().contains("android:networkSecurityConfig="),
+        "the library manifest must not set a network security config")
+    val ready = File(library, "res/xml/embedded_server_network_security_config.xml").readText()
+    val config = config("cleartext")
+    NetworkSecurityPolicy.cleartextPermitted = false
+    val refused = try {
+        assertFailsWith<EmbeddedServerException> { EmbeddedServer.start(config) }
+    } finally {
+        NetworkSecurityPolicy.cleartextPermitted = true
+    }
+    assertEquals("127.0.0.1", NetworkSecurityPolicy.lastHostname)
+    val message = refused.message!!
+    assertTrue(message.lines().map { it.trim() }.joinToString("\n").contains(domainConfig(ready)), message)
+    assertTrue(message.contains("android:networkSecurityConfig=\"@xml/embedded_server_network_security_config\""), message)
+    NetworkSecurityPolicy.lastHostname = null
+    EmbeddedServer.start(config).use { assertTrue(it.baseUrl.startsWith("http://127.0.0.1:")) }
+    assertEquals("127.0.0.1", NetworkSecurityPolicy.lastHostname, "a permitted start is checked too")
+    // A desktop JVM has no policy class: nothing to check.
+    LoopbackCleartext.requirePermitted("android.security.NoSuchPolicy")
 }

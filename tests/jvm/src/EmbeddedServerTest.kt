@@ -396,6 +396,7 @@ fun main() {
         "50 start/stop cycles leak no threads or fds" to ::cyclesLeakNothing,
         "Config and Credentials keep secrets out of toString" to ::toStringHidesSecrets,
         "the initial network state reaches the download gate" to ::initialNetworkReachesTheGate,
+        "start checks that cleartext to 127.0.0.1 is permitted and says what to add" to ::cleartextToLoopbackIsChecked,
     )
     var failed = 0
     for ((name, test) in tests) {

@@ -45,10 +45,15 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     companion object {
         /**
          * Starts a server; throws [EmbeddedServerException] if it cannot (bad config, directory in
-         * use...). It opens the index and may recover from a crash: not on the main thread.
+         * use, cleartext to 127.0.0.1 not permitted by the app's network security config: the
+         * message says what to add). It opens the index and may recover from a crash: not on the
+         * main thread.
          */
         @JvmStatic
-        fun start(config: Config): EmbeddedServer = EmbeddedServer(config)
+        fun start(config: Config): EmbeddedServer {
+            LoopbackCleartext.requirePermitted()
+            return EmbeddedServer(config)
+        }
     }
 
     /** `http://127.0.0.1:PORT/TOKEN/`. */
