@@ -13,9 +13,9 @@ pub struct Config {
     /// user ("Clear cache") may empty at any time: what disappears is simply fetched again.
     pub cache_dir: PathBuf,
     /// Directory of downloaded (pinned) bytes and of the index (the download queue); created if
-    /// missing. On Android this is under `Context.filesDir`, which only the app empties. A
-    /// resource moves here when a download pins it and back when it is unpinned. `None` keeps
-    /// everything in `cache_dir`.
+    /// missing. On Android this is under `Context.noBackupFilesDir`, which only the app empties and
+    /// Auto Backup skips. A resource moves here when a download pins it and back when it is
+    /// unpinned. `None` keeps everything in `cache_dir`.
     pub downloads_dir: Option<PathBuf>,
     /// Port to bind on `127.0.0.1` when the server binds its own listener; 0 picks a free one.
     pub port: u16,

@@ -1,17 +1,20 @@
 // Host JVM tests of the Android defects of issue #13 that the JVM can exercise: the cleartext
-// check at start, secrets kept out of toString(), the initial network state reaching the native
-// gate (registered at the end of `main` in EmbeddedServerTest.kt).
+// check at start, the one-time move of downloads out of Auto Backup's reach, secrets kept out of
+// toString(), the initial network state reaching the native gate (registered at the end of `main`
+// in EmbeddedServerTest.kt).
 package io.embeddedserver.test
 
 import android.security.NetworkSecurityPolicy
 import io.embeddedserver.Config
 import io.embeddedserver.Credentials
+import io.embeddedserver.DirectoryMove
 import io.embeddedserver.DownloadState
 import io.embeddedserver.EmbeddedServer
 import io.embeddedserver.EmbeddedServerException
 import io.embeddedserver.LoopbackCleartext
 import io.embeddedserver.NetworkState
 import java.io.File
+import kotlin.test.assertContentEquals
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
 import kotlin.test.assertFalse
@@ -98,4 +101,64 @@ fun cleartextToLoopbackIsChecked() {
     assertEquals("127.0.0.1", NetworkSecurityPolicy.lastHostname, "a permitted start is checked too")
     // A desktop JVM has no policy class: nothing to check.
     LoopbackCleartext.requirePermitted("android.security.NoSuchPolicy")
+}
+
+/** Every file under [dir], by relative path, with its content. */
+fun files(dir: File): Map<String, String> =
+    dir.walkTopDown().filter { it.isFile }.associate { it.relativeTo(dir).path to it.readText() }
+
+/** [DirectoryMove.moveOnce] in each case it meets on a phone; it never loses or hides a file. */
+fun downloadsDirMovesOnce() {
+    val root = File(work, "move")
+    fun dirWith(path: String, vararg names: String) =
+        File(root, path).apply { names.forEach { File(this, it).apply { parentFile.mkdirs() }.writeText("$path/$it") } }
+
+    // An old install: moved by a rename, every file kept, the old name gone.
+    val old = dirWith("upgrade/files/embedded-server", "index.sqlite", "data/ab/123.1")
+    val before = files(old)
+    val new = File(root, "upgrade/no_backup/embedded-server")
+    assertEquals(new, DirectoryMove.moveOnce(old, new))
+    assertFalse(old.exists())
+    assertEquals(before, files(new))
+    // Already moved (the next start): nothing to do.
+    assertEquals(new, DirectoryMove.moveOnce(old, new))
+    assertEquals(before, files(new))
+    // The new name is an empty directory: moved over it.
+    val old2 = dirWith("empty/old", "index.sqlite")
+    val new2 = File(root, "empty/new").apply { mkdirs() }
+    assertEquals(new2, DirectoryMove.moveOnce(old2, new2))
+    assertEquals(listOf("index.sqlite"), files(new2).keys.toList())
+    // Both hold files (an old backup restored the old one): both are left as they are.
+    val old3 = dirWith("both/old", "index.sqlite")
+    val new3 = dirWith("both/new", "index.sqlite")
+    assertEquals(new3, DirectoryMove.moveOnce(old3, new3))
+    assertEquals(mapOf("index.sqlite" to "both/old/index.sqlite"), files(old3))
+    assertEquals(mapOf("index.sqlite" to "both/new/index.sqlite"), files(new3))
+    // The rename fails (the new parent is a file): the old directory stays in use, intact.
+    val old4 = dirWith("fails/old", "index.sqlite")
+    val blocker = File(root, "fails/blocker").apply { writeText("not a directory") }
+    assertEquals(old4, DirectoryMove.moveOnce(old4, File(blocker, "embedded-server")))
+    assertEquals(mapOf("index.sqlite" to "fails/old/index.sqlite"), files(old4))
+}
+
+/** A completed download made under the old directory is still completed, and plays offline, after the move. */
+fun movedDownloadsStillPlay() {
+    val dir = File(work, "origin-moved")
+    val truth = seed(dir, "kept.bin", 300_000)
+    val cacheDir = File(work, "moved-cache").path
+    val old = File(work, "moved-files/embedded-server")
+    val new = File(work, "moved-no-backup/embedded-server")
+    Origin(dir).use { origin ->
+        EmbeddedServer.start(Config(cacheDir, downloadsDir = old.path, origins = listOf(origin.url))).use { server ->
+            server.registerTrack("kept", "${origin.url}/kept.bin")
+            awaitCompleted(server, server.download("kept").id)
+        }
+        assertEquals(new, DirectoryMove.moveOnce(old, new))
+        origin.close()
+        EmbeddedServer.start(Config(cacheDir, downloadsDir = new.path, origins = listOf(origin.url))).use { server ->
+            assertEquals(DownloadState.COMPLETED, server.downloadMap().value.values.single().state)
+            assertTrue(server.track("kept").complete)
+            assertContentEquals(truth, get(server.trackUrl("kept")).second)
+        }
+    }
 }

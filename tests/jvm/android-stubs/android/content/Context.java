@@ -13,6 +13,9 @@ public abstract class Context {
     /** The app's private files directory. */
     public abstract File getFilesDir();
 
+    /** Like getFilesDir, but excluded from Auto Backup (API 21). */
+    public abstract File getNoBackupFilesDir();
+
     /** A system service by class, e.g. ConnectivityManager.class (API 23). */
     public final <T> T getSystemService(Class<T> serviceClass) { throw new UnsupportedOperationException("stub"); }
 }

@@ -15,7 +15,8 @@ data class Config(
     val cacheDir: String,
     /**
      * Directory of the downloaded (pinned) bytes and of the index with the download queue;
-     * created if missing. Keep it somewhere only the app empties (Android: under `filesDir`).
+     * created if missing. Keep it somewhere only the app empties and Auto Backup skips (Android:
+     * under `noBackupFilesDir`).
      * Null keeps everything in [cacheDir].
      */
     val downloadsDir: String? = null,
