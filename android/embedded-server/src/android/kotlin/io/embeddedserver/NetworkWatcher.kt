@@ -25,20 +25,26 @@ class NetworkWatcher private constructor(
     private var closed = false
 
     private val callback = object : ConnectivityManager.NetworkCallback() {
-        // Android 7 sends no capabilities with a new default network: ask for them.
-        override fun onAvailable(network: Network) = report(network, connectivity.getNetworkCapabilities(network))
+        override fun onAvailable(network: Network) {
+            current = network
+            // Android 7 sends no capabilities with a new default network: ask for them (later
+            // versions follow with onCapabilitiesChanged, which also covers an unknown answer).
+            capabilitiesOf(connectivity, network)?.let { report(stateOf(it)) }
+        }
 
-        override fun onCapabilitiesChanged(network: Network, networkCapabilities: NetworkCapabilities) =
-            report(network, networkCapabilities)
+        override fun onCapabilitiesChanged(network: Network, networkCapabilities: NetworkCapabilities) {
+            current = network
+            report(stateOf(networkCapabilities))
+        }
 
         override fun onLost(network: Network) {
-            if (network == current) report(null, null)
+            if (network != current) return
+            current = null
+            report(OFFLINE)
         }
     }
 
-    private fun report(network: Network?, capabilities: NetworkCapabilities?) {
-        current = network
-        val state = stateOf(capabilities)
+    private fun report(state: NetworkState) {
         try {
             server.setNetwork(state.online, state.metered)
         } catch (e: EmbeddedServerException) {
@@ -63,22 +69,39 @@ class NetworkWatcher private constructor(
             return watcher
         }
 
-        /** The default network's state now (offline when there is none): what [Config.initialNetwork] takes. */
+        /**
+         * The default network's state now: what [Config.initialNetwork] takes. Offline when there
+         * is none; online but metered when its capabilities cannot be read, so that downloads wait
+         * for the watcher rather than risk mobile data.
+         */
         @JvmStatic
         fun currentState(context: Context): NetworkState {
             val connectivity = connectivity(context)
-            return stateOf(connectivity.activeNetwork?.let(connectivity::getNetworkCapabilities))
+            val network = connectivity.activeNetwork ?: return OFFLINE
+            return capabilitiesOf(connectivity, network)?.let(::stateOf) ?: NetworkState(online = true, metered = true)
         }
+
+        private val OFFLINE = NetworkState(online = false, metered = false)
 
         private fun connectivity(context: Context): ConnectivityManager =
             context.getSystemService(ConnectivityManager::class.java)
                 ?: throw EmbeddedServerException("this device has no ConnectivityManager")
 
-        private fun stateOf(capabilities: NetworkCapabilities?): NetworkState = NetworkState(
-            online = capabilities != null &&
-                capabilities.hasCapability(NetworkCapabilities.NET_CAPABILITY_INTERNET) &&
+        /**
+         * Null when unknown: the network is gone, or the call threw SecurityException, as it does
+         * on some Android 11 builds (Media3's `Requirements` guards it the same way).
+         */
+        private fun capabilitiesOf(connectivity: ConnectivityManager, network: Network): NetworkCapabilities? =
+            try {
+                connectivity.getNetworkCapabilities(network)
+            } catch (e: SecurityException) {
+                null
+            }
+
+        private fun stateOf(capabilities: NetworkCapabilities) = NetworkState(
+            online = capabilities.hasCapability(NetworkCapabilities.NET_CAPABILITY_INTERNET) &&
                 capabilities.hasCapability(NetworkCapabilities.NET_CAPABILITY_VALIDATED),
-            metered = capabilities != null && !capabilities.hasCapability(NetworkCapabilities.NET_CAPABILITY_NOT_METERED),
+            metered = !capabilities.hasCapability(NetworkCapabilities.NET_CAPABILITY_NOT_METERED),
         )
     }
 }
