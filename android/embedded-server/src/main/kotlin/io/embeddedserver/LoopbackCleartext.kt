@@ -17,23 +17,26 @@ internal object LoopbackCleartext {
     private const val HOST = "127.0.0.1"
 
     /** The lines to add inside the app's `<network-security-config>`; the ready file holds them too. */
-    const val DOMAIN_CONFIG = """<domain-config cleartextTrafficPermitted="true">
+    private const val DOMAIN_CONFIG = """<domain-config cleartextTrafficPermitted="true">
     <domain includeSubdomains="false">127.0.0.1</domain>
     <domain includeSubdomains="false">localhost</domain>
 </domain-config>"""
 
     /** The library's ready config, for an app that has none of its own. */
-    const val READY_FILE = "@xml/embedded_server_network_security_config"
+    private const val READY_FILE = "@xml/embedded_server_network_security_config"
 
-    val message = "cleartext HTTP to $HOST is not permitted in this app (Android 9+ blocks it unless the app's " +
-        "network security config allows it), so the player cannot reach the embedded server. Add to the " +
-        "app's network security config (res/xml), " +
-        "inside <network-security-config>:\n$DOMAIN_CONFIG\nor, if the app has no config of its own, set " +
+    private const val MESSAGE = "cleartext HTTP to $HOST is not permitted in this app (Android 9+ blocks it " +
+        "unless the app's network security config allows it), so the player cannot reach the embedded " +
+        "server. Add to the app's network security config (res/xml), inside <network-security-config>:\n" +
+        "$DOMAIN_CONFIG\nor, if the app has no config of its own, set " +
         "android:networkSecurityConfig=\"$READY_FILE\" on its <application> in AndroidManifest.xml."
 
-    /** Throws [EmbeddedServerException] with [message] if the platform's policy refuses cleartext to 127.0.0.1. */
+    /**
+     * Throws [EmbeddedServerException], saying what to add, if the platform's policy refuses
+     * cleartext to 127.0.0.1. [policyClass] is the policy's name (a test names an absent class).
+     */
     fun requirePermitted(policyClass: String = POLICY_CLASS) {
-        if (!isPermitted(policyClass)) throw EmbeddedServerException(message)
+        if (!isPermitted(policyClass)) throw EmbeddedServerException(MESSAGE)
     }
 
     /** `NetworkSecurityPolicy.getInstance().isCleartextTrafficPermitted(HOST)`; true where the class is absent. */
