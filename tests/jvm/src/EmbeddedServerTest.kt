@@ -407,6 +407,11 @@ fun main() {
         "MIME types in Media3's spelling" to ::mimeTypesForMedia3,
         "the same embedded:// URIs resolve and play across a restart" to ::urisSurviveRestart,
         "RunningServer follows starts and closes" to ::runningServerFollowsStartsAndCloses,
+        "Config and Credentials keep secrets out of toString" to ::toStringHidesSecrets,
+        "the initial network state reaches the download gate" to ::initialNetworkReachesTheGate,
+        "start checks that cleartext to 127.0.0.1 is permitted and says what to add" to ::cleartextToLoopbackIsChecked,
+        "the downloads directory moves once, never losing or hiding a file" to ::downloadsDirMovesOnce,
+        "downloads moved out of filesDir stay completed and play offline" to ::movedDownloadsStillPlay,
     )
     var failed = 0
     for ((name, test) in tests) {
