@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::download::NetworkState;
+
 /// Everything needed to start a server. Build it with [`Config::new`] and adjust fields.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -11,9 +13,9 @@ pub struct Config {
     /// user ("Clear cache") may empty at any time: what disappears is simply fetched again.
     pub cache_dir: PathBuf,
     /// Directory of downloaded (pinned) bytes and of the index (the download queue); created if
-    /// missing. On Android this is under `Context.filesDir`, which only the app empties. A
-    /// resource moves here when a download pins it and back when it is unpinned. `None` keeps
-    /// everything in `cache_dir`.
+    /// missing. On Android this is under `Context.noBackupFilesDir`, which only the app empties and
+    /// Auto Backup skips. A resource moves here when a download pins it and back when it is
+    /// unpinned. `None` keeps everything in `cache_dir`.
     pub downloads_dir: Option<PathBuf>,
     /// Port to bind on `127.0.0.1` when the server binds its own listener; 0 picks a free one.
     pub port: u16,
@@ -51,6 +53,12 @@ pub struct Config {
     pub download_workers: usize,
     /// Whether downloads may run on a metered network (cellular); players are never gated.
     pub allow_metered_downloads: bool,
+    /// The connectivity the download gate assumes until the app reports its own
+    /// ([`Server::set_network`](crate::Server::set_network)). The default, online and unmetered,
+    /// fits a desktop, which has no connectivity callback; an app on a phone passes the device's
+    /// state at start (Kotlin's `AndroidConfig.builder` does), or queued downloads would start on
+    /// mobile data before its first callback arrives.
+    pub initial_network: NetworkState,
     /// Bytes fetched per track by a prefetch when the caller names no amount (~10 s of a
     /// 320 kbit/s stream).
     pub prefetch_bytes: u64,
@@ -99,6 +107,7 @@ impl Config {
             sync_interval: Duration::from_millis(1000),
             download_workers: 2,
             allow_metered_downloads: false,
+            initial_network: NetworkState::default(),
             prefetch_bytes: 512 * 1024,
         }
     }

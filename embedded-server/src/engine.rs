@@ -283,6 +283,7 @@ impl Server {
             live_playlists: crate::hls::LiveTable::default(),
             _lock: lock,
         });
+        downloader.set_network(inner.config.initial_network);
         let cancel = CancellationToken::new();
         let accept = tokio::spawn(crate::server::run(listener, inner.clone(), cancel.clone()));
         let persister = tokio::spawn(cache.persist_loop(sync_interval));

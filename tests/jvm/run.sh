@@ -51,10 +51,15 @@ for name in $(sed -n 's/.*public static int \([a-z_]*\);.*/\1/p' tests/jvm/andro
   grep -rq "name=\"$name\"" android/embedded-server/src/main/res ||
     { echo "tests/jvm/run.sh: the R stub names $name, which android/embedded-server/src/main/res does not define" >&2; exit 1; }
 done
+# Runnable fakes of Android classes the pure-JVM sources reach by reflection (tests/jvm/fakes):
+# on the test classpath only, so that a test decides what "Android" answers.
+FAKES="$OUT/fakes"
+mkdir -p "$FAKES"
+javac -nowarn -d "$FAKES" $(find tests/jvm/fakes -name '*.java')
 echo "== kotlinc -language-version $KOTLIN_VERSION (API, src/android against stubs, tests)"
 # Kotlin stubs (OptIn; CoroutineWorker, whose members are suspend functions) compile with the rest.
 "$KOTLIN/bin/kotlinc" -nowarn -language-version "$KOTLIN_VERSION" -api-version "$KOTLIN_VERSION" \
-  -cp "$CP:$STUBS" -d "$OUT/classes" "$SRC"/*.kt android/embedded-server/src/android/kotlin/io/embeddedserver/*.kt \
+  -cp "$CP:$STUBS:$FAKES" -d "$OUT/classes" "$SRC"/*.kt android/embedded-server/src/android/kotlin/io/embeddedserver/*.kt \
   $(find tests/jvm/android-stubs tests/jvm/media3-stubs -name '*.kt') tests/jvm/src/*.kt
 
 echo "== javac: the API as a Java app calls it (@JvmOverloads, no Kotlin default arguments)"
@@ -67,7 +72,7 @@ python3 tests/jvm/keep_rules.py "$OUT/classes" --self-test
 echo "== java -Xcheck:jni"
 LOG="$OUT/run.log"
 set +e
-java -Xcheck:jni -Djava.library.path="$ROOT/target/debug" -cp "$OUT/classes:$CP" \
+java -Xcheck:jni -Djava.library.path="$ROOT/target/debug" -cp "$OUT/classes:$FAKES:$CP" \
   io.embeddedserver.test.EmbeddedServerTestKt 2>&1 | tee "$LOG"
 status=${PIPESTATUS[0]}
 set -e

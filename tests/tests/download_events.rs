@@ -11,6 +11,21 @@ use embedded_server::{
 };
 use integration_tests::{seeded_bytes, sha256_hex, Origin, MIB};
 
+/// Polls download `id` (bounded, 20 s) until it is in state `want`; returns it then.
+async fn wait_state(server: &Server, id: &str, want: DownloadState) -> DownloadInfo {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let info = server.download_info(id).expect("info");
+            if info.state == want {
+                return info;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("never reached {want:?}: {:?}", server.download_info(id)))
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -95,35 +110,18 @@ fn pause_resume_and_the_network_gate_through_the_facade() {
             metered: false,
         });
         let d = server.download(DownloadTarget::Url(url), 0).await.expect("download");
-        let wait_state = |want: DownloadState| {
-            let server = &server;
-            let id = d.id.clone();
-            async move {
-                tokio::time::timeout(Duration::from_secs(20), async {
-                    loop {
-                        let info = server.download_info(&id).expect("info");
-                        if info.state == want {
-                            return info;
-                        }
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                })
-                .await
-                .unwrap_or_else(|_| panic!("never reached {want:?}: {:?}", server.download_info(&id)))
-            }
-        };
-        let parked = wait_state(DownloadState::WaitingForNetwork).await;
+        let parked = wait_state(&server, &d.id, DownloadState::WaitingForNetwork).await;
         assert_eq!(parked.bytes_done, 0, "nothing is fetched while offline");
         server.set_network(NetworkState {
             online: true,
             metered: false,
         });
-        wait_state(DownloadState::Running).await;
+        wait_state(&server, &d.id, DownloadState::Running).await;
         let paused = server.pause_download(&d.id).await.expect("pause");
         assert_eq!(paused.state, DownloadState::Paused);
         assert!(server.pause_download("nope").await.is_err(), "unknown IDs are errors");
         server.resume_download(&d.id).await.expect("resume");
-        let done = wait_state(DownloadState::Completed).await;
+        let done = wait_state(&server, &d.id, DownloadState::Completed).await;
         assert!(done.pinned && done.bytes_done == truth.len() as u64, "{done:?}");
         server.cancel_download(&d.id).await.expect("cancel");
         assert!(server.download_info(&d.id).is_err(), "a cancelled download is gone");
@@ -183,4 +181,42 @@ fn a_listener_that_fell_behind_gets_every_final_state() {
     for id in &ids {
         assert_eq!(newest[id].state, DownloadState::Completed, "{:?}", newest[id]);
     }
+}
+
+#[test]
+fn a_server_started_on_a_metered_network_holds_downloads_until_it_is_unmetered() {
+    let origin = Origin::start(&[]);
+    let truth = seeded_bytes(73, MIB);
+    origin.put_file("m.bin", &truth);
+    let dir = tempfile::tempdir().expect("cache dir");
+    runtime().block_on(async {
+        let metered = NetworkState {
+            online: true,
+            metered: true,
+        };
+        let mut config = Config::new(dir.path());
+        config.origins = vec![origin.origin_arg()];
+        config.initial_network = metered;
+        let server = Server::start(config).await.expect("start");
+        assert_eq!(server.network(), metered, "the gate starts from the configured state");
+        let d = server
+            .download(DownloadTarget::Url(format!("{}m.bin", origin.url)), 0)
+            .await
+            .expect("download");
+        // The download reaches the gate and parks there, having asked the origin for nothing.
+        let parked = wait_state(&server, &d.id, DownloadState::WaitingForNetwork).await;
+        assert_eq!(parked.bytes_done, 0, "{parked:?}");
+        assert!(
+            origin.log_for("/m.bin").is_empty(),
+            "fetched on a metered network: {:?}",
+            origin.log()
+        );
+        server.set_network(NetworkState {
+            online: true,
+            metered: false,
+        });
+        let done = wait_state(&server, &d.id, DownloadState::Completed).await;
+        assert_eq!(done.bytes_done, truth.len() as u64, "{done:?}");
+        server.shutdown().await.expect("shutdown");
+    });
 }

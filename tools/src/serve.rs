@@ -24,7 +24,8 @@ pub struct ServeArgs {
     pub cache_dir: Option<PathBuf>,
 
     /// Directory for downloaded (pinned) bytes and the index, apart from the evictable cache
-    /// (as on Android: cache under cacheDir, downloads under filesDir). Default: in --cache-dir.
+    /// (as on Android: cache under cacheDir, downloads under noBackupFilesDir). Default: in
+    /// --cache-dir.
     #[arg(long, value_name = "DIR")]
     pub downloads_dir: Option<PathBuf>,
 

@@ -14,7 +14,8 @@ pub struct NetworkState {
 }
 
 impl Default for NetworkState {
-    /// Online and unmetered until the app says otherwise (a desktop, or an app that never reports).
+    /// Online and unmetered: what a desktop, which reports nothing, starts from (the default of
+    /// `Config::initial_network`).
     fn default() -> Self {
         Self {
             online: true,

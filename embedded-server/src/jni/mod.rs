@@ -69,6 +69,8 @@ struct ConfigArgs {
     download_workers: Option<usize>,
     allow_metered_downloads: Option<bool>,
     prefetch_bytes: Option<u64>,
+    /// `{"online": bool, "metered": bool}`: the device's connectivity at start.
+    initial_network: Option<NetworkState>,
 }
 
 impl ConfigArgs {
@@ -93,6 +95,7 @@ impl ConfigArgs {
         config.download_workers = self.download_workers.unwrap_or(config.download_workers);
         config.allow_metered_downloads = self.allow_metered_downloads.unwrap_or(config.allow_metered_downloads);
         config.prefetch_bytes = self.prefetch_bytes.unwrap_or(config.prefetch_bytes);
+        config.initial_network = self.initial_network.unwrap_or(config.initial_network);
         config
     }
 }

@@ -1,4 +1,4 @@
-// A compile-time stub of the one Android class the library's src/android sources use, written from
+// A compile-time stub of an Android class the library's src/android sources use, written from
 // the published API reference (developer.android.com/reference/android/content/Context): only
 // the members they call, with the same signatures. Never shipped, never run: tests/jvm/run.sh
 // type-checks src/android against it, because no android.jar can be had on our machines.
@@ -12,6 +12,12 @@ public abstract class Context {
 
     /** The app's private files directory. */
     public abstract File getFilesDir();
+
+    /** Like getFilesDir, but excluded from Auto Backup (API 21). */
+    public abstract File getNoBackupFilesDir();
+
+    /** A system service by class, e.g. ConnectivityManager.class (API 23). */
+    public final <T> T getSystemService(Class<T> serviceClass) { throw new UnsupportedOperationException("stub"); }
 
     // --- Used by DownloadNotifications (the download worker's notification). ---
 

@@ -15,18 +15,22 @@ data class Config(
     val cacheDir: String,
     /**
      * Directory of the downloaded (pinned) bytes and of the index with the download queue;
-     * created if missing. Keep it somewhere only the app empties (Android: under `filesDir`).
+     * created if missing. Keep it somewhere only the app empties and Auto Backup skips (Android:
+     * under `noBackupFilesDir`).
      * Null keeps everything in [cacheDir].
      */
     val downloadsDir: String? = null,
     /** Port on 127.0.0.1; null or 0 picks a free one. */
     val port: Int? = null,
-    /** The secret URL prefix; null generates 128 random bits. */
+    /** The secret URL prefix; null generates 128 random bits. Redacted in [toString]. */
     val token: String? = null,
     /** Backends that may be fetched from, as `scheme://host[:port]`. */
     val origins: List<String> = emptyList(),
     val maxCacheBytes: Long? = null,
-    /** Sent with every upstream request (never logged). Change later with [EmbeddedServer.setHeader]. */
+    /**
+     * Sent with every upstream request (never logged; [toString] shows the names only). Change
+     * later with [EmbeddedServer.setHeader].
+     */
     val upstreamHeaders: Map<String, String> = emptyMap(),
     /** An extra PEM file of CA certificates trusted for upstream TLS, besides the phone's own CA store. */
     val caCertPem: String? = null,
@@ -39,6 +43,12 @@ data class Config(
     val downloadWorkers: Int? = null,
     val allowMeteredDownloads: Boolean? = null,
     val prefetchBytes: Long? = null,
+    /**
+     * The connectivity downloads start from, until [EmbeddedServer.setNetwork] reports a change;
+     * null assumes online and unmetered (a desktop). `AndroidConfig.builder(context)` sets the
+     * device's current state, so queued downloads do not start on mobile data at process start.
+     */
+    val initialNetwork: NetworkState? = null,
 ) {
     class Builder(private var config: Config) {
         constructor(cacheDir: String) : this(Config(cacheDir))
@@ -58,6 +68,7 @@ data class Config(
         fun downloadWorkers(n: Int) = apply { config = config.copy(downloadWorkers = n) }
         fun allowMeteredDownloads(allow: Boolean) = apply { config = config.copy(allowMeteredDownloads = allow) }
         fun prefetchBytes(bytes: Long) = apply { config = config.copy(prefetchBytes = bytes) }
+        fun initialNetwork(state: NetworkState?) = apply { config = config.copy(initialNetwork = state) }
         fun build() = config
     }
 
@@ -68,6 +79,7 @@ data class Config(
             when (value) {
                 null -> {}
                 is String -> fields.add("${Json.quote(name)}:${Json.quote(value)}")
+                is NetworkState -> fields.add("${Json.quote(name)}:${value.toJson()}")
                 else -> fields.add("${Json.quote(name)}:$value")
             }
         }
@@ -90,6 +102,16 @@ data class Config(
         put("downloadWorkers", downloadWorkers)
         put("allowMeteredDownloads", allowMeteredDownloads)
         put("prefetchBytes", prefetchBytes)
+        put("initialNetwork", initialNetwork)
         return fields.joinToString(",", "{", "}")
     }
+
+    /** Every field, but the token and the header values redacted: safe to log. */
+    override fun toString(): String =
+        "Config(cacheDir=$cacheDir, downloadsDir=$downloadsDir, port=$port, " +
+            "token=${token?.let { Redaction.MARK }}, origins=$origins, maxCacheBytes=$maxCacheBytes, " +
+            "upstreamHeaders=${Redaction.headers(upstreamHeaders)}, caCertPem=$caCertPem, " +
+            "connectTimeoutMs=$connectTimeoutMs, readTimeoutMs=$readTimeoutMs, upstreamAttempts=$upstreamAttempts, " +
+            "maxConnections=$maxConnections, downloadWorkers=$downloadWorkers, " +
+            "allowMeteredDownloads=$allowMeteredDownloads, prefetchBytes=$prefetchBytes, initialNetwork=$initialNetwork)"
 }

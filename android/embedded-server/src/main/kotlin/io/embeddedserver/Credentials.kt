@@ -3,6 +3,7 @@ package io.embeddedserver
 /**
  * Fresh credentials for the backend, from a [CredentialResolver]: a re-signed [url] for the same
  * bytes and/or [headers] to send with every later upstream request (e.g. a new `Authorization`).
+ * [toString] shows neither the header values nor the URL's query (its signature).
  */
 data class Credentials(
     val url: String? = null,
@@ -12,6 +13,8 @@ data class Credentials(
         val headerList = headers.entries.joinToString(",", "[", "]") { "[${Json.quote(it.key)},${Json.quote(it.value)}]" }
         return "{\"url\":${url?.let(Json::quote) ?: "null"},\"headers\":$headerList}"
     }
+
+    override fun toString(): String = "Credentials(url=${url?.let(Redaction::url)}, headers=${Redaction.headers(headers)})"
 }
 
 /**

@@ -42,11 +42,15 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     companion object {
         /**
          * Starts a server; throws [EmbeddedServerException] if it cannot (bad config, directory in
-         * use...). It opens the index and may recover from a crash: not on the main thread. The
-         * server is [RunningServer.current] until it closes or another one starts.
+         * use, cleartext to 127.0.0.1 not permitted by the app's network security config: the
+         * message says what to add). It opens the index and may recover from a crash: not on the
+         * main thread. The server is [RunningServer.current] until it closes or another one starts.
          */
         @JvmStatic
-        fun start(config: Config): EmbeddedServer = EmbeddedServer(config).also(RunningServer::started)
+        fun start(config: Config): EmbeddedServer {
+            LoopbackCleartext.requirePermitted()
+            return EmbeddedServer(config).also(RunningServer::started)
+        }
     }
 
     /** `http://127.0.0.1:PORT/TOKEN/`. */

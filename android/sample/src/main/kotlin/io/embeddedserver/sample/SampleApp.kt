@@ -1,14 +1,12 @@
 package io.embeddedserver.sample
 
 import android.app.Application
-import android.net.ConnectivityManager
-import android.net.Network
-import android.net.NetworkCapabilities
 import io.embeddedserver.AndroidConfig
 import io.embeddedserver.DownloadScheduler
 import io.embeddedserver.DownloadState
 import io.embeddedserver.EmbeddedServer
 import io.embeddedserver.EmbeddedServerHost
+import io.embeddedserver.NetworkWatcher
 import io.embeddedserver.PendingWork
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CoroutineScope
@@ -61,7 +59,9 @@ class SampleApp : Application(), EmbeddedServerHost {
             } catch (e: Exception) {
                 return@launch // MainActivity shows the error
             }
-            watchNetwork(server)
+            // Feeds setNetwork from the default network for the life of the process (as long as
+            // the server's); the config already started the gate from the network at launch.
+            NetworkWatcher.start(this@SampleApp, server)
             // The foreground service (and its Wi-Fi lock) runs only while some download moves
             // bytes: started here when one starts running, it stops itself when none is.
             server.downloads()
@@ -69,23 +69,5 @@ class SampleApp : Application(), EmbeddedServerHost {
                 .distinctUntilChanged()
                 .collect { running -> if (running) TransferService.start(this@SampleApp) }
         }
-    }
-
-    /** The callbacks run on ConnectivityManager's own thread; `setNetwork` only records the state. */
-    private fun watchNetwork(server: EmbeddedServer) {
-        // Needs android.permission.ACCESS_NETWORK_STATE (in the manifest).
-        val connectivity = checkNotNull(getSystemService(ConnectivityManager::class.java))
-        connectivity.registerDefaultNetworkCallback(object : ConnectivityManager.NetworkCallback() {
-            override fun onCapabilitiesChanged(network: Network, caps: NetworkCapabilities) {
-                val online = caps.hasCapability(NetworkCapabilities.NET_CAPABILITY_INTERNET) &&
-                    caps.hasCapability(NetworkCapabilities.NET_CAPABILITY_VALIDATED)
-                val metered = !caps.hasCapability(NetworkCapabilities.NET_CAPABILITY_NOT_METERED)
-                server.setNetwork(online, metered)
-            }
-
-            override fun onLost(network: Network) {
-                server.setNetwork(online = false, metered = false)
-            }
-        })
     }
 }
