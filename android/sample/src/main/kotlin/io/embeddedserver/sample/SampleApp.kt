@@ -17,7 +17,7 @@ import kotlinx.coroutines.flow.map
 import kotlinx.coroutines.launch
 
 /** Owns the process-wide server and feeds it the device's connectivity. */
-class SampleApp : Application() {
+class SampleApp : Application(), ServerHost {
     val scope = CoroutineScope(SupervisorJob() + Dispatchers.Default)
 
     /**
@@ -25,7 +25,7 @@ class SampleApp : Application() {
      * and creates directories, which must not run on the main thread. Await it before using it;
      * it completes exceptionally if the server cannot start.
      */
-    lateinit var server: Deferred<EmbeddedServer>
+    override lateinit var server: Deferred<EmbeddedServer>
         private set
 
     override fun onCreate() {

@@ -1,0 +1,26 @@
+// A compile-time stub of android.content.ContextWrapper, written from the published API reference
+// (developer.android.com/reference/android/content/ContextWrapper): the Context it implements for Service and Application, with the same signatures. Never shipped, never run (see android/content/Context.java).
+package android.content;
+
+import java.io.File;
+
+public class ContextWrapper extends Context {
+    public ContextWrapper(Context base) {
+        throw new UnsupportedOperationException("stub");
+    }
+
+    @Override
+    public File getCacheDir() {
+        throw new UnsupportedOperationException("stub");
+    }
+
+    @Override
+    public File getFilesDir() {
+        throw new UnsupportedOperationException("stub");
+    }
+
+    @Override
+    public SharedPreferences getSharedPreferences(String name, int mode) {
+        throw new UnsupportedOperationException("stub");
+    }
+}
