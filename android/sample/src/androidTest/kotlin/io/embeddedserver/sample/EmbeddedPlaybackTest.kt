@@ -44,7 +44,7 @@ class EmbeddedPlaybackTest {
     @Before
     fun setUp() {
         // The app's own server first, so that the one started here is RunningServer.current().
-        runBlocking { (context as ServerHost).server.await() }
+        runBlocking { (context as ServerHost).embeddedServer() }
         DemoBackend.resetFaults()
         track = DemoBackend.shortestTrack()
         server = start()

@@ -32,7 +32,7 @@ class PlaybackServiceTest {
         DemoBackend.resetFaults()
         track = DemoBackend.shortestTrack()
         // The app's server knows the catalog once MainActivity has loaded it; register it here.
-        val server = runBlocking { (context as ServerHost).server.await() }
+        val server = runBlocking { (context as ServerHost).embeddedServer() }
         server.registerTrack(track.id, track.url, sha256 = track.sha256, size = track.size, mime = track.mime)
         val token = SessionToken(context, ComponentName(context, PlaybackService::class.java))
         // Built from this (looper-less) thread, the controller lives on the main looper.

@@ -26,7 +26,7 @@ class PlaybackService : MediaSessionService() {
         queue = QueueStore(this)
         val player = SamplePlayer.build(this)
         player.addListener(queue.saver())
-        val callback = SessionCallback(scope, (application as ServerHost).server, queue)
+        val callback = SessionCallback(scope, (application as ServerHost)::embeddedServer, queue)
         session = MediaSession.Builder(this, player).setCallback(callback).build()
     }
 

@@ -25,8 +25,10 @@ class SampleApp : Application(), ServerHost {
      * and creates directories, which must not run on the main thread. Await it before using it;
      * it completes exceptionally if the server cannot start.
      */
-    override lateinit var server: Deferred<EmbeddedServer>
+    lateinit var server: Deferred<EmbeddedServer>
         private set
+
+    override suspend fun embeddedServer(): EmbeddedServer = server.await()
 
     override fun onCreate() {
         super.onCreate()

@@ -1,14 +1,13 @@
 package io.embeddedserver.sample
 
 import io.embeddedserver.EmbeddedServer
-import kotlinx.coroutines.Deferred
 
 /**
- * The process-wide server, started once by the app's `Application` ([SampleApp]). Components
- * that may run before it has started (the [PlaybackService] after process death, a media button)
- * await it instead of assuming it.
+ * Implemented by the app's `Application` ([SampleApp]), which starts the process-wide server once.
+ * Components that may run before it has started (the [PlaybackService] after process death, for a
+ * media button) ask it here and wait, instead of assuming a running server.
  */
 interface ServerHost {
-    /** Completes once the server has started, exceptionally if it could not. */
-    val server: Deferred<EmbeddedServer>
+    /** The app's server, once it has started; throws if it could not start. The caller never closes it. */
+    suspend fun embeddedServer(): EmbeddedServer
 }

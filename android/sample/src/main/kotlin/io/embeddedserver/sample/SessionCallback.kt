@@ -10,7 +10,6 @@ import io.embeddedserver.EmbeddedMediaItems
 import io.embeddedserver.EmbeddedServer
 import io.embeddedserver.EmbeddedUri
 import kotlinx.coroutines.CoroutineScope
-import kotlinx.coroutines.Deferred
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.guava.future
 import kotlinx.coroutines.withContext
@@ -25,7 +24,7 @@ import kotlinx.coroutines.withContext
 @OptIn(UnstableApi::class) // onPlaybackResumption and MediaItemsWithStartPosition are @UnstableApi
 class SessionCallback(
     private val scope: CoroutineScope,
-    private val server: Deferred<EmbeddedServer>,
+    private val server: suspend () -> EmbeddedServer,
     private val queue: QueueStore,
 ) : MediaSession.Callback {
     override fun onAddMediaItems(
@@ -49,7 +48,7 @@ class SessionCallback(
      * for a media ID that is not an `embedded://` URI or names an unknown track.
      */
     private suspend fun playable(items: List<MediaItem>): List<MediaItem> {
-        val running = server.await()
+        val running = server()
         if (items.all { it.localConfiguration != null }) return items
         return withContext(Dispatchers.IO) {
             items.map { item ->
