@@ -1,5 +1,8 @@
 // A compile-time stub of android.app.Service, written from the published API reference
-// (developer.android.com/reference/android/app/Service): the lifecycle methods the sample's service overrides and getApplication; the abstract onBind is left out with MediaSessionService's implementation of it, with the same signatures. Never shipped, never run (see android/content/Context.java).
+// (developer.android.com/reference/android/app/Service): the lifecycle methods the sample's service
+// overrides and getApplication, with the same signatures. The abstract onBind is left out, as is
+// MediaSessionService's implementation of it. Never shipped, never run (see
+// android/content/Context.java).
 package android.app;
 
 import android.content.ContextWrapper;

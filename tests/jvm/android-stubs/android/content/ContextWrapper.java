@@ -1,5 +1,7 @@
 // A compile-time stub of android.content.ContextWrapper, written from the published API reference
-// (developer.android.com/reference/android/content/ContextWrapper): the Context it implements for Service and Application, with the same signatures. Never shipped, never run (see android/content/Context.java).
+// (developer.android.com/reference/android/content/ContextWrapper): Context's abstract members
+// implemented, for Service and Application, with the same signatures. Never shipped, never run (see
+// android/content/Context.java).
 package android.content;
 
 import java.io.File;
@@ -16,6 +18,12 @@ public class ContextWrapper extends Context {
 
     @Override
     public File getFilesDir() {
+        throw new UnsupportedOperationException("stub");
+    }
+
+    // Without @Override: Context's stub declares it only where the library calls it (defect 5's
+    // noBackupFilesDir); a concrete ContextWrapper must implement it then.
+    public File getNoBackupFilesDir() {
         throw new UnsupportedOperationException("stub");
     }
 

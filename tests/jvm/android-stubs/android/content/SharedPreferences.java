@@ -1,5 +1,7 @@
-// A compile-time stub of android.content.SharedPreferences, written from the published API reference
-// (developer.android.com/reference/android/content/SharedPreferences): the getters and Editor calls the sample uses, with the same signatures. Never shipped, never run (see android/content/Context.java).
+// A compile-time stub of android.content.SharedPreferences, written from the published API
+// reference (developer.android.com/reference/android/content/SharedPreferences): the getters and
+// Editor calls the sample uses, with the same signatures. Never shipped, never run (see
+// android/content/Context.java).
 package android.content;
 
 public interface SharedPreferences {

@@ -1,4 +1,6 @@
-// A compile-time stub (see androidx/media3/common/util/UnstableApi.java): the constants of C the sample uses (USAGE_MEDIA and AUDIO_CONTENT_TYPE_MUSIC are android.media.AudioAttributes' USAGE_MEDIA and CONTENT_TYPE_MUSIC), as in Media3 1.5.1.
+// A compile-time stub (see androidx/media3/common/util/UnstableApi.java): the constants of C the
+// sample uses (USAGE_MEDIA and AUDIO_CONTENT_TYPE_MUSIC are android.media.AudioAttributes'
+// USAGE_MEDIA and CONTENT_TYPE_MUSIC), as in Media3 1.5.1.
 package androidx.media3.common;
 
 public final class C {

@@ -1,4 +1,6 @@
-// A compile-time stub (see androidx/media3/common/util/UnstableApi.java): the members of Player (an interface with many more) the sample calls, Listener.onEvents, Events.containsAny and the event constants it names, as in Media3 1.5.1.
+// A compile-time stub (see androidx/media3/common/util/UnstableApi.java): the members of Player (an
+// interface with many more) the sample calls, Listener.onEvents, Events.containsAny and the event
+// constants it names, as in Media3 1.5.1.
 package androidx.media3.common;
 
 public interface Player {

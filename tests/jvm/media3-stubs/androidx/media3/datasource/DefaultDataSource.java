@@ -1,4 +1,6 @@
-// A compile-time stub (see androidx/media3/common/util/UnstableApi.java): DefaultDataSource.Factory's constructor over an upstream factory (the DataSource methods are left out, see DataSource.java), as in Media3 1.5.1.
+// A compile-time stub (see androidx/media3/common/util/UnstableApi.java):
+// DefaultDataSource.Factory's constructor over an upstream factory (the DataSource methods are left
+// out, see DataSource.java), as in Media3 1.5.1.
 package androidx.media3.datasource;
 
 import android.content.Context;

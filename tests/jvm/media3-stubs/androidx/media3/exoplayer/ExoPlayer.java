@@ -1,4 +1,5 @@
-// A compile-time stub (see androidx/media3/common/util/UnstableApi.java): ExoPlayer as a Player and the Builder calls the sample makes, as in Media3 1.5.1.
+// A compile-time stub (see androidx/media3/common/util/UnstableApi.java): ExoPlayer as a Player and
+// the Builder calls the sample makes, as in Media3 1.5.1.
 package androidx.media3.exoplayer;
 
 import android.content.Context;

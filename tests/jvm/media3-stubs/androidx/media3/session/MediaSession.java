@@ -1,4 +1,7 @@
-// A compile-time stub (see androidx/media3/common/util/UnstableApi.java): MediaSession's Builder, getPlayer, release, ControllerInfo, MediaItemsWithStartPosition's constructor and the two Callback methods the sample overrides (the other Callback methods, all default methods, are left out; Builder extends an internal BuilderBase, flattened here), as in Media3 1.5.1.
+// A compile-time stub (see androidx/media3/common/util/UnstableApi.java): MediaSession's Builder,
+// getPlayer, release, ControllerInfo, MediaItemsWithStartPosition's constructor and the two
+// Callback methods the sample overrides (the other Callback methods, all default methods, are left
+// out; Builder extends an internal BuilderBase, flattened here), as in Media3 1.5.1.
 package androidx.media3.session;
 
 import android.content.Context;

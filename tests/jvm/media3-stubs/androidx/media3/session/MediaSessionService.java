@@ -1,4 +1,6 @@
-// A compile-time stub (see androidx/media3/common/util/UnstableApi.java): MediaSessionService's abstract onGetSession and the lifecycle it extends (media3-session; onBind and the rest are left out), as in Media3 1.5.1.
+// A compile-time stub (see androidx/media3/common/util/UnstableApi.java): MediaSessionService's
+// abstract onGetSession and the lifecycle it extends (media3-session; onBind and the rest are left
+// out), as in Media3 1.5.1.
 package androidx.media3.session;
 
 import android.app.Service;

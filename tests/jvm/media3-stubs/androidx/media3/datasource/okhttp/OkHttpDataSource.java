@@ -1,4 +1,5 @@
-// A compile-time stub (see androidx/media3/common/util/UnstableApi.java): OkHttpDataSource.Factory's constructor (media3-datasource-okhttp), as in Media3 1.5.1.
+// A compile-time stub (see androidx/media3/common/util/UnstableApi.java):
+// OkHttpDataSource.Factory's constructor (media3-datasource-okhttp), as in Media3 1.5.1.
 package androidx.media3.datasource.okhttp;
 
 import androidx.media3.datasource.HttpDataSource;

@@ -1,4 +1,7 @@
-// A compile-time stub (see androidx/media3/common/util/UnstableApi.java): DefaultMediaSourceFactory's constructor and setDataSourceFactory (it implements the deprecated MediaSourceFactory, a MediaSource.Factory: the stub implements MediaSource.Factory directly), as in Media3 1.5.1.
+// A compile-time stub (see androidx/media3/common/util/UnstableApi.java):
+// DefaultMediaSourceFactory's constructor and setDataSourceFactory (it implements the deprecated
+// MediaSourceFactory, a MediaSource.Factory: the stub implements MediaSource.Factory directly), as
+// in Media3 1.5.1.
 package androidx.media3.exoplayer.source;
 
 import android.content.Context;
