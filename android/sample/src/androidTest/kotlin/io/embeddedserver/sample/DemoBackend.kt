@@ -11,7 +11,14 @@ import org.json.JSONArray
  */
 internal object DemoBackend {
     /** One entry of `catalog.json`. */
-    data class Track(val id: String, val file: String, val size: Long, val sha256: String, val mime: String, val durationMs: Long) {
+    data class Track(
+        val id: String,
+        val file: String,
+        val size: Long,
+        val sha256: String,
+        val mime: String,
+        val durationMs: Long,
+    ) {
         val url: String get() = "${BuildConfig.BACKEND}/$file"
     }
 
@@ -62,7 +69,9 @@ internal object DemoBackend {
                 connection.outputStream.use { it.write(body.toByteArray()) }
             }
             val status = connection.responseCode
-            check(status in 200..299) { "$method $path: HTTP $status (is `streamer origin --demo` running, with adb reverse tcp:8000 tcp:8000?)" }
+            check(status in 200..299) {
+                "$method $path: HTTP $status (is `streamer origin --demo` running, with adb reverse tcp:8000 tcp:8000?)"
+            }
             return connection.inputStream.use { it.readBytes().decodeToString() }
         } finally {
             connection.disconnect()

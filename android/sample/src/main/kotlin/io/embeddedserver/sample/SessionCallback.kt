@@ -37,7 +37,9 @@ class SessionCallback(
         mediaSession: MediaSession,
         controller: MediaSession.ControllerInfo,
     ): ListenableFuture<MediaItemsWithStartPosition> = scope.future {
-        val saved = queue.load() ?: throw UnsupportedOperationException("no saved queue to resume")
+        // The first read of SharedPreferences may wait for the disk: not on the main thread.
+        val saved = withContext(Dispatchers.IO) { queue.load() }
+            ?: throw UnsupportedOperationException("no saved queue to resume")
         val items = playable(saved.mediaIds.map { MediaItem.Builder().setMediaId(it).build() })
         MediaItemsWithStartPosition(items, saved.index, saved.positionMs)
     }
