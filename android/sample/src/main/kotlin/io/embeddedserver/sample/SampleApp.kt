@@ -15,7 +15,7 @@ import kotlinx.coroutines.flow.map
 import kotlinx.coroutines.launch
 
 /** Owns the process-wide server and feeds it the device's connectivity. */
-class SampleApp : Application() {
+class SampleApp : Application(), ServerHost {
     val scope = CoroutineScope(SupervisorJob() + Dispatchers.Default)
 
     /**
@@ -25,6 +25,8 @@ class SampleApp : Application() {
      */
     lateinit var server: Deferred<EmbeddedServer>
         private set
+
+    override suspend fun embeddedServer(): EmbeddedServer = server.await()
 
     override fun onCreate() {
         super.onCreate()

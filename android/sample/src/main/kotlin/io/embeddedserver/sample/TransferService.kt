@@ -95,8 +95,14 @@ class TransferService : LifecycleService() {
     private fun acquireWifiLock() {
         if (wifiLock != null) return
         val wifi = checkNotNull(applicationContext.getSystemService(WifiManager::class.java))
-        @Suppress("DEPRECATION") // FULL_HIGH_PERF is the pre-29 equivalent of LOW_LATENCY for transfers
-        val mode = if (Build.VERSION.SDK_INT >= 29) WifiManager.WIFI_MODE_FULL_LOW_LATENCY else WifiManager.WIFI_MODE_FULL_HIGH_PERF
+        // FULL_HIGH_PERF on every API level, as ExoPlayer's own WAKE_MODE_NETWORK lock: it keeps the
+        // radio out of power save with the screen off, which a background transfer needs.
+        // FULL_LOW_LATENCY (API 29+) applies only while the app is in the foreground with the
+        // screen on, so it does nothing here; FULL is a no-op from API 29. From API 34
+        // FULL_HIGH_PERF is deprecated and treated as FULL_LOW_LATENCY: there no lock mode helps a
+        // screen-off transfer, and the foreground service alone keeps it going.
+        @Suppress("DEPRECATION")
+        val mode = WifiManager.WIFI_MODE_FULL_HIGH_PERF
         // acquire() needs android.permission.WAKE_LOCK (in the manifest).
         wifiLock = wifi.createWifiLock(mode, "embedded-server:transfer").apply {
             setReferenceCounted(false)
