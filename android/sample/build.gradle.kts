@@ -21,6 +21,8 @@ android {
         // The backend: `streamer origin --demo --dir /tmp/demo --port 8000` on the laptop, reached
         // from the device through `adb reverse tcp:8000 tcp:8000`.
         buildConfigField("String", "BACKEND", "\"http://127.0.0.1:8000\"")
+        // src/androidTest: instrumented tests against that backend (.github/workflows/android.yml).
+        testInstrumentationRunner = "androidx.test.runner.AndroidJUnitRunner"
     }
 
     buildFeatures { buildConfig = true }
@@ -43,7 +45,17 @@ dependencies {
     implementation("androidx.lifecycle:lifecycle-runtime-ktx:2.8.7")
     implementation("androidx.lifecycle:lifecycle-service:2.8.7")
     implementation("androidx.media3:media3-exoplayer:1.5.1")
+    // HLS: proxyUrl / embedded://url/ of an HLS master plays (DefaultMediaSourceFactory finds it).
+    implementation("androidx.media3:media3-exoplayer-hls:1.5.1")
+    // PlaybackService (MediaSessionService) and the activity's MediaController.
+    implementation("androidx.media3:media3-session:1.5.1")
     implementation("androidx.media3:media3-ui:1.5.1")
     implementation("androidx.media3:media3-datasource-okhttp:1.5.1")
     implementation("com.squareup.okhttp3:okhttp:4.12.0")
+    // `future { }` answers the session's ListenableFuture callbacks, `await()` the controller's.
+    implementation("org.jetbrains.kotlinx:kotlinx-coroutines-guava:1.9.0")
+
+    androidTestImplementation("androidx.test:runner:1.6.2")
+    androidTestImplementation("androidx.test:core:1.6.1")
+    androidTestImplementation("androidx.test.ext:junit:1.2.1")
 }

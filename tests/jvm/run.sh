@@ -43,7 +43,7 @@ KOTLIN_VERSION=$(sed -n 's/.*id("org.jetbrains.kotlin.android") version "\([0-9]
 # tests/jvm/media3-stubs, from the published reference; never run). The Java stubs go through
 # javac; androidx.annotation.OptIn is a Kotlin annotation, so its stub is compiled with the rest.
 STUBS="$OUT/android-stubs"
-rm -rf "$STUBS"
+rm -rf "$STUBS" "$OUT/sample-classes"
 mkdir -p "$STUBS"
 javac -nowarn -d "$STUBS" $(find tests/jvm/android-stubs tests/jvm/media3-stubs -name '*.java')
 # The stub of the library's generated R class names only resources that exist in its res/.
@@ -60,7 +60,19 @@ echo "== kotlinc -language-version $KOTLIN_VERSION (API, src/android against stu
 # Kotlin stubs (OptIn; CoroutineWorker, whose members are suspend functions) compile with the rest.
 "$KOTLIN/bin/kotlinc" -nowarn -language-version "$KOTLIN_VERSION" -api-version "$KOTLIN_VERSION" \
   -cp "$CP:$STUBS:$FAKES" -d "$OUT/classes" "$SRC"/*.kt android/embedded-server/src/android/kotlin/io/embeddedserver/*.kt \
-  $(find tests/jvm/android-stubs tests/jvm/media3-stubs -name '*.kt') tests/jvm/src/*.kt
+  $(find tests/jvm/android-stubs -name '*.kt') tests/jvm/media3-stubs/androidx/annotation/OptIn.kt tests/jvm/src/*.kt
+
+# The sample's playback service and the helpers it uses, type-checked against the same stubs
+# (Media3 session/exoplayer, Guava's ListenableFuture, OkHttp, kotlinx-coroutines-guava's
+# `future`, and the framework's Service and SharedPreferences) and the library compiled above.
+# MainActivity, SampleApp and TransferService (widgets, notifications, connectivity) are compiled
+# only by the Gradle build.
+SAMPLE=android/sample/src/main/kotlin/io/embeddedserver/sample
+echo "== kotlinc: the sample's PlaybackService and its helpers against stubs"
+"$KOTLIN/bin/kotlinc" -nowarn -language-version "$KOTLIN_VERSION" -api-version "$KOTLIN_VERSION" \
+  -cp "$CP:$STUBS:$OUT/classes" -d "$OUT/sample-classes" \
+  "$SAMPLE"/{ServerHost,SamplePlayer,SavedQueue,SessionCallback,PlaybackService}.kt \
+  tests/jvm/media3-stubs/kotlinx/coroutines/guava/ListenableFuture.kt
 
 echo "== javac: the API as a Java app calls it (@JvmOverloads, no Kotlin default arguments)"
 javac -nowarn -cp "$OUT/classes:$CP" -d "$OUT/java-classes" $(find tests/jvm/java -name '*.java')

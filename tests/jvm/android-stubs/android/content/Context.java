@@ -7,6 +7,16 @@ package android.content;
 import java.io.File;
 
 public abstract class Context {
+    // --- Used by the sample's QueueStore, which tests/jvm/run.sh type-checks too. ---
+
+    /** File creation mode: the default, the file is private to the app. */
+    public static final int MODE_PRIVATE = 0;
+
+    /** The preferences file [name], created when first written. */
+    public abstract SharedPreferences getSharedPreferences(String name, int mode);
+
+    // --- Used by the library's src/android. ---
+
     /** The app's private cache directory (may be emptied by the system or "Clear cache"). */
     public abstract File getCacheDir();
 

@@ -1,6 +1,7 @@
 package io.embeddedserver.sample
 
 import android.Manifest
+import android.content.ComponentName
 import android.content.pm.PackageManager
 import android.os.Build
 import android.os.Bundle
@@ -13,33 +14,33 @@ import android.widget.ScrollView
 import android.widget.TextView
 import androidx.activity.ComponentActivity
 import androidx.activity.result.contract.ActivityResultContracts
-import androidx.annotation.OptIn
 import androidx.core.content.ContextCompat
 import androidx.core.view.ViewCompat
 import androidx.core.view.WindowInsetsCompat
 import androidx.lifecycle.lifecycleScope
-import androidx.media3.common.MediaItem
-import androidx.media3.common.util.UnstableApi
-import androidx.media3.datasource.okhttp.OkHttpDataSource
-import androidx.media3.exoplayer.ExoPlayer
-import androidx.media3.exoplayer.source.DefaultMediaSourceFactory
+import androidx.media3.session.MediaController
+import androidx.media3.session.SessionToken
 import androidx.media3.ui.PlayerView
+import com.google.common.util.concurrent.ListenableFuture
 import io.embeddedserver.Download
 import io.embeddedserver.DownloadScheduler
 import io.embeddedserver.DownloadState
+import io.embeddedserver.EmbeddedMediaItems
 import io.embeddedserver.EmbeddedServer
 import io.embeddedserver.EmbeddedServerException
-import java.net.Proxy
 import java.net.URL
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.guava.await
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
-import okhttp3.OkHttpClient
 import org.json.JSONArray
 
 /**
- * The catalog with a play button, a download button with progress and an offline badge per track.
+ * The catalog with a play button, a download button with progress and an offline badge per track,
+ * and the server's dashboard URL for `adb forward`. Playback runs in [PlaybackService]: this
+ * activity is one of its controllers (a MediaController, connected while the activity is started)
+ * and plays `embedded://` items, which stay valid across server restarts.
  * Nothing here blocks the main thread: the server is awaited (it starts on Dispatchers.IO in
  * [SampleApp]), the catalog is fetched and registered on Dispatchers.IO, and only then are the
  * rows (and their player items) created on the main thread.
@@ -60,7 +61,11 @@ class MainActivity : ComponentActivity() {
 
     /** Set once the server has started; the rows that use it exist only from then on. */
     private lateinit var server: EmbeddedServer
-    private lateinit var player: ExoPlayer
+    private lateinit var playerView: PlayerView
+    private var controllerFuture: ListenableFuture<MediaController>? = null
+
+    /** Connected between onStart and onStop; null while connecting. */
+    private var controller: MediaController? = null
     private val rows = HashMap<String, Row>()
 
     /** Android 13+: without the permission the download notification is not shown (the service still runs). */
@@ -68,11 +73,12 @@ class MainActivity : ComponentActivity() {
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
-        player = buildPlayer()
 
         val list = LinearLayout(this).apply { orientation = LinearLayout.VERTICAL }
-        val playerView = PlayerView(this).also { it.player = player }
+        playerView = PlayerView(this)
         list.addView(playerView, LinearLayout.LayoutParams(MATCH_PARENT, 400))
+        val dashboard = TextView(this).apply { setTextIsSelectable(true) }
+        list.addView(dashboard)
         val root = ScrollView(this).apply { addView(list) }
         // targetSdk 35: Android 15 draws the app edge to edge; keep the content off the system bars.
         ViewCompat.setOnApplyWindowInsetsListener(root) { view, insets ->
@@ -96,6 +102,7 @@ class MainActivity : ComponentActivity() {
                 list.addView(TextView(this@MainActivity).apply { text = "server did not start: ${e.message}" })
                 return@launch
             }
+            dashboard.text = dashboardText(server.baseUrl)
             val catalog = try {
                 withContext(Dispatchers.IO) { loadCatalog(server) }
             } catch (e: CancellationException) {
@@ -109,14 +116,37 @@ class MainActivity : ComponentActivity() {
         }
     }
 
-    /** OkHttpDataSource is @UnstableApi in Media3 (an error of Android lint without the opt-in). */
-    @OptIn(UnstableApi::class)
-    private fun buildPlayer(): ExoPlayer {
-        // The player must never route 127.0.0.1 through a system or carrier proxy.
-        val http = OkHttpClient.Builder().proxy(Proxy.NO_PROXY).build()
-        return ExoPlayer.Builder(this)
-            .setMediaSourceFactory(DefaultMediaSourceFactory(this).setDataSourceFactory(OkHttpDataSource.Factory(http)))
-            .build()
+    override fun onStart() {
+        super.onStart()
+        val token = SessionToken(this, ComponentName(this, PlaybackService::class.java))
+        val future = MediaController.Builder(this, token).buildAsync()
+        controllerFuture = future
+        lifecycleScope.launch {
+            val connected = try {
+                future.await()
+            } catch (e: CancellationException) {
+                throw e // released in onStop before it connected
+            } catch (e: Exception) {
+                return@launch // the service refused or died; the play buttons do nothing
+            }
+            if (controllerFuture !== future) return@launch // onStop released it meanwhile
+            controller = connected
+            playerView.player = connected
+        }
+    }
+
+    override fun onStop() {
+        playerView.player = null
+        controller = null
+        controllerFuture?.let(MediaController::releaseFuture)
+        controllerFuture = null
+        super.onStop()
+    }
+
+    /** The base URL (the dashboard) and the `adb forward` line that reaches it from a laptop. */
+    private fun dashboardText(baseUrl: String): String {
+        val port = URL(baseUrl).port
+        return "Dashboard: $baseUrl\nFrom a laptop: adb forward tcp:$port tcp:$port, then open it."
     }
 
     /**
@@ -137,10 +167,12 @@ class MainActivity : ComponentActivity() {
         val title = Button(this).apply {
             text = entry.title
             setOnClickListener {
-                // trackUrl only formats a string: fine on the main thread.
-                player.setMediaItem(MediaItem.fromUri(server.trackUrl(entry.id)))
-                player.prepare()
-                player.play()
+                // embedded://track/ID with the catalog's MIME type: only formats strings, no lookup.
+                controller?.run {
+                    setMediaItem(EmbeddedMediaItems.mediaItem(entry.id, mimeType = entry.mime))
+                    prepare()
+                    play()
+                }
             }
         }
         val badge = TextView(this)
@@ -183,10 +215,5 @@ class MainActivity : ComponentActivity() {
             DownloadState.WAITING_FOR_NETWORK -> "waiting for network"
             else -> d.state.name.lowercase()
         }
-    }
-
-    override fun onDestroy() {
-        player.release()
-        super.onDestroy()
     }
 }

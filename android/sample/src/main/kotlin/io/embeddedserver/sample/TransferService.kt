@@ -112,19 +112,16 @@ class TransferService : LifecycleService() {
         )
     }
 
-    /**
-     * The lock for a transfer that goes on with the screen off and the app in the background:
-     * WIFI_MODE_FULL_HIGH_PERF keeps Wi-Fi out of power save whatever the app's state (through
-     * Android 13). WIFI_MODE_FULL_LOW_LATENCY is for latency-sensitive apps (games, calls) and
-     * takes effect only while the app is in the foreground with the screen on: no use to a
-     * background download. From Android 14 the system treats a HIGH_PERF request as LOW_LATENCY
-     * (hence its deprecation), and no mode keeps power save off in the background; Wi-Fi stays
-     * connected regardless (WIFI_MODE_FULL has done nothing since Android 10).
-     */
     private fun acquireWifiLock() {
         if (wifiLock != null) return
         val wifi = checkNotNull(applicationContext.getSystemService(WifiManager::class.java))
-        @Suppress("DEPRECATION") // see above: still the right request for a background transfer
+        // FULL_HIGH_PERF on every API level, as ExoPlayer's own WAKE_MODE_NETWORK lock: it keeps the
+        // radio out of power save with the screen off, which a background transfer needs.
+        // FULL_LOW_LATENCY (API 29+) applies only while the app is in the foreground with the
+        // screen on, so it does nothing here; FULL is a no-op from API 29. From API 34
+        // FULL_HIGH_PERF is deprecated and treated as FULL_LOW_LATENCY: there no lock mode helps a
+        // screen-off transfer, and the foreground service alone keeps it going.
+        @Suppress("DEPRECATION")
         val mode = WifiManager.WIFI_MODE_FULL_HIGH_PERF
         // acquire() needs android.permission.WAKE_LOCK (in the manifest).
         wifiLock = wifi.createWifiLock(mode, "embedded-server:transfer").apply {
