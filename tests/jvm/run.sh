@@ -71,7 +71,7 @@ SAMPLE=android/sample/src/main/kotlin/io/embeddedserver/sample
 echo "== kotlinc: the sample's PlaybackService and its helpers against stubs"
 "$KOTLIN/bin/kotlinc" -nowarn -language-version "$KOTLIN_VERSION" -api-version "$KOTLIN_VERSION" \
   -cp "$CP:$STUBS:$OUT/classes" -d "$OUT/sample-classes" \
-  "$SAMPLE"/{ServerHost,SamplePlayer,SavedQueue,SessionCallback,PlaybackService}.kt \
+  "$SAMPLE"/{SamplePlayer,SavedQueue,SessionCallback,PlaybackService}.kt \
   tests/jvm/media3-stubs/kotlinx/coroutines/guava/ListenableFuture.kt
 
 echo "== javac: the API as a Java app calls it (@JvmOverloads, no Kotlin default arguments)"

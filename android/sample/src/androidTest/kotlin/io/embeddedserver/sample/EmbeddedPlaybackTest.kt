@@ -9,6 +9,7 @@ import io.embeddedserver.Config
 import io.embeddedserver.DownloadState
 import io.embeddedserver.EmbeddedMediaItems
 import io.embeddedserver.EmbeddedServer
+import io.embeddedserver.EmbeddedServerHost
 import io.embeddedserver.EmbeddedUri
 import io.embeddedserver.EmbeddedUriResolver
 import io.embeddedserver.RunningServer
@@ -44,7 +45,7 @@ class EmbeddedPlaybackTest {
     @Before
     fun setUp() {
         // The app's own server first, so that the one started here is RunningServer.current().
-        runBlocking { (context as ServerHost).embeddedServer() }
+        runBlocking { (context as EmbeddedServerHost).embeddedServer() }
         DemoBackend.resetFaults()
         track = DemoBackend.shortestTrack()
         server = start()

@@ -7,6 +7,7 @@ import androidx.media3.session.MediaController
 import androidx.media3.session.SessionToken
 import androidx.test.core.app.ApplicationProvider
 import androidx.test.ext.junit.runners.AndroidJUnit4
+import io.embeddedserver.EmbeddedServerHost
 import io.embeddedserver.EmbeddedUri
 import java.util.concurrent.TimeUnit
 import kotlinx.coroutines.runBlocking
@@ -32,7 +33,7 @@ class PlaybackServiceTest {
         DemoBackend.resetFaults()
         track = DemoBackend.shortestTrack()
         // The app's server knows the catalog once MainActivity has loaded it; register it here.
-        val server = runBlocking { (context as ServerHost).embeddedServer() }
+        val server = runBlocking { (context as EmbeddedServerHost).embeddedServer() }
         server.registerTrack(track.id, track.url, sha256 = track.sha256, size = track.size, mime = track.mime)
         val token = SessionToken(context, ComponentName(context, PlaybackService::class.java))
         // Built from this (looper-less) thread, the controller lives on the main looper.

@@ -2,6 +2,7 @@ package io.embeddedserver.sample
 
 import androidx.media3.session.MediaSession
 import androidx.media3.session.MediaSessionService
+import io.embeddedserver.EmbeddedServerHost
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.SupervisorJob
@@ -26,7 +27,7 @@ class PlaybackService : MediaSessionService() {
         queue = QueueStore(this)
         val player = SamplePlayer.build(this)
         player.addListener(queue.saver())
-        val callback = SessionCallback(scope, (application as ServerHost)::embeddedServer, queue)
+        val callback = SessionCallback(scope, (application as EmbeddedServerHost)::embeddedServer, queue)
         session = MediaSession.Builder(this, player).setCallback(callback).build()
     }
 

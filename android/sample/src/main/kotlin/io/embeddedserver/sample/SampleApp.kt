@@ -23,7 +23,7 @@ import kotlinx.coroutines.launch
  * library's DownloadWorker ([EmbeddedServerHost]), which WorkManager may run in a process started
  * without any of the app's UI.
  */
-class SampleApp : Application(), ServerHost, EmbeddedServerHost {
+class SampleApp : Application(), EmbeddedServerHost {
     val scope = CoroutineScope(SupervisorJob() + Dispatchers.Default)
 
     /**
