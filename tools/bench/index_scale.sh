@@ -15,6 +15,9 @@
 #      empty cache directory, as the floor. Medians are printed.
 #   3. nginx is the reference for the first figure: spawn to its first 200 on one of the files.
 #
+# INDEX_SCALE_CACHE=DIR keeps the files, the filled cache and the origin port it was filled from in
+# DIR: a later run with the same DIR and ENTRIES skips step 1 (for measuring changes quickly).
+#
 # Targets (issue #14, 100k entries): spawn -> /healthz 200 <= 50 ms; first cached media 200 <= 100 ms
 # after spawn; idle RSS <= 32 MiB. Nothing here is an assertion: the script prints what it saw.
 set -euo pipefail
@@ -28,10 +31,13 @@ bin=$PWD/target/release/streamer
 # shellcheck source=tools/bench/common.sh
 . tools/bench/common.sh
 
-python3 - "$bin" "$work" "$entries" "$(command -v nginx)" <<'PY'
-import http.client, os, random, signal, socket, statistics, subprocess, sys, threading, time
+python3 - "$bin" "$work" "$entries" "$(command -v nginx)" "${INDEX_SCALE_CACHE:-}" <<'PY'
+import http.client, json, os, random, signal, socket, statistics, subprocess, sys, threading, time
 
-bin, work, entries, nginx = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+bin, work, entries, nginx, keep = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+if keep:
+    os.makedirs(keep, exist_ok=True)
+    work = os.path.abspath(keep)
 token = "bench"
 
 def free_port():
@@ -53,13 +59,21 @@ def status(port, path):
 # --- the files: ENTRIES x 1 KiB in 256 directories, from a fixed seed ---
 os.chmod(work, 0o755)  # nginx's worker runs as another user
 www = os.path.join(work, "www")
-rng = random.Random(14)
-for d in range(256):
-    os.makedirs(os.path.join(www, f"{d:02x}"), exist_ok=True)
 names = [f"{i % 256:02x}/f{i:07d}.bin" for i in range(entries)]
-for name in names:
-    with open(os.path.join(www, name), "wb") as f:
-        f.write(rng.randbytes(1024))
+marker = os.path.join(work, "filled.json")
+filled = None
+if keep and os.path.exists(marker):
+    with open(marker) as f:
+        filled = json.load(f)
+    if filled["entries"] != entries:
+        sys.exit(f"{keep} holds a cache of {filled['entries']} entries, not {entries}")
+else:
+    rng = random.Random(14)
+    for d in range(256):
+        os.makedirs(os.path.join(www, f"{d:02x}"), exist_ok=True)
+    for name in names:
+        with open(os.path.join(www, name), "wb") as f:
+            f.write(rng.randbytes(1024))
 
 def start_nginx():
     port = free_port()
@@ -95,50 +109,59 @@ def media_path(origin_port, name):
 
 # --- 1. fill the cache through the server ---
 cache = os.path.join(work, "cache")
+
+def fill(ng_port):
+    """Fetches every file once through a server on `cache`, until its index counts them all;
+    returns the seconds that took."""
+    port = free_port()
+    srv = serve(cache, ng_port, port)
+    while status(port, "/healthz") != 200:
+        if srv.poll() is not None:
+            sys.exit("streamer serve exited at start; see serve.err")
+        time.sleep(0.01)
+    t0 = time.perf_counter()
+    todo, lock, failed = list(names), threading.Lock(), []
+    def client():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while True:
+            with lock:
+                if not todo:
+                    break
+                name = todo.pop()
+            c.request("GET", media_path(ng_port, name))
+            r = c.getresponse()
+            body = r.read()
+            if r.status != 200 or len(body) != 1024:
+                failed.append((name, r.status))
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failed:
+        sys.exit(f"{len(failed)} fetches failed, e.g. {failed[:3]}")
+    def indexed():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        c.request("GET", f"/{token}/api/stats")
+        return json.loads(c.getresponse().read())["entries"]
+    deadline = time.time() + 120
+    while indexed() < entries:
+        if time.time() > deadline:
+            sys.exit(f"the index holds {indexed()} of {entries} entries after 120 s")
+        time.sleep(0.1)
+    took = time.perf_counter() - t0
+    stop(srv)
+    return took
+
 ng, ng_port, _ = start_nginx()
-port = free_port()
-srv = serve(cache, ng_port, port)
-while status(port, "/healthz") != 200:
-    if srv.poll() is not None:
-        sys.exit("streamer serve exited at start; see serve.err")
-    time.sleep(0.01)
-t0 = time.perf_counter()
-todo = list(names)
-lock = threading.Lock()
-failed = []
-def client():
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    while True:
-        with lock:
-            if not todo:
-                break
-            name = todo.pop()
-        c.request("GET", media_path(ng_port, name))
-        r = c.getresponse()
-        body = r.read()
-        if r.status != 200 or len(body) != 1024:
-            failed.append((name, r.status))
-threads = [threading.Thread(target=client) for _ in range(16)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-if failed:
-    sys.exit(f"{len(failed)} fetches failed, e.g. {failed[:3]}")
-def stats_entries():
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    c.request("GET", f"/{token}/api/stats")
-    import json
-    return json.loads(c.getresponse().read())["entries"]
-deadline = time.time() + 120
-while stats_entries() < entries:
-    if time.time() > deadline:
-        sys.exit(f"the index holds {stats_entries()} of {entries} entries after 120 s")
-    time.sleep(0.1)
-fill_s = time.perf_counter() - t0
-stop(srv)
-ng_ready = []
+if filled is None:
+    fill_s = fill(ng_port)
+    with open(marker, "w") as f:
+        json.dump({"entries": entries, "origin_port": ng_port, "fill_s": fill_s}, f)
+else:
+    ng_port, fill_s = filled["origin_port"], filled["fill_s"]
 stop(ng)
+ng_ready = []
 for _ in range(3):
     p, _, ready = start_nginx()
     ng_ready.append(ready)
