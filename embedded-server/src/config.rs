@@ -4,6 +4,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::download::NetworkState;
+use crate::error::Error;
+
+/// The longest timeout or interval accepted: a day. Anything longer is a mistake (a unit mix-up,
+/// `Long.MAX_VALUE` from Kotlin), and arithmetic on it could overflow.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Everything needed to start a server. Build it with [`Config::new`] and adjust fields.
 #[derive(Debug, Clone)]
@@ -110,5 +115,100 @@ impl Config {
             initial_network: NetworkState::default(),
             prefetch_bytes: 512 * 1024,
         }
+    }
+
+    /// Checks every value before a server starts with it: a clear [`Error::Config`] naming the
+    /// field for a value that is zero where that cannot work, absurdly large, or malformed,
+    /// instead of a panic or a silent adjustment later. Called by the server's start.
+    pub fn validate(&self) -> Result<(), Error> {
+        let durations = [
+            ("connect_timeout", self.connect_timeout),
+            ("read_timeout", self.read_timeout),
+            ("resolver_timeout", self.resolver_timeout),
+            ("client_header_timeout", self.client_header_timeout),
+            ("client_stall_timeout", self.client_stall_timeout),
+            ("sync_interval", self.sync_interval),
+        ];
+        for (name, value) in durations {
+            if value < Duration::from_millis(1) || value > MAX_DURATION {
+                return Err(Error::Config(format!(
+                    "{name} must be between 1 ms and 24 h, not {value:?}"
+                )));
+            }
+        }
+        let counts = [
+            ("upstream_attempts", u64::from(self.upstream_attempts), 100),
+            ("download_workers", self.download_workers as u64, 64),
+            ("max_connections", self.max_connections as u64, 65_536),
+        ];
+        for (name, value, max) in counts {
+            if value == 0 || value > max {
+                return Err(Error::Config(format!(
+                    "{name} must be between 1 and {max}, not {value}"
+                )));
+            }
+        }
+        if self.cache_dir.as_os_str().is_empty() {
+            return Err(Error::Config("cache_dir must not be empty".into()));
+        }
+        if let Some(token) = &self.token {
+            if token.is_empty()
+                || !token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(Error::Config(
+                    "the token must be non-empty and use only A-Z a-z 0-9 - _".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// How long a request may wait for the backend before giving up: every attempt's timeouts.
+    /// Bounded (at most 100 attempts of two days) once [`validate`](Self::validate) passed.
+    pub(crate) fn patience(&self) -> Duration {
+        (self.read_timeout.saturating_add(self.connect_timeout)).saturating_mul(self.upstream_attempts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(adjust: impl FnOnce(&mut Config)) -> String {
+        let mut config = Config::new("/tmp/x");
+        adjust(&mut config);
+        match config.validate() {
+            Err(Error::Config(message)) => message,
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(Config::new("/tmp/x").validate().is_ok());
+    }
+
+    #[test]
+    fn zero_and_absurd_values_are_refused_by_name() {
+        assert!(refused(|c| c.read_timeout = Duration::ZERO).starts_with("read_timeout"));
+        // Long.MAX_VALUE milliseconds from Kotlin: once an overflow panic in `patience`.
+        assert!(refused(|c| c.connect_timeout = Duration::from_millis(u64::MAX)).starts_with("connect_timeout"));
+        assert!(refused(|c| c.sync_interval = Duration::from_secs(25 * 3600)).starts_with("sync_interval"));
+        assert!(refused(|c| c.resolver_timeout = Duration::from_micros(10)).starts_with("resolver_timeout"));
+        assert!(refused(|c| c.upstream_attempts = 0).starts_with("upstream_attempts"));
+        assert!(refused(|c| c.download_workers = 0).starts_with("download_workers"));
+        assert!(refused(|c| c.max_connections = usize::MAX).starts_with("max_connections"));
+        assert!(refused(|c| c.cache_dir = PathBuf::new()).starts_with("cache_dir"));
+        assert!(refused(|c| c.token = Some("a/b".into())).contains("token"));
+    }
+
+    #[test]
+    fn patience_of_the_largest_valid_config_does_not_overflow() {
+        let mut c = Config::new("/tmp/x");
+        (c.read_timeout, c.connect_timeout, c.upstream_attempts) = (MAX_DURATION, MAX_DURATION, 100);
+        assert!(c.validate().is_ok());
+        assert_eq!(c.patience(), MAX_DURATION * 200);
     }
 }

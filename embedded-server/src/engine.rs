@@ -84,7 +84,7 @@ pub(crate) struct Inner {
 impl Inner {
     /// How long a request may wait for the backend before giving up: every attempt's timeout.
     pub(crate) fn patience(&self) -> Duration {
-        (self.config.read_timeout + self.config.connect_timeout) * self.config.upstream_attempts.max(1)
+        self.config.patience()
     }
 
     /// Resolves `tracks/ID` to its cache key and backend URL.
@@ -233,15 +233,9 @@ impl Server {
                 "refusing to serve on {addr}: only loopback addresses are allowed"
             )));
         }
+        config.validate()?;
         let token = match &config.token {
-            Some(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
-                t.clone()
-            }
-            Some(_) => {
-                return Err(Error::Config(
-                    "the token must be non-empty and use only A-Z a-z 0-9 - _".into(),
-                ))
-            }
+            Some(t) => t.clone(),
             None => random_token()?,
         };
         let counters = Arc::new(Counters::default());
@@ -255,7 +249,7 @@ impl Server {
             config.upstream_attempts,
         );
         let (workers, allow_metered) = (config.download_workers, config.allow_metered_downloads);
-        let patience = (config.read_timeout + config.connect_timeout) * config.upstream_attempts.max(1);
+        let patience = config.patience();
         let f3 = fetcher.clone();
         let (lock, cache, catalog, downloader) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
             let mut lock = vec![lock_dir(&dir)?];

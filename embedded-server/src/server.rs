@@ -36,7 +36,7 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 /// Serves `listener` until `cancel` fires.
 pub(crate) async fn run(listener: TcpListener, inner: Arc<Inner>, cancel: CancellationToken) {
-    let permits = Arc::new(Semaphore::new(inner.config.max_connections.max(1)));
+    let permits = Arc::new(Semaphore::new(inner.config.max_connections));
     let mut connections = JoinSet::new();
     loop {
         let permit = tokio::select! {

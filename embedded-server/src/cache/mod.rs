@@ -283,7 +283,7 @@ impl Cache {
             fetcher,
             counters,
             max_bytes,
-            attempts: attempts.max(1),
+            attempts,
             cached_bytes: AtomicU64::new(total),
             generations,
             next_fill: AtomicU64::new(1),

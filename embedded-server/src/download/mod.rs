@@ -206,7 +206,7 @@ impl Downloader {
             fetcher,
             entries: Mutex::new(entries),
             versions: AtomicU64::new(0),
-            slots: Arc::new(Semaphore::new(workers.max(1))),
+            slots: Arc::new(Semaphore::new(workers)),
             wake: Notify::new(),
             gate: NetworkGate::new(allow_metered),
             events: broadcast::channel(256).0,

@@ -125,7 +125,7 @@ impl Fetcher {
             headers: RwLock::new(headers),
             refresher: refresh::Refresher::new(config.resolver_timeout),
             read_timeout: config.read_timeout,
-            attempts: config.upstream_attempts.max(1),
+            attempts: config.upstream_attempts,
             counters,
         })
     }

@@ -402,6 +402,7 @@ fun main() {
         "an older snapshot never overwrites a newer one" to ::olderSnapshotsLose,
         "the download listener thread is a daemon" to ::listenerThreadIsDaemon,
         "the suspending calls work from a coroutine" to ::suspendingCallsWork,
+        "absurd Config values are refused with the field's name" to ::absurdConfigValuesAreRefused,
         "embedded:// URIs round-trip any URL" to ::uriRoundTrips,
         "malformed embedded:// URIs fail with a clear message" to ::malformedUrisFail,
         "MIME types in Media3's spelling" to ::mimeTypesForMedia3,

@@ -127,3 +127,16 @@ fun suspendingCallsWork() {
         }
     }
 }
+
+fun absurdConfigValuesAreRefused() {
+    val tooLong = assertFailsWith<EmbeddedServerException> {
+        EmbeddedServer.start(config("absurd").copy(readTimeoutMs = Long.MAX_VALUE)).close()
+    }
+    assertTrue(tooLong.message!!.contains("read_timeout"), tooLong.message)
+    val none = assertFailsWith<EmbeddedServerException> {
+        EmbeddedServer.start(config("absurd").copy(downloadWorkers = 0)).close()
+    }
+    assertTrue(none.message!!.contains("download_workers"), none.message)
+    // The directory was not locked by the refused starts: a valid config starts on it.
+    EmbeddedServer.start(config("absurd")).close()
+}
