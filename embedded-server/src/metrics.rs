@@ -197,7 +197,7 @@ fn escape_label(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::{Counters, Route};
+    use crate::telemetry::{Counters, RouteFamily};
     use std::time::Duration;
 
     #[test]
@@ -218,7 +218,7 @@ mod tests {
     #[test]
     fn every_family_has_help_and_type_and_histograms_end_in_inf() {
         let c = Counters::default();
-        c.count_request(Route::Stream, http::StatusCode::OK);
+        c.count_request(RouteFamily::Stream, http::StatusCode::OK);
         c.observe_first_byte(Duration::from_millis(3), true);
         let stats = Stats {
             requests: c.requests(),

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 use url::Url;
 
-use super::range::{self, RangeOutcome};
+use super::range::{RangeOutcome, RangeRequest};
 use super::response::{self, Body, ChannelBody, Representation};
 use crate::cache::cursor::{stale, wait_meta, Cursor};
 use crate::cache::fill::join_error;
@@ -45,10 +45,8 @@ pub(crate) struct MediaRequest {
     pub(crate) catalog_mime: Option<String>,
     /// HEAD rather than GET.
     pub(crate) head: bool,
-    /// The `Range` header.
-    pub(crate) range: Option<String>,
-    /// The `If-Range` header.
-    pub(crate) if_range: Option<String>,
+    /// The `Range` and `If-Range` headers, parsed when the request arrived.
+    pub(crate) range: RangeRequest,
     /// When the request arrived (the body's producer logs the whole response's duration).
     pub(crate) arrived: Instant,
 }
@@ -75,7 +73,7 @@ enum Attempt {
 
 async fn serve_once(inner: &Arc<Inner>, req: &MediaRequest) -> Attempt {
     let guard = inner.cache.acquire(&req.key, &req.url, req.track_id.as_deref());
-    let hint = start_hint(req.range.as_deref());
+    let hint = req.range.start_hint();
     // Bytes the backend describes only after this moment were fetched after it (playlist age).
     let asked = Instant::now();
     // What was cached when the request arrived (before any fill this request starts), for the
@@ -111,13 +109,7 @@ async fn serve_once(inner: &Arc<Inner>, req: &MediaRequest) -> Attempt {
         mime,
     };
     let outcome = match meta.size {
-        Some(len) => range::evaluate(
-            req.range.as_deref(),
-            req.if_range.as_deref(),
-            &rep.etag,
-            rep.last_modified.as_deref(),
-            len,
-        ),
+        Some(len) => req.range.evaluate(&rep.etag, rep.last_modified.as_deref(), len),
         None => RangeOutcome::Full,
     };
     if req.head || outcome == RangeOutcome::Unsatisfiable {
@@ -183,16 +175,6 @@ pub(crate) struct FirstByte {
     /// The body comes from a producer task, which records `bytes` and `duration_ms` in the
     /// request's span when it ends; otherwise the body is in memory already.
     pub(crate) streamed: bool,
-}
-
-/// Where the first wanted byte is, to start a fill there when nothing is known yet.
-fn start_hint(range: Option<&str>) -> u64 {
-    range
-        .and_then(|r| r.trim().strip_prefix("bytes="))
-        .and_then(|r| r.split_once('-'))
-        .filter(|(a, _)| !a.is_empty())
-        .and_then(|(a, _)| a.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// The task that feeds one response body.
@@ -328,7 +310,7 @@ async fn playlist(
         last_modified: None,
         mime: hls::PLAYLIST_MIME.to_string(),
     };
-    let outcome = range::evaluate(req.range.as_deref(), req.if_range.as_deref(), &rep.etag, None, len);
+    let outcome = req.range.evaluate(&rep.etag, None, len);
     if req.head || outcome == RangeOutcome::Unsatisfiable {
         return response::media(&rep, outcome, response::empty());
     }
@@ -434,15 +416,6 @@ async fn discard(inner: &Arc<Inner>, res: &Arc<Resource>, generation: u64) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn start_hint_reads_the_first_position() {
-        assert_eq!(start_hint(Some("bytes=500-")), 500);
-        assert_eq!(start_hint(Some("bytes=500-600")), 500);
-        assert_eq!(start_hint(Some("bytes=-500")), 0);
-        assert_eq!(start_hint(Some("garbage")), 0);
-        assert_eq!(start_hint(None), 0);
-    }
 
     #[test]
     fn overlap_counts_cached_bytes() {
