@@ -111,6 +111,30 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
+/// A wire name that does not parse: a [`DownloadState`](crate::DownloadState) or a
+/// [`VariantChoice`](crate::VariantChoice) given as text (their `FromStr`). Its message names the
+/// text and the forms that would have worked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {text:?}: expected {expected}")]
+pub struct ParseError {
+    /// What was being parsed (`download state`, `variant`).
+    what: &'static str,
+    /// The text given.
+    text: String,
+    /// The forms accepted, for a person to read.
+    expected: &'static str,
+}
+
+impl ParseError {
+    pub(crate) fn new(what: &'static str, text: &str, expected: &'static str) -> Self {
+        Self {
+            what,
+            text: text.to_owned(),
+            expected,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@
 //!
 //! # Layout
 //! - `config`: [`Config`], every knob with its unit
-//! - `error`: [`Error`] and [`UpstreamError`], and their HTTP statuses
+//! - `error`: [`Error`] and [`UpstreamError`], and their HTTP statuses; [`ParseError`] for wire names
 //! - `engine`: the facade ([`Server`], [`BlockingServer`]) over the shared state
 //! - `server`: the accept loop, connection limits, graceful shutdown
 //! - `http`: token check, routing, Range, responses, media and API handlers
@@ -61,6 +61,6 @@ mod telemetry;
 pub use config::{Config, TrustRoots};
 pub use download::{DownloadInfo, DownloadState, DownloadTarget, NetworkState, VariantChoice};
 pub use engine::{BlockingServer, DownloadEvents, Server, TrackInfo, TrackSpec};
-pub use error::{Error, UpstreamError};
+pub use error::{Error, ParseError, UpstreamError};
 pub use fetch::{Refreshed, Resolver};
 pub use telemetry::{HistogramStats, Stats, UpstreamFailure};

@@ -8,14 +8,22 @@
 //! cache like anything else, then pinned together. The choice is pure and unit-tested here; the
 //! task does the fetching.
 
+use std::fmt;
+use std::str::FromStr;
+
 use m3u8_rs::{MasterPlaylist, MediaPlaylist, Playlist};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::error::{Error, UpstreamError};
+use crate::error::{Error, ParseError, UpstreamError};
 
 /// Which rendition of a master playlist to download.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+///
+/// As text ([`Display`](fmt::Display), [`FromStr`]; the Kotlin API's and the index's form):
+/// `lowest`, `highest`, `middle`, `max:BPS`. As JSON (SPEC §7a, `POST /api/downloads`): `"lowest"`,
+/// `"highest"`, `"middle"` or `{"max_bandwidth": BPS}`, and the text forms are read too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VariantChoice {
     /// The lowest bandwidth.
@@ -29,28 +37,73 @@ pub enum VariantChoice {
     Middle,
 }
 
-impl VariantChoice {
-    /// The text stored in the index.
-    pub(crate) fn as_text(self) -> String {
+/// The forms of [`VariantChoice`] as text, for error messages.
+const VARIANT_FORMS: &str = "lowest, highest, middle or max:BITS_PER_SECOND";
+
+impl fmt::Display for VariantChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Lowest => "lowest".into(),
-            Self::Highest => "highest".into(),
-            Self::MaxBandwidth(n) => format!("max:{n}"),
-            Self::Middle => "middle".into(),
+            Self::Lowest => f.write_str("lowest"),
+            Self::Highest => f.write_str("highest"),
+            Self::MaxBandwidth(bps) => write!(f, "max:{bps}"),
+            Self::Middle => f.write_str("middle"),
         }
     }
+}
 
-    /// Parses the stored text; anything unknown is the default.
-    pub(crate) fn from_text(text: Option<&str>) -> Self {
+impl FromStr for VariantChoice {
+    type Err = ParseError;
+
+    /// Parses `lowest`, `highest`, `middle` or `max:BPS` (BPS in decimal digits; `max:0` keeps the
+    /// lowest, like any cap under every variant).
+    fn from_str(text: &str) -> Result<Self, ParseError> {
         match text {
-            Some("lowest") => Self::Lowest,
-            Some("highest") => Self::Highest,
-            Some(t) => t
+            "lowest" => Ok(Self::Lowest),
+            "highest" => Ok(Self::Highest),
+            "middle" => Ok(Self::Middle),
+            _ => text
                 .strip_prefix("max:")
+                .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|n| n.parse().ok())
-                .map_or(Self::Middle, Self::MaxBandwidth),
-            None => Self::Middle,
+                .map(Self::MaxBandwidth)
+                .ok_or_else(|| ParseError::new("variant", text, VARIANT_FORMS)),
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for VariantChoice {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Choice;
+
+        impl<'de> Visitor<'de> for Choice {
+            type Value = VariantChoice;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{VARIANT_FORMS}, or {{\"max_bandwidth\": BITS_PER_SECOND}}")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<VariantChoice, E> {
+                text.parse().map_err(E::custom)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<VariantChoice, A::Error> {
+                const FIELDS: &[&str] = &["max_bandwidth"];
+                let Some(key) = map.next_key::<String>()? else {
+                    return Err(de::Error::missing_field("max_bandwidth"));
+                };
+                if key != "max_bandwidth" {
+                    return Err(de::Error::unknown_field(&key, FIELDS));
+                }
+                let bps = map.next_value()?;
+                if let Some(more) = map.next_key::<String>()? {
+                    let _: IgnoredAny = map.next_value()?;
+                    return Err(de::Error::unknown_field(&more, FIELDS));
+                }
+                Ok(VariantChoice::MaxBandwidth(bps))
+            }
+        }
+
+        deserializer.deserialize_any(Choice)
     }
 }
 
@@ -214,15 +267,69 @@ seg3.m4s
     }
 
     #[test]
-    fn choices_round_trip_through_the_index() {
-        for c in [
-            VariantChoice::Lowest,
-            VariantChoice::Highest,
-            VariantChoice::MaxBandwidth(96000),
-            VariantChoice::Middle,
+    fn choices_round_trip_through_text_and_json() {
+        for (c, text) in [
+            (VariantChoice::Lowest, "lowest"),
+            (VariantChoice::Highest, "highest"),
+            (VariantChoice::MaxBandwidth(96000), "max:96000"),
+            (VariantChoice::MaxBandwidth(0), "max:0"),
+            (VariantChoice::MaxBandwidth(u64::MAX), "max:18446744073709551615"),
+            (VariantChoice::Middle, "middle"),
         ] {
-            assert_eq!(VariantChoice::from_text(Some(&c.as_text())), c);
+            assert_eq!(c.to_string(), text);
+            assert_eq!(text.parse::<VariantChoice>(), Ok(c));
+            let json = serde_json::to_value(c).unwrap();
+            assert_eq!(serde_json::from_value::<VariantChoice>(json).unwrap(), c);
+            assert_eq!(serde_json::from_value::<VariantChoice>(text.into()).unwrap(), c);
         }
-        assert_eq!(VariantChoice::from_text(None), VariantChoice::Middle);
+    }
+
+    #[test]
+    fn every_json_form_of_the_spec_is_read() {
+        let read = |v: serde_json::Value| serde_json::from_value::<VariantChoice>(v);
+        assert_eq!(read(serde_json::json!("lowest")).unwrap(), VariantChoice::Lowest);
+        assert_eq!(read(serde_json::json!("highest")).unwrap(), VariantChoice::Highest);
+        assert_eq!(read(serde_json::json!("middle")).unwrap(), VariantChoice::Middle);
+        assert_eq!(
+            read(serde_json::json!({"max_bandwidth": 500_000})).unwrap(),
+            VariantChoice::MaxBandwidth(500_000)
+        );
+        assert_eq!(
+            serde_json::to_value(VariantChoice::MaxBandwidth(7)).unwrap(),
+            serde_json::json!({"max_bandwidth": 7})
+        );
+        assert_eq!(serde_json::to_value(VariantChoice::Lowest).unwrap(), "lowest");
+    }
+
+    #[test]
+    fn bad_choices_are_a_clear_error() {
+        for bad in [
+            "",
+            "Lowest",
+            "max:",
+            "max:-1",
+            "max:+5",
+            "max:1e6",
+            "max: 5",
+            "max:99999999999999999999",
+            "best",
+        ] {
+            let message = bad.parse::<VariantChoice>().unwrap_err().to_string();
+            assert!(message.starts_with("unknown variant"), "{bad}: {message}");
+            assert!(message.contains("max:BITS_PER_SECOND"), "{bad}: {message}");
+        }
+        for bad in [
+            serde_json::json!("best"),
+            serde_json::json!({"max_bandwidth": -1}),
+            serde_json::json!({"max_bandwidth": "5"}),
+            serde_json::json!({"min_bandwidth": 5}),
+            serde_json::json!({"max_bandwidth": 5, "extra": 1}),
+            serde_json::json!({}),
+            serde_json::json!(5),
+            serde_json::json!(null),
+            serde_json::json!(["lowest"]),
+        ] {
+            assert!(serde_json::from_value::<VariantChoice>(bad.clone()).is_err(), "{bad}");
+        }
     }
 }

@@ -20,6 +20,8 @@ mod hls;
 mod task;
 
 use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,7 +39,7 @@ pub use hls::VariantChoice;
 use crate::cache::fill::join_error;
 use crate::cache::{now_ms, Cache, DownloadRow};
 use crate::catalog::{track_key, Catalog};
-use crate::error::Error;
+use crate::error::{Error, ParseError};
 use crate::fetch::Fetcher;
 
 /// Where a download is in its life.
@@ -59,7 +61,19 @@ pub enum DownloadState {
 }
 
 impl DownloadState {
-    fn as_str(self) -> &'static str {
+    /// Every state, in the order of a download's life.
+    pub(crate) const ALL: [Self; 6] = [
+        Self::Queued,
+        Self::Running,
+        Self::WaitingForNetwork,
+        Self::Paused,
+        Self::Completed,
+        Self::Failed,
+    ];
+
+    /// The wire name (SPEC §4.2), also stored in the index: `queued`, `running`,
+    /// `waiting_for_network`, `paused`, `completed`, `failed`.
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",
             Self::Running => "running",
@@ -70,14 +84,34 @@ impl DownloadState {
         }
     }
 
-    /// The state a stored row resumes in after a restart: work that was under way is queued again.
+    /// The state a stored row resumes in after a restart: work that was under way (or a state
+    /// this build does not know) is queued again.
     fn resumed(text: &str) -> Self {
-        match text {
-            "paused" => Self::Paused,
-            "completed" => Self::Completed,
-            "failed" => Self::Failed,
-            _ => Self::Queued,
+        match text.parse() {
+            Ok(Self::Running | Self::WaitingForNetwork) | Err(_) => Self::Queued,
+            Ok(state) => state,
         }
+    }
+}
+
+impl fmt::Display for DownloadState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DownloadState {
+    type Err = ParseError;
+
+    /// Parses a wire name (exactly as [`Display`](fmt::Display) writes it).
+    fn from_str(text: &str) -> Result<Self, ParseError> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text).ok_or_else(|| {
+            ParseError::new(
+                "download state",
+                text,
+                "queued, running, waiting_for_network, paused, completed or failed",
+            )
+        })
     }
 }
 
@@ -243,7 +277,7 @@ impl Downloader {
             }
             DownloadTarget::Hls { url, variant: choice } => {
                 let url = self.fetcher.check_origin(&url)?;
-                variant = Some(choice.as_text());
+                variant = Some(choice.to_string());
                 (url.to_string(), url.to_string(), None)
             }
         };
@@ -308,14 +342,10 @@ impl Downloader {
 
     /// How many downloads are in each state, every state present.
     pub(crate) fn count_by_state(&self) -> std::collections::BTreeMap<String, u64> {
-        use DownloadState::*;
         let mut counts: std::collections::BTreeMap<String, u64> =
-            [Queued, Running, WaitingForNetwork, Paused, Completed, Failed]
-                .iter()
-                .map(|s| (s.as_str().to_string(), 0))
-                .collect();
+            DownloadState::ALL.iter().map(|s| (s.to_string(), 0)).collect();
         for e in self.lock().values() {
-            *counts.entry(e.state.as_str().to_string()).or_default() += 1;
+            *counts.entry(e.state.to_string()).or_default() += 1;
         }
         counts
     }
@@ -374,9 +404,9 @@ impl Downloader {
                 .get_mut(id)
                 .ok_or_else(|| Error::NotFound(format!("no download with ID {id:?}")))?;
             if matches!(e.state, DownloadState::Completed | DownloadState::Failed) {
-                let state = e.state.as_str();
                 return Err(Error::InvalidArgument(format!(
-                    "download {id} is {state}; nothing to pause"
+                    "download {id} is {}; nothing to pause",
+                    e.state
                 )));
             }
             if let Some(cancel) = e.cancel.take() {
@@ -677,12 +707,34 @@ mod tests {
         assert_eq!(DownloadState::resumed("paused"), DownloadState::Paused);
         assert_eq!(DownloadState::resumed("completed"), DownloadState::Completed);
         assert_eq!(DownloadState::resumed("failed"), DownloadState::Failed);
-        for s in [
-            DownloadState::Queued,
-            DownloadState::WaitingForNetwork,
-            DownloadState::Completed,
-        ] {
-            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        assert_eq!(DownloadState::resumed("verifying"), DownloadState::Queued);
+    }
+
+    #[test]
+    fn states_round_trip_through_text_and_json() {
+        let names = [
+            "queued",
+            "running",
+            "waiting_for_network",
+            "paused",
+            "completed",
+            "failed",
+        ];
+        for (s, name) in DownloadState::ALL.into_iter().zip(names) {
+            assert_eq!(s.to_string(), name);
+            assert_eq!(name.parse::<DownloadState>(), Ok(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), name);
+            assert_eq!(serde_json::from_value::<DownloadState>(name.into()).unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn unknown_states_are_a_clear_error() {
+        for bad in ["", "Queued", "queued ", "waiting-for-network", "done", "\u{0}"] {
+            let e = bad.parse::<DownloadState>().unwrap_err();
+            let message = e.to_string();
+            assert!(message.starts_with("unknown download state"), "{message}");
+            assert!(message.contains("waiting_for_network"), "{message}");
         }
     }
 }

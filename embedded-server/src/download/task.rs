@@ -207,10 +207,11 @@ impl Downloader {
     /// would leave the link idle for a round trip per segment), check the pin limit for their
     /// sum, then pin them all.
     async fn fetch_hls(&self, id: &str, top: ReadGuard, generation: u64, top_url: Url) -> Result<(), Failure> {
+        // No stored choice (a plain URL download), or one this build cannot read: the middle.
         let choice = self
             .lock()
             .get(id)
-            .map(|e| VariantChoice::from_text(e.row.variant.as_deref()))
+            .and_then(|e| e.row.variant.as_deref()?.parse::<VariantChoice>().ok())
             .unwrap_or_default();
         let mut members = vec![top.resource().key.clone()];
         let mut media = Vec::new();

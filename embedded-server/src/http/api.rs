@@ -49,7 +49,8 @@ struct DownloadBody {
     url: Option<String>,
     #[serde(default)]
     priority: i64,
-    /// For an HLS URL: `"lowest"`, `"highest"` or `{"max_bandwidth": N}` (default: the middle).
+    /// For an HLS URL: `"lowest"`, `"highest"`, `"middle"`, `{"max_bandwidth": N}` or `"max:N"`
+    /// (default: the middle); see [`VariantChoice`].
     variant: Option<VariantChoice>,
 }
 

@@ -123,25 +123,6 @@ fn json(env: &mut JNIEnv<'_>, value: &impl Serialize) -> Result<jstring, Failure
     new_string(env, &text)
 }
 
-/// The rendition an HLS download keeps, from `lowest`, `highest`, `middle` or `max:BPS`.
-fn variant_choice(text: &str) -> Result<VariantChoice, Failure> {
-    match text {
-        "lowest" => Ok(VariantChoice::Lowest),
-        "highest" => Ok(VariantChoice::Highest),
-        "middle" => Ok(VariantChoice::Middle),
-        _ => text
-            .strip_prefix("max:")
-            .and_then(|n| n.parse().ok())
-            .filter(|&n: &u64| n > 0)
-            .map(VariantChoice::MaxBandwidth)
-            .ok_or_else(|| {
-                Failure::Argument(format!(
-                    "unknown variant {text:?}: use lowest, highest, middle or max:BITS_PER_SECOND"
-                ))
-            }),
-    }
-}
-
 /// A Java `boolean`: anything but `JNI_FALSE` is true (JNI only promises 0 and non-zero).
 fn flag(value: jboolean) -> bool {
     value != JNI_FALSE
@@ -286,7 +267,9 @@ export! {
             (true, None) => DownloadTarget::Url(target),
             (true, Some(v)) => DownloadTarget::Hls {
                 url: target,
-                variant: variant_choice(&v)?,
+                variant: v
+                    .parse::<VariantChoice>()
+                    .map_err(|e| Failure::Argument(e.to_string()))?,
             },
             (false, None) => DownloadTarget::Track(target),
             (false, Some(_)) => return Err(Failure::Argument("a variant applies to an HLS URL, not a track".into())),
