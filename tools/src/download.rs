@@ -22,9 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{ArgGroup, Args};
-use embedded_server::{Config, Server};
+use embedded_server::{Config, DownloadState, Server};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 use tracing_subscriber::EnvFilter;
 
@@ -269,7 +269,10 @@ fn drive(
         }
     }
 
-    let failed: Vec<&Tracked> = tracked.iter().filter(|t| t.state == State::Failed).collect();
+    let failed: Vec<&Tracked> = tracked
+        .iter()
+        .filter(|t| t.state == Some(DownloadState::Failed))
+        .collect();
     let total: u64 = tracked.iter().map(|t| t.bar.position()).sum();
     note(
         multi,
@@ -295,8 +298,9 @@ fn drive(
 #[derive(Debug, Clone, Deserialize)]
 struct Download {
     id: String,
-    #[serde(default)]
-    state: State,
+    /// `None`: a state this client does not know (a newer server's); missing means queued.
+    #[serde(default = "queued", deserialize_with = "known_state")]
+    state: Option<DownloadState>,
     /// Bytes downloaded so far.
     #[serde(default)]
     bytes_done: u64,
@@ -308,19 +312,16 @@ struct Download {
     error: Option<String>,
 }
 
-/// The states of SPEC §4.2; `Other` keeps an unknown newer state from breaking the client.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum State {
-    #[default]
-    Queued,
-    Running,
-    WaitingForNetwork,
-    Paused,
-    Completed,
-    Failed,
-    #[serde(other)]
-    Other,
+/// The state of a download object that carries none.
+fn queued() -> Option<DownloadState> {
+    Some(DownloadState::Queued)
+}
+
+/// The library's state names (SPEC §4.2); an unknown newer state is `None` rather than an error
+/// that would break the client.
+fn known_state<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<DownloadState>, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    Ok(name.parse().ok())
 }
 
 /// A download this run asked for, with its bar.
@@ -328,7 +329,8 @@ struct Tracked {
     id: String,
     label: String,
     bar: ProgressBar,
-    state: State,
+    /// `None` until the first update, and while the server reports a state this client does not know.
+    state: Option<DownloadState>,
     /// Whether the bar is currently drawn with a known length.
     sized: bool,
     error: Option<String>,
@@ -345,7 +347,7 @@ impl Tracked {
             id: download.id.clone(),
             label,
             bar,
-            state: State::Other,
+            state: None,
             sized: false,
             error: None,
             started: None,
@@ -359,7 +361,7 @@ impl Tracked {
     }
 
     fn is_done(&self) -> bool {
-        matches!(self.state, State::Completed | State::Failed)
+        matches!(self.state, Some(DownloadState::Completed | DownloadState::Failed))
     }
 
     /// Applies one fresh download object to the bar.
@@ -375,7 +377,7 @@ impl Tracked {
         }
         let previous = std::mem::replace(&mut self.state, download.state);
         self.sized = sized;
-        if download.state == State::Running && previous != State::Running {
+        if download.state == Some(DownloadState::Running) && previous != Some(DownloadState::Running) {
             // Bytes fetched before this run (a resume) must not count toward the rate or ETA.
             self.bar.reset_eta();
             if self.started.is_none() {
@@ -384,9 +386,9 @@ impl Tracked {
             }
         }
         match download.state {
-            State::Completed => {
+            Some(DownloadState::Completed) => {
                 let took = self.started.unwrap_or(self.queued).elapsed().as_secs_f64();
-                let how = if previous == State::Other {
+                let how = if previous.is_none() {
                     "already downloaded".to_string()
                 } else {
                     format!("in {took:.1} s")
@@ -396,7 +398,7 @@ impl Tracked {
                 let size = indicatif::BinaryBytes(download.bytes_done);
                 note(multi, &format!("done    {}  {size} {how}", self.label));
             }
-            State::Failed => {
+            Some(DownloadState::Failed) => {
                 self.bar.set_style(style("{prefix:>8.red} {msg}"));
                 self.bar.set_prefix("failed");
                 let reason = download.error.as_deref().unwrap_or("no reason given");
@@ -409,12 +411,13 @@ impl Tracked {
                 let (prefix, template) = template(state, sized);
                 self.bar.set_style(style(&template));
                 self.bar.set_prefix(prefix);
-                if state == State::Running && !sized {
+                if state == Some(DownloadState::Running) && !sized {
                     self.bar.enable_steady_tick(Duration::from_millis(120));
                 } else {
                     self.bar.disable_steady_tick();
                 }
-                if multi.is_hidden() && matches!(state, State::WaitingForNetwork | State::Paused) {
+                if multi.is_hidden() && matches!(state, Some(DownloadState::WaitingForNetwork | DownloadState::Paused))
+                {
                     note(multi, &format!("{prefix}  {}", self.label));
                 }
             }
@@ -425,7 +428,7 @@ impl Tracked {
     fn vanish(&mut self, multi: &MultiProgress) {
         let gone = Download {
             id: self.id.clone(),
-            state: State::Failed,
+            state: Some(DownloadState::Failed),
             bytes_done: self.bar.position(),
             bytes_total: self.bar.length(),
             error: Some("cancelled: the download is no longer on the server".into()),
@@ -435,22 +438,22 @@ impl Tracked {
 }
 
 /// The state word shown before the bar, and the bar's template, for a download not yet finished.
-fn template(state: State, sized: bool) -> (&'static str, String) {
+fn template(state: Option<DownloadState>, sized: bool) -> (&'static str, String) {
     let prefix = match state {
-        State::Queued => "queued",
-        State::Running => "",
-        State::WaitingForNetwork => "waiting for network",
-        State::Paused => "paused",
+        Some(DownloadState::Queued) => "queued",
+        Some(DownloadState::Running) => "",
+        Some(DownloadState::WaitingForNetwork) => "waiting for network",
+        Some(DownloadState::Paused) => "paused",
         _ => "?",
     };
     let mut template = String::from("{prefix:>8.yellow} {msg:30!} ");
     let _ = match (state, sized) {
-        (State::Running, true) => write!(
+        (Some(DownloadState::Running), true) => write!(
             template,
             "[{{bar:25.cyan/blue}}] {{binary_bytes:>10}}/{{binary_total_bytes:<10}} \
              {{binary_bytes_per_sec:>12}}  ETA {{eta}}"
         ),
-        (State::Running, false) => write!(
+        (Some(DownloadState::Running), false) => write!(
             template,
             "{{spinner:.cyan}} {{binary_bytes:>10}} {{binary_bytes_per_sec:>12}}  {{elapsed}}"
         ),
@@ -658,12 +661,14 @@ mod tests {
         let d: Download = serde_json::from_str(full).unwrap();
         assert_eq!(
             (d.state, d.bytes_done, d.bytes_total),
-            (State::WaitingForNetwork, 10, None)
+            (Some(DownloadState::WaitingForNetwork), 10, None)
         );
         let bare: Download = serde_json::from_str(r#"{"id": "d2"}"#).unwrap();
-        assert_eq!((bare.id.as_str(), bare.state), ("d2", State::Queued));
+        assert_eq!((bare.id.as_str(), bare.state), ("d2", Some(DownloadState::Queued)));
         let newer: Download = serde_json::from_str(r#"{"id": "d3", "state": "verifying"}"#).unwrap();
-        assert_eq!(newer.state, State::Other);
+        assert_eq!(newer.state, None);
+        let broken = serde_json::from_str::<Download>(r#"{"id": "d4", "state": 3}"#);
+        assert!(broken.is_err());
     }
 
     #[test]
@@ -675,7 +680,8 @@ mod tests {
 
     #[test]
     fn templates_parse() {
-        for state in [State::Queued, State::Running, State::WaitingForNetwork, State::Paused] {
+        use DownloadState::*;
+        for state in [Queued, Running, WaitingForNetwork, Paused].map(Some) {
             for sized in [true, false] {
                 let (_, template) = template(state, sized);
                 assert!(ProgressStyle::with_template(&template).is_ok(), "{template}");
