@@ -7,7 +7,48 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+use serde::{Deserialize, Serialize};
+
 use crate::cache::TrackRow;
+
+/// A track to register in the catalog (the body of `PUT /api/tracks/ID`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackSpec {
+    /// Where the backend serves it; may be re-signed later by registering again.
+    pub url: String,
+    /// Expected SHA-256 of the whole body, hex.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Expected size in bytes.
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// MIME type to serve if the backend sends none.
+    #[serde(default)]
+    pub mime: Option<String>,
+}
+
+/// A catalog track and its cache state (the JSON of `GET /api/tracks/ID`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrackInfo {
+    /// The track's ID.
+    pub id: String,
+    /// Its backend URL.
+    pub url: String,
+    /// Expected SHA-256, lowercase hex.
+    pub sha256: Option<String>,
+    /// Total size in bytes: from the backend once known, else from the catalog.
+    pub size: Option<u64>,
+    /// MIME type from the catalog.
+    pub mime: Option<String>,
+    /// Bytes cached (servable now).
+    pub cached_bytes: u64,
+    /// Bytes durably recorded in the index (survive a crash).
+    pub recorded_bytes: u64,
+    /// Every byte is cached.
+    pub complete: bool,
+    /// Pinned by an offline download.
+    pub pinned: bool,
+}
 
 /// The catalog of tracks.
 #[derive(Debug, Default)]

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::download::NetworkState;
+use serde::{Deserialize, Serialize};
+
 use crate::error::Error;
 
 /// The longest timeout or interval accepted: a day. Anything longer is a mistake (a unit mix-up,
@@ -67,6 +68,26 @@ pub struct Config {
     /// Bytes fetched per track by a prefetch when the caller names no amount (~10 s of a
     /// 320 kbit/s stream).
     pub prefetch_bytes: u64,
+}
+
+/// The device's connectivity, as reported by the app's connectivity callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkState {
+    /// Any network is available.
+    pub online: bool,
+    /// The network is metered (cellular, hotspot).
+    pub metered: bool,
+}
+
+impl Default for NetworkState {
+    /// Online and unmetered: what a desktop, which reports nothing, starts from (the default of
+    /// `Config::initial_network`).
+    fn default() -> Self {
+        Self {
+            online: true,
+            metered: false,
+        }
+    }
 }
 
 /// Where upstream TLS takes its trusted root certificates from (besides `Config::ca_cert_pem`).

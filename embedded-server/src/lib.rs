@@ -20,12 +20,14 @@
 //! - `config`: [`Config`], every knob with its unit
 //! - `error`: [`Error`] and [`UpstreamError`], and their HTTP statuses; [`ParseError`] for wire names
 //! - `engine`: the facade ([`Server`], [`BlockingServer`]) over the shared state
+//! - `shared`: the state the facade and the HTTP handlers share (`Inner`), track resolution, stats
 //! - `server`: the accept loop, connection limits, graceful shutdown
 //! - `http`: token check, routing, Range, responses, media and API handlers
-//! - `catalog`: the app's tracks by ID
+//! - `catalog`: the app's tracks by ID ([`TrackSpec`], [`TrackInfo`])
+//! - `clock`: wall-clock milliseconds, as the index and the stats record them
 //! - `cache`: per-resource state, fills, sparse files, SQLite index, eviction
 //! - `download`: the persistent download queue, workers, network gate, verification, pins
-//! - `fetch`: the upstream client (TLS, redirects, retries, credential refresh)
+//! - `fetch`: the upstream client (TLS roots, redirects, retries, credential refresh)
 //! - `hls`: HLS playlists rewritten to route every URI through the server; live playlist freshness
 //! - `telemetry`: counters and latency histograms behind [`Stats`]
 //! - `metrics`: [`Stats`] in the Prometheus text format
@@ -42,6 +44,7 @@
 
 mod cache;
 mod catalog;
+mod clock;
 mod config;
 mod download;
 mod engine;
@@ -56,11 +59,13 @@ mod http;
 mod jni;
 mod metrics;
 mod server;
+mod shared;
 mod telemetry;
 
+pub use catalog::{TrackInfo, TrackSpec};
 pub use config::{Config, TrustRoots};
 pub use download::{DownloadInfo, DownloadState, DownloadTarget, NetworkState, VariantChoice};
-pub use engine::{BlockingServer, DownloadEvents, Server, TrackInfo, TrackSpec};
+pub use engine::{BlockingServer, DownloadEvents, Server};
 pub use error::{Error, ParseError, UpstreamError};
 pub use fetch::{Refreshed, Resolver};
 pub use telemetry::{HistogramStats, Stats, UpstreamFailure};

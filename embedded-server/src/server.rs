@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::Inner;
+use crate::shared::Inner;
 
 /// How long open connections get to finish after shutdown starts.
 const GRACE: Duration = Duration::from_secs(1);

@@ -141,7 +141,7 @@ impl Counters {
             ring.pop_front();
         }
         ring.push_back(UpstreamFailure {
-            time_ms: crate::cache::now_ms(),
+            time_ms: crate::clock::now_ms(),
             url,
             message,
         });

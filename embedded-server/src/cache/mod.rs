@@ -52,7 +52,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -64,6 +64,7 @@ use range_set::RangeSet;
 use resource::{Meta, Resource, State};
 pub(crate) use store::read_at;
 
+use crate::clock::now_ms;
 use crate::error::Error;
 use crate::fetch::Fetcher;
 use crate::telemetry::Counters;
@@ -1039,14 +1040,6 @@ fn row_of(res: &Resource, st: &State, ranges: &RangeSet) -> ResourceRow {
         pinned: st.pinned,
         generation: Some(st.generation),
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -1,28 +1,9 @@
 //! The network gate: what the app last reported about connectivity, and whether that allows
 //! downloads. Players are never gated; only the downloader waits here.
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-/// The device's connectivity, as reported by the app's connectivity callback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NetworkState {
-    /// Any network is available.
-    pub online: bool,
-    /// The network is metered (cellular, hotspot).
-    pub metered: bool,
-}
-
-impl Default for NetworkState {
-    /// Online and unmetered: what a desktop, which reports nothing, starts from (the default of
-    /// `Config::initial_network`).
-    fn default() -> Self {
-        Self {
-            online: true,
-            metered: false,
-        }
-    }
-}
+use crate::config::NetworkState;
 
 /// The current state plus the policy for metered networks.
 pub(crate) struct NetworkGate {

@@ -32,13 +32,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use crate::config::NetworkState;
 use gate::NetworkGate;
-pub use gate::NetworkState;
 pub use hls::VariantChoice;
 
 use crate::cache::fill::join_error;
-use crate::cache::{now_ms, Cache, DownloadRow};
+use crate::cache::{Cache, DownloadRow};
 use crate::catalog::{track_key, Catalog};
+use crate::clock::now_ms;
 use crate::error::{Error, ParseError};
 use crate::fetch::Fetcher;
 

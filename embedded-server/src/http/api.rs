@@ -11,9 +11,10 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::response::{self, Body};
+use crate::catalog::TrackSpec;
 use crate::download::{DownloadTarget, NetworkState, VariantChoice};
-use crate::engine::{Inner, TrackSpec};
 use crate::error::Error;
+use crate::shared::Inner;
 
 /// Largest JSON request body accepted.
 const MAX_JSON_BYTES: usize = 64 * 1024;

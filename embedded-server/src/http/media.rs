@@ -28,9 +28,9 @@ use crate::cache::fill::join_error;
 use crate::cache::range_set::RangeSet;
 use crate::cache::resource::Resource;
 use crate::cache::ReadGuard;
-use crate::engine::Inner;
 use crate::error::Error;
 use crate::hls;
+use crate::shared::Inner;
 use crate::telemetry::Counters;
 
 /// A request for a media resource, decoded by the router.

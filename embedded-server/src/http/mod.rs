@@ -39,8 +39,8 @@ use hyper::body::Incoming;
 use tracing::field::Empty;
 use tracing::Instrument;
 
-use crate::engine::Inner;
 use crate::error::Error;
+use crate::shared::{Inner, MediaTarget};
 use media::MediaRequest;
 use range::RangeRequest;
 use response::Body;
@@ -166,14 +166,6 @@ async fn media_route(
         arrived,
     };
     media::serve(inner, request).await
-}
-
-/// What a media route resolves to.
-pub(crate) struct MediaTarget {
-    pub(crate) key: String,
-    pub(crate) url: url::Url,
-    pub(crate) track_id: Option<String>,
-    pub(crate) mime: Option<String>,
 }
 
 /// Resolves `stream/SCHEME/HOST[:PORT]/PATH` (+ query) to a remote URL on the allow-list.

@@ -1,0 +1,176 @@
+//! The state the facade ([`crate::Server`]) and the HTTP handlers share: the server's parts, and
+//! what resolving a track or a stats snapshot needs of them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::cache::{fill::join_error, Cache, TrackRow};
+use crate::catalog::{track_key, Catalog, TrackInfo, TrackSpec};
+use crate::config::Config;
+use crate::download::Downloader;
+use crate::error::Error;
+use crate::fetch::Fetcher;
+use crate::telemetry::{Counters, Stats};
+
+/// What a media route resolves to.
+pub(crate) struct MediaTarget {
+    pub(crate) key: String,
+    pub(crate) url: Url,
+    pub(crate) track_id: Option<String>,
+    pub(crate) mime: Option<String>,
+}
+
+/// State shared by the facade and the HTTP handlers.
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) token: String,
+    pub(crate) base_url: String,
+    pub(crate) cache: Arc<Cache>,
+    pub(crate) fetcher: Arc<Fetcher>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) downloader: Arc<Downloader>,
+    /// When the cached live HLS playlists were fetched (refetched once older than their target duration).
+    pub(crate) live_playlists: crate::hls::LiveTable,
+    /// Held for the server's lifetime: one server per cache (and downloads) directory.
+    pub(crate) _lock: Vec<std::fs::File>,
+}
+
+impl Inner {
+    /// How long a request may wait for the backend before giving up: every attempt's timeout.
+    pub(crate) fn patience(&self) -> Duration {
+        self.config.patience()
+    }
+
+    /// Resolves `tracks/ID` to its cache key and backend URL.
+    pub(crate) fn track_target(&self, id: &str) -> Result<MediaTarget, Error> {
+        let track = self
+            .catalog
+            .get(id)
+            .ok_or_else(|| Error::NotFound(format!("no track with ID {id:?}")))?;
+        let url = Url::parse(&track.url).map_err(|e| Error::InvalidArgument(format!("bad track URL: {e}")))?;
+        Ok(MediaTarget {
+            key: track_key(id),
+            url,
+            track_id: Some(id.to_string()),
+            mime: track.mime.clone(),
+        })
+    }
+
+    /// Every catalog track, sorted by ID.
+    pub(crate) fn tracks(&self) -> Vec<TrackInfo> {
+        self.catalog.all().iter().map(|t| self.info_of(t)).collect()
+    }
+
+    /// One catalog track.
+    pub(crate) fn track(&self, id: &str) -> Result<TrackInfo, Error> {
+        let track = self
+            .catalog
+            .get(id)
+            .ok_or_else(|| Error::NotFound(format!("no track with ID {id:?}")))?;
+        Ok(self.info_of(&track))
+    }
+
+    fn info_of(&self, track: &TrackRow) -> TrackInfo {
+        let cached = self.cache.info(&track_key(&track.id)).unwrap_or_default();
+        TrackInfo {
+            id: track.id.clone(),
+            url: track.url.clone(),
+            sha256: track.sha256.clone(),
+            size: cached.size.or(track.size),
+            mime: track.mime.clone(),
+            cached_bytes: cached.cached_bytes,
+            recorded_bytes: cached.recorded_bytes,
+            complete: cached.complete,
+            pinned: cached.pinned,
+        }
+    }
+
+    /// Registers or updates a track.
+    pub(crate) async fn put_track(&self, id: &str, spec: TrackSpec) -> Result<TrackInfo, Error> {
+        validate_track_id(id)?;
+        let url = self.fetcher.check_origin(&spec.url)?;
+        let sha256 = match spec.sha256 {
+            Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => Some(h.to_ascii_lowercase()),
+            Some(_) => return Err(Error::InvalidArgument("sha256 must be 64 hex digits".into())),
+            None => None,
+        };
+        if let Some(mime) = &spec.mime {
+            if mime.parse::<mime_guess::mime::Mime>().is_err() {
+                return Err(Error::InvalidArgument(format!("bad MIME type {mime:?}")));
+            }
+        }
+        let row = TrackRow {
+            id: id.to_string(),
+            url: url.to_string(),
+            sha256,
+            size: spec.size,
+            mime: spec.mime,
+        };
+        let (cache, stored) = (self.cache.clone(), row.clone());
+        tokio::task::spawn_blocking(move || cache.put_track(&stored))
+            .await
+            .map_err(join_error)??;
+        self.cache.retarget(&track_key(id), &url);
+        self.catalog.insert(row.clone());
+        Ok(self.info_of(&row))
+    }
+
+    /// A statistics snapshot.
+    pub(crate) fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let (cache_bytes, pinned_bytes, entries) = self.cache.totals();
+        Stats {
+            hits: Counters::get(&c.hits),
+            misses: Counters::get(&c.misses),
+            bytes_from_cache: Counters::get(&c.bytes_from_cache),
+            bytes_from_upstream: Counters::get(&c.bytes_from_upstream),
+            cache_bytes,
+            pinned_bytes,
+            entries,
+            active_streams: Counters::get(&c.active_streams),
+            evictions: Counters::get(&c.evictions),
+            max_cache_bytes: self.cache.max_bytes(),
+            requests: c.requests(),
+            upstream_fetches: Counters::get(&c.upstream_fetches),
+            upstream_retries: Counters::get(&c.upstream_retries),
+            upstream_failures: Counters::get(&c.upstream_failures),
+            ttfb: c.ttfb.snapshot(),
+            seek_ttfb: c.seek_ttfb.snapshot(),
+            downloads: self.downloader.count_by_state(),
+            recent_errors: c.recent_errors(),
+        }
+    }
+}
+
+/// Track IDs appear in URLs: 1–128 characters of `A-Z a-z 0-9 . _ ~ -`, not starting with `.`.
+fn validate_track_id(id: &str) -> Result<(), Error> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "bad track ID {id:?}: use 1-128 characters of A-Z a-z 0-9 . _ ~ - (not starting with .)"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn track_ids_are_url_safe() {
+        assert!(validate_track_id("abc-1.mp3_~").is_ok());
+        for bad in ["", ".", "..", ".x", "a/b", "a b", "a%2f", &"x".repeat(129)] {
+            assert!(validate_track_id(bad).is_err(), "{bad:?}");
+        }
+    }
+}
