@@ -93,8 +93,8 @@ impl Error {
 
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
-        // ENOSPC and EDQUOT: the one storage failure the app can act on (free space).
-        if matches!(e.raw_os_error(), Some(28) | Some(122)) {
+        // No space or over quota (ENOSPC, EDQUOT): the one storage failure the app can act on.
+        if matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded) {
             Self::NoSpace
         } else {
             Self::Storage(e.to_string())
@@ -149,7 +149,15 @@ mod tests {
 
     #[test]
     fn enospc_becomes_no_space() {
+        // What the OS returns on a full disk (ENOSPC is 28 on Linux and Android), and the kinds.
         let e: Error = io::Error::from_raw_os_error(28).into();
         assert!(matches!(e, Error::NoSpace));
+        for kind in [io::ErrorKind::StorageFull, io::ErrorKind::QuotaExceeded] {
+            assert!(matches!(Error::from(io::Error::from(kind)), Error::NoSpace));
+        }
+        assert!(matches!(
+            Error::from(io::Error::from(io::ErrorKind::PermissionDenied)),
+            Error::Storage(_)
+        ));
     }
 }
