@@ -329,88 +329,6 @@ impl BlockingServer {
         Ok(self.server()?.base_url().to_string())
     }
 
-    /// The local URL of catalog track `id`.
-    pub fn track_url(&self, id: &str) -> Result<String, Error> {
-        Ok(self.server()?.track_url(id))
-    }
-
-    /// The local URL that serves `remote` through the cache.
-    pub fn stream_url(&self, remote: &str) -> Result<String, Error> {
-        self.server()?.stream_url(remote)
-    }
-
-    /// Registers or updates catalog track `id`.
-    pub fn put_track(&self, id: &str, spec: TrackSpec) -> Result<TrackInfo, Error> {
-        let server = self.server()?;
-        self.runtime()?.block_on(server.put_track(id, spec))
-    }
-
-    /// Catalog track `id` with its cache state.
-    pub fn track(&self, id: &str) -> Result<TrackInfo, Error> {
-        self.server()?.track(id)
-    }
-
-    /// A statistics snapshot.
-    pub fn stats(&self) -> Result<Stats, Error> {
-        Ok(self.server()?.stats())
-    }
-
-    /// Sets or removes an upstream header.
-    pub fn set_header(&self, name: &str, value: Option<&str>) -> Result<(), Error> {
-        self.server()?.set_header(name, value)
-    }
-
-    /// Installs or removes the credential refresh hook.
-    pub fn set_resolver(&self, resolver: Option<Arc<dyn Resolver>>) -> Result<(), Error> {
-        self.server()?.set_resolver(resolver);
-        Ok(())
-    }
-
-    /// Queues an offline download.
-    pub fn download(&self, target: DownloadTarget, priority: i64) -> Result<DownloadInfo, Error> {
-        let server = self.server()?;
-        self.runtime()?.block_on(server.download(target, priority))
-    }
-
-    /// Every download.
-    pub fn downloads(&self) -> Result<Vec<DownloadInfo>, Error> {
-        Ok(self.server()?.downloads())
-    }
-
-    /// One download.
-    pub fn download_info(&self, id: &str) -> Result<DownloadInfo, Error> {
-        self.server()?.download_info(id)
-    }
-
-    /// Pauses a download.
-    pub fn pause_download(&self, id: &str) -> Result<DownloadInfo, Error> {
-        let server = self.server()?;
-        self.runtime()?.block_on(server.pause_download(id))
-    }
-
-    /// Resumes a download.
-    pub fn resume_download(&self, id: &str) -> Result<DownloadInfo, Error> {
-        let server = self.server()?;
-        self.runtime()?.block_on(server.resume_download(id))
-    }
-
-    /// Cancels a download and frees its bytes.
-    pub fn cancel_download(&self, id: &str) -> Result<(), Error> {
-        let server = self.server()?;
-        self.runtime()?.block_on(server.cancel_download(id))
-    }
-
-    /// Reports the device's connectivity.
-    pub fn set_network(&self, state: NetworkState) -> Result<(), Error> {
-        self.server()?.set_network(state);
-        Ok(())
-    }
-
-    /// Prefetches the first bytes of tracks.
-    pub fn prefetch(&self, tracks: &[String], bytes: Option<u64>) -> Result<(), Error> {
-        self.server()?.prefetch(tracks, bytes)
-    }
-
     /// Download updates for a thread without a runtime (the JNI listener): block on
     /// [`DownloadEvents::recv`], which ends once the server stops.
     pub fn download_events(&self) -> Result<DownloadEvents, Error> {
@@ -438,6 +356,58 @@ impl BlockingServer {
             }
         }
     }
+}
+
+/// Writes [`BlockingServer`]'s versions of [`Server`]'s methods: each takes the running server
+/// (or fails with [`Error::Stopped`]) and calls the method of the same name. `wait` marks an
+/// `async` method (the calling thread waits for it on the runtime), `fallible` a method that
+/// returns a `Result`, `infallible` one whose value is wrapped in `Ok`.
+macro_rules! blocking {
+    ($( $(#[$meta:meta])* $how:ident fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
+        impl BlockingServer {$(
+            $(#[$meta])*
+            pub fn $name(&self $(, $arg: $ty)*) -> Result<$ret, Error> {
+                let server = self.server()?;
+                blocking!(@$how self, server.$name($($arg),*))
+            }
+        )*}
+    };
+    (@wait $self:ident, $call:expr) => { $self.runtime()?.block_on($call) };
+    (@fallible $self:ident, $call:expr) => { $call };
+    (@infallible $self:ident, $call:expr) => { Ok($call) };
+}
+
+blocking! {
+    /// The local URL of catalog track `id`.
+    infallible fn track_url(&self, id: &str) -> String;
+    /// The local URL that serves `remote` through the cache.
+    fallible fn stream_url(&self, remote: &str) -> String;
+    /// Registers or updates catalog track `id`.
+    wait fn put_track(&self, id: &str, spec: TrackSpec) -> TrackInfo;
+    /// Catalog track `id` with its cache state.
+    fallible fn track(&self, id: &str) -> TrackInfo;
+    /// A statistics snapshot.
+    infallible fn stats(&self) -> Stats;
+    /// Sets or removes an upstream header.
+    fallible fn set_header(&self, name: &str, value: Option<&str>) -> ();
+    /// Installs or removes the credential refresh hook.
+    infallible fn set_resolver(&self, resolver: Option<Arc<dyn Resolver>>) -> ();
+    /// Queues an offline download.
+    wait fn download(&self, target: DownloadTarget, priority: i64) -> DownloadInfo;
+    /// Every download.
+    infallible fn downloads(&self) -> Vec<DownloadInfo>;
+    /// One download.
+    fallible fn download_info(&self, id: &str) -> DownloadInfo;
+    /// Pauses a download.
+    wait fn pause_download(&self, id: &str) -> DownloadInfo;
+    /// Resumes a download.
+    wait fn resume_download(&self, id: &str) -> DownloadInfo;
+    /// Cancels a download and frees its bytes.
+    wait fn cancel_download(&self, id: &str) -> ();
+    /// Reports the device's connectivity.
+    infallible fn set_network(&self, state: NetworkState) -> ();
+    /// Prefetches the first bytes of tracks.
+    fallible fn prefetch(&self, tracks: &[String], bytes: Option<u64>) -> ();
 }
 
 impl Drop for BlockingServer {
