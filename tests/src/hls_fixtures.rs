@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::{ffmpeg_in, require_tool};
+use crate::programs::{ffmpeg_in, require_tool};
 
 /// The TS master (mixed URI forms), as a path on the backend.
 pub const MASTER: &str = "hls/master.m3u8";

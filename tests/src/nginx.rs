@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::{require_tool, wait_until};
+use crate::programs::require_tool;
+use crate::wait::wait_until;
 
 /// A free loopback port (bound and released; the caller binds it right after).
 pub fn free_port() -> u16 {
