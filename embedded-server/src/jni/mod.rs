@@ -128,11 +128,6 @@ fn flag(value: jboolean) -> bool {
     value != JNI_FALSE
 }
 
-/// The live handle `id`, kept alive by the returned `Arc` until the call ends.
-fn live(id: jlong) -> Result<Arc<Handle>, Failure> {
-    policy::get(id)
-}
-
 export! {
     /// Starts a server from the JSON configuration; returns its handle. `listener` (nullable)
     /// receives `onDownload(String)` with every download update until the server stops.
@@ -171,21 +166,21 @@ export! {
 
     /// `http://127.0.0.1:PORT/TOKEN/`.
     fn Java_io_embeddedserver_NativeBridge_baseUrl<'l>(env, handle: jlong) -> jstring {
-        let url = live(handle)?.server.base_url()?;
+        let url = policy::get(handle)?.server.base_url()?;
         new_string(env, &url)
     }
 
     /// The local URL of catalog track `id`.
     fn Java_io_embeddedserver_NativeBridge_trackUrl<'l>(env, handle: jlong, id: JString<'l>) -> jstring {
         let id = string(env, &id, "id")?;
-        let url = live(handle)?.server.track_url(&id)?;
+        let url = policy::get(handle)?.server.track_url(&id)?;
         new_string(env, &url)
     }
 
     /// The local URL serving remote URL `remote` through the cache.
     fn Java_io_embeddedserver_NativeBridge_streamUrl<'l>(env, handle: jlong, remote: JString<'l>) -> jstring {
         let remote = string(env, &remote, "url")?;
-        let url = live(handle)?.server.stream_url(&remote)?;
+        let url = policy::get(handle)?.server.stream_url(&remote)?;
         new_string(env, &url)
     }
 
@@ -207,14 +202,14 @@ export! {
             size: u64::try_from(size).ok(),
             mime: optional_string(env, &mime)?,
         };
-        let info = live(handle)?.server.put_track(&id, spec)?;
+        let info = policy::get(handle)?.server.put_track(&id, spec)?;
         json(env, &info)
     }
 
     /// Catalog track `id` with its cache state, as JSON.
     fn Java_io_embeddedserver_NativeBridge_track<'l>(env, handle: jlong, id: JString<'l>) -> jstring {
         let id = string(env, &id, "id")?;
-        let info = live(handle)?.server.track(&id)?;
+        let info = policy::get(handle)?.server.track(&id)?;
         json(env, &info)
     }
 
@@ -225,12 +220,12 @@ export! {
         let tracks = string(env, &tracks, "tracks")?;
         let tracks: Vec<String> = serde_json::from_str(&tracks)
             .map_err(|e| Failure::Argument(format!("tracks must be a JSON array of IDs: {e}")))?;
-        Ok(live(handle)?.server.prefetch(&tracks, u64::try_from(bytes).ok())?)
+        Ok(policy::get(handle)?.server.prefetch(&tracks, u64::try_from(bytes).ok())?)
     }
 
     /// A statistics snapshot, as JSON.
     fn Java_io_embeddedserver_NativeBridge_stats<'l>(env, handle: jlong) -> jstring {
-        let stats = live(handle)?.server.stats()?;
+        let stats = policy::get(handle)?.server.stats()?;
         json(env, &stats)
     }
 
@@ -238,14 +233,14 @@ export! {
     fn Java_io_embeddedserver_NativeBridge_setHeader<'l>(env, handle: jlong, name: JString<'l>, value: JString<'l>) {
         let name = string(env, &name, "name")?;
         let value = optional_string(env, &value)?;
-        Ok(live(handle)?.server.set_header(&name, value.as_deref())?)
+        Ok(policy::get(handle)?.server.set_header(&name, value.as_deref())?)
     }
 
     /// Installs (or with null removes) the credential hook: `resolver.refresh(String, String)`
     /// is called from a native thread, attached for the call, when the backend answers 401/403.
     /// The global ref is released when it is replaced, removed, or the server stops.
     fn Java_io_embeddedserver_NativeBridge_setResolver<'l>(env, handle: jlong, resolver: JObject<'l>) {
-        let live = live(handle)?;
+        let live = policy::get(handle)?;
         let hook = resolver::JvmResolver::new(env, &resolver)?;
         Ok(live.server.set_resolver(hook.map(|h| Arc::new(h) as _))?)
     }
@@ -274,41 +269,41 @@ export! {
             (false, None) => DownloadTarget::Track(target),
             (false, Some(_)) => return Err(Failure::Argument("a variant applies to an HLS URL, not a track".into())),
         };
-        let info = live(handle)?.server.download(target, priority)?;
+        let info = policy::get(handle)?.server.download(target, priority)?;
         json(env, &info)
     }
 
     /// Every download, as a JSON array.
     fn Java_io_embeddedserver_NativeBridge_downloads<'l>(env, handle: jlong) -> jstring {
-        let downloads = live(handle)?.server.downloads()?;
+        let downloads = policy::get(handle)?.server.downloads()?;
         json(env, &downloads)
     }
 
     /// Download `id`, as JSON.
     fn Java_io_embeddedserver_NativeBridge_downloadInfo<'l>(env, handle: jlong, id: JString<'l>) -> jstring {
         let id = string(env, &id, "id")?;
-        let info = live(handle)?.server.download_info(&id)?;
+        let info = policy::get(handle)?.server.download_info(&id)?;
         json(env, &info)
     }
 
     /// Pauses download `id`; returns its JSON.
     fn Java_io_embeddedserver_NativeBridge_pauseDownload<'l>(env, handle: jlong, id: JString<'l>) -> jstring {
         let id = string(env, &id, "id")?;
-        let info = live(handle)?.server.pause_download(&id)?;
+        let info = policy::get(handle)?.server.pause_download(&id)?;
         json(env, &info)
     }
 
     /// Resumes download `id`; returns its JSON.
     fn Java_io_embeddedserver_NativeBridge_resumeDownload<'l>(env, handle: jlong, id: JString<'l>) -> jstring {
         let id = string(env, &id, "id")?;
-        let info = live(handle)?.server.resume_download(&id)?;
+        let info = policy::get(handle)?.server.resume_download(&id)?;
         json(env, &info)
     }
 
     /// Cancels download `id` and frees its bytes.
     fn Java_io_embeddedserver_NativeBridge_cancelDownload<'l>(env, handle: jlong, id: JString<'l>) {
         let id = string(env, &id, "id")?;
-        Ok(live(handle)?.server.cancel_download(&id)?)
+        Ok(policy::get(handle)?.server.cancel_download(&id)?)
     }
 
     /// Reports the device's connectivity.
@@ -317,6 +312,6 @@ export! {
             online: flag(online),
             metered: flag(metered),
         };
-        Ok(live(handle)?.server.set_network(state)?)
+        Ok(policy::get(handle)?.server.set_network(state)?)
     }
 }

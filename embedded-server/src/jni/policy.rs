@@ -5,7 +5,7 @@
 //! (which removes the entry) never frees a server under a running call, and no call waits for
 //! another: a stale or forged ID is refused with an exception.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -65,12 +65,12 @@ impl Fallback for jni::sys::jstring {
 }
 
 /// The live handles by ID.
-static HANDLES: Mutex<Option<HashMap<jlong, Arc<Handle>>>> = Mutex::new(None);
+static HANDLES: Mutex<BTreeMap<jlong, Arc<Handle>>> = Mutex::new(BTreeMap::new());
 
 /// The next handle ID; 0 is never one (Kotlin's "closed").
 static NEXT_ID: AtomicI64 = AtomicI64::new(1);
 
-fn handles() -> std::sync::MutexGuard<'static, Option<HashMap<jlong, Arc<Handle>>>> {
+fn handles() -> std::sync::MutexGuard<'static, BTreeMap<jlong, Arc<Handle>>> {
     HANDLES.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -90,22 +90,18 @@ pub(super) enum Failure {
 /// Registers a handle; its ID goes to Kotlin.
 pub(super) fn create(handle: Handle) -> jlong {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    handles().get_or_insert_with(HashMap::new).insert(id, Arc::new(handle));
+    handles().insert(id, Arc::new(handle));
     id
 }
 
 /// The handle named `id`, if it is live; the caller's clone keeps it alive through the call.
 pub(super) fn get(id: jlong) -> Result<Arc<Handle>, Failure> {
-    handles()
-        .as_ref()
-        .and_then(|h| h.get(&id))
-        .cloned()
-        .ok_or(Failure::Closed)
+    handles().get(&id).cloned().ok_or(Failure::Closed)
 }
 
 /// Unregisters `id` and returns its handle; `None` when it was already destroyed.
 pub(super) fn take(id: jlong) -> Option<Arc<Handle>> {
-    handles().as_mut().and_then(|h| h.remove(&id))
+    handles().remove(&id)
 }
 
 /// Runs an export's body: a failure or a panic becomes an `EmbeddedServerException` (unless a
