@@ -206,14 +206,10 @@ impl Fetcher {
                 }
             }
         };
-        let fresh = match self
+        let fresh = self
             .refresher
             .refresh(req.track_id.as_deref(), &req.url, sent, apply)
-            .await
-        {
-            refresh::Fresh::None => return None,
-            refresh::Fresh::Given(fresh) => fresh,
-        };
+            .await?;
         match fresh.url {
             Some(url) => match self.check_origin(&url) {
                 Ok(url) => Some(Some(url)),

@@ -39,16 +39,6 @@ struct Last {
     given: Option<Refreshed>,
 }
 
-/// What a refused request should do.
-#[derive(Debug)]
-pub(super) enum Fresh {
-    /// No fresh credentials: fail with the backend's status.
-    None,
-    /// Retry with the credentials (headers, and the URL if given) in `Refreshed`. The headers
-    /// are already applied when the request sees this.
-    Given(Refreshed),
-}
-
 impl Refresher {
     pub(super) fn new(timeout: Duration) -> Self {
         Self {
@@ -72,27 +62,26 @@ impl Refresher {
     }
 
     /// Fresh credentials for `url` (of catalog track `track_id`), refused after `sent` calls had
-    /// finished. `apply` installs the headers of an answer before any other request can see the
-    /// call finished.
+    /// finished: retry with them (their headers already applied, and the URL if given), or `None`
+    /// to fail with the backend's status. `apply` installs the headers of an answer before any
+    /// other request can see the call finished.
     pub(super) async fn refresh(
         &self,
         track_id: Option<&str>,
         url: &Url,
         sent: CallCount,
         apply: impl FnOnce(&Refreshed),
-    ) -> Fresh {
-        let Some(resolver) = self.resolver.read().unwrap_or_else(|p| p.into_inner()).clone() else {
-            return Fresh::None;
-        };
+    ) -> Option<Refreshed> {
+        let resolver = self.resolver.read().unwrap_or_else(|p| p.into_inner()).clone()?;
         let resource = track_id.map_or_else(|| url.to_string(), str::to_owned);
         let mut last = self.last.lock().await;
         if self.calls.load(Ordering::Acquire) != sent {
             // A call ended after this request was sent: its answer may already be the fix.
             if last.resource.as_deref() == Some(resource.as_str()) {
-                return last.given.clone().map_or(Fresh::None, Fresh::Given);
+                return last.given.clone();
             }
             if let Some(given) = last.given.as_ref().filter(|g| !g.headers.is_empty()) {
-                return Fresh::Given(Refreshed {
+                return Some(Refreshed {
                     url: None,
                     headers: given.headers.clone(),
                 });
@@ -100,7 +89,7 @@ impl Refresher {
         }
         if self.stuck.load(Ordering::Acquire) {
             tracing::warn!("the credential resolver has not returned from its last call; not asking again");
-            return Fresh::None;
+            return None;
         }
         let given = self.call(resolver, track_id, url).await;
         if let Some(given) = &given {
@@ -111,7 +100,7 @@ impl Refresher {
             given: given.clone(),
         };
         self.calls.fetch_add(1, Ordering::Release);
-        given.map_or(Fresh::None, Fresh::Given)
+        given
     }
 
     /// One call on a blocking thread, bounded by the timeout.
