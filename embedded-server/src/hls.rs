@@ -30,10 +30,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use url::Url;
 
-use crate::cache::cursor::{stale, Cursor};
-use crate::cache::fill::join_error;
 use crate::cache::resource::Meta;
-use crate::cache::ReadGuard;
+use crate::cache::Handle;
 use crate::error::{Error, UpstreamError};
 
 /// Largest playlist the server rewrites, in bytes (real ones are kilobytes; this bounds memory).
@@ -104,38 +102,20 @@ pub(crate) fn check(bytes: &[u8]) -> Result<Checked<'_>, Error> {
 }
 
 /// Reads a whole resource of `generation` (at most `MAX_PLAYLIST_BYTES`), waiting for its
-/// bytes through a cursor like any response. Gives back the bytes, their description, and the
-/// reader registration.
+/// bytes like any response. Gives back the bytes, their description, and the handle.
 pub(crate) async fn read_whole(
-    guard: ReadGuard,
+    handle: Handle,
     generation: u64,
     patience: Duration,
-) -> Result<(Bytes, Meta, ReadGuard), Arc<Error>> {
-    let mut cursor = Cursor::new(guard, generation, 0, None, patience);
-    while let Some(n) = cursor.ready().await? {
-        cursor.pos += n;
-        if cursor.pos > MAX_PLAYLIST_BYTES {
-            let message = format!("the playlist is larger than {} bytes", MAX_PLAYLIST_BYTES);
-            return Err(Arc::new(UpstreamError::Protocol(message).into()));
-        }
-    }
-    let len = cursor.pos as usize;
-    let guard = cursor.into_guard();
-    let (cache, res) = (guard.cache().clone(), guard.resource().clone());
-    let bytes = tokio::task::spawn_blocking(move || match len {
-        0 => Ok(Vec::new()),
-        _ => Ok(crate::cache::read_at(&cache.open_data(&res, generation)?, 0, len)?),
-    })
-    .await
-    .map_err(|e| Arc::new(join_error(e)))?
-    .map_err(Arc::new)?;
-    let st = guard.resource().lock();
-    if st.generation != generation {
-        return Err(stale());
-    }
-    let meta = st.meta.clone().unwrap_or_default();
-    drop(st);
-    Ok((Bytes::from(bytes), meta, guard))
+) -> Result<(Bytes, Meta, Handle), Arc<Error>> {
+    let too_long = || {
+        let message = format!("the playlist is larger than {} bytes", MAX_PLAYLIST_BYTES);
+        UpstreamError::Protocol(message).into()
+    };
+    handle
+        .reader(generation, 0, None, patience)
+        .read_to_end(MAX_PLAYLIST_BYTES, too_long)
+        .await
 }
 
 /// The URL relative URIs in a playlist fetched as `requested` resolve against: where the backend

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::cache::{fill::join_error, Cache, TrackRow};
+use crate::cache::{Cache, TrackRow};
 use crate::catalog::{track_key, Catalog, TrackInfo, TrackSpec};
 use crate::config::Config;
 use crate::download::Downloader;
@@ -109,10 +109,7 @@ impl Inner {
             size: spec.size,
             mime: spec.mime,
         };
-        let (cache, stored) = (self.cache.clone(), row.clone());
-        tokio::task::spawn_blocking(move || cache.put_track(&stored))
-            .await
-            .map_err(join_error)??;
+        self.cache.put_track(row.clone()).await?;
         self.cache.retarget(&track_key(id), &url);
         self.catalog.insert(row.clone());
         Ok(self.info_of(&row))

@@ -21,7 +21,7 @@ use tempfile::TempDir;
 
 use super::fill::write_chunk;
 use super::resource::{FillSlot, Meta, Resource};
-use super::{index, Cache, ReadGuard, INDEX_FILE};
+use super::{index, Cache, Handle, INDEX_FILE};
 use crate::config::Config;
 use crate::fetch::Fetcher;
 use crate::telemetry::Counters;
@@ -53,9 +53,9 @@ fn open(dir: &TempDir) -> Arc<Cache> {
         .0
 }
 
-fn acquire(cache: &Arc<Cache>) -> ReadGuard {
+async fn acquire(cache: &Arc<Cache>) -> Handle {
     let url = url::Url::parse(KEY).expect("url");
-    cache.acquire(KEY, &url, None)
+    cache.acquire(KEY, &url, None).await.expect("acquire")
 }
 
 /// Writes `data[start..end]` into `res` as a fill of the backend's `meta` would.
@@ -73,9 +73,9 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, meta: &Meta, data: &[u8],
 
 /// A resource of `KEY`, read by the returned guard, holding every byte of `data` (as the
 /// backend's `etag`), with its generation.
-async fn filled(cache: &Arc<Cache>, data: &[u8], etag: &str) -> (ReadGuard, Arc<Resource>, u64) {
-    let guard = acquire(cache);
-    let res = guard.resource().clone();
+async fn filled(cache: &Arc<Cache>, data: &[u8], etag: &str) -> (Handle, Arc<Resource>, u64) {
+    let guard = acquire(cache).await;
+    let res = guard.res.clone();
     fill(cache, &res, &meta(etag), data, 0, LEN).await;
     let generation = res.lock().generation;
     (guard, res, generation)
@@ -99,7 +99,7 @@ fn assert_present_bytes_are(cache: &Cache, res: &Arc<Resource>, truth: &[u8]) {
     }
     let file = cache.open_data(res, generation).expect("open the current incarnation");
     for (a, b) in runs {
-        let got = super::read_at(&file, a, (b - a) as usize)
+        let got = super::store::read_at(&file, a, (b - a) as usize)
             .unwrap_or_else(|e| panic!("bytes {a}-{b} are claimed present but cannot be read: {e}"));
         let want = &truth[a as usize..b as usize];
         if let Some(at) = got.iter().zip(want).position(|(x, y)| x != y) {
@@ -120,8 +120,8 @@ async fn an_evicted_incarnation_on_the_dirty_list_never_touches_its_successor() 
     drop(old); // r1 is on the dirty list, unread
     assert!(cache.remove_idle(KEY, false).unwrap());
 
-    let new = acquire(&cache);
-    let r2 = new.resource().clone();
+    let new = acquire(&cache).await;
+    let r2 = new.res.clone();
     assert!(!Arc::ptr_eq(&r1, &r2));
     fill(&cache, &r2, &meta("v1"), &truth, LEN / 2, LEN).await;
     cache.persist().unwrap(); // the successor's row is recorded
@@ -156,8 +156,8 @@ async fn a_reader_holding_an_evicted_incarnation_never_reads_its_successors_file
     // A reader that looked r1 up just before it was evicted holds `r1` and `g1`.
     drop(old);
     assert!(cache.remove_idle(KEY, false).unwrap());
-    let new = acquire(&cache);
-    fill(&cache, new.resource(), &meta("v2"), &v2, LEN / 2, LEN).await;
+    let new = acquire(&cache).await;
+    fill(&cache, &new.res, &meta("v2"), &v2, LEN / 2, LEN).await;
 
     assert!(
         r1.lock().present.runs().is_empty(),
@@ -167,7 +167,7 @@ async fn a_reader_holding_an_evicted_incarnation_never_reads_its_successors_file
         cache.open_data(&r1, g1).is_err(),
         "the evicted incarnation's file cannot be opened, and no other file in its place"
     );
-    assert_present_bytes_are(&cache, new.resource(), &v2);
+    assert_present_bytes_are(&cache, &new.res, &v2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -179,8 +179,8 @@ async fn a_fill_of_an_evicted_copy_creates_and_truncates_nothing() {
     let p1 = r1.lock().path.clone();
     drop(old);
     assert!(cache.remove_idle(KEY, false).unwrap());
-    let new = acquire(&cache);
-    let r2 = new.resource().clone();
+    let new = acquire(&cache).await;
+    let r2 = new.res.clone();
     fill(&cache, &r2, &meta("v1"), &truth, 0, LEN / 4).await;
     let p2 = r2.lock().path.clone();
     assert_ne!(p1, p2, "two incarnations never share a file");
@@ -207,8 +207,8 @@ async fn crash_before_the_old_row_is_replaced(ending: Ending) {
     let (v1, v2) = (bytes(1), bytes(2));
     {
         let cache = open(&dir);
-        let first = acquire(&cache);
-        fill(&cache, first.resource(), &meta("v1"), &v1, 0, LEN).await;
+        let first = acquire(&cache).await;
+        fill(&cache, &first.res, &meta("v1"), &v1, 0, LEN).await;
         cache.persist().unwrap();
         let old_row = cache.index.load_resources().unwrap();
         assert_eq!(old_row[0].ranges, format!("0-{LEN}"));
@@ -216,12 +216,12 @@ async fn crash_before_the_old_row_is_replaced(ending: Ending) {
             Ending::Evicted => {
                 drop(first);
                 assert!(cache.remove_idle(KEY, false).unwrap());
-                acquire(&cache)
+                acquire(&cache).await
             }
             Ending::Stale => first,
         };
         // The new incarnation writes the second half of the new version.
-        fill(&cache, second.resource(), &meta("v2"), &v2, LEN / 2, LEN).await;
+        fill(&cache, &second.res, &meta("v2"), &v2, LEN / 2, LEN).await;
         cache.persist().unwrap();
         drop(second);
         cache.shutdown().await.unwrap();
@@ -231,8 +231,8 @@ async fn crash_before_the_old_row_is_replaced(ending: Ending) {
         index.write(|tx| index::upsert_resource(tx, &old_row[0])).unwrap();
     }
     let cache = open(&dir);
-    let guard = acquire(&cache);
-    let res = guard.resource();
+    let guard = acquire(&cache).await;
+    let res = &guard.res;
     // The old row names the old incarnation's file, which is gone: nothing of it is claimed, and
     // whatever is claimed is v1's bytes (the row's validators).
     assert_eq!(
@@ -261,14 +261,14 @@ async fn a_fill_of_a_dropped_incarnation_writes_nothing_into_the_new_one() {
     let dir = tempfile::tempdir().unwrap();
     let cache = open(&dir);
     let truth = bytes(4);
-    let guard = acquire(&cache);
-    let res = guard.resource().clone();
+    let guard = acquire(&cache).await;
+    let res = guard.res.clone();
     let g1 = cache.adopt_meta(&res, meta("v1")).await.unwrap();
     let id = register_fill(&cache, &res, 0);
     let file = cache.open_for_fill(&res, id, g1).unwrap().unwrap();
     let old_path = res.lock().path.clone();
     // The bytes are dropped (a failed checksum, an expired live playlist) while the fill runs.
-    cache.discard(&res).unwrap();
+    cache.drop_bytes(&res, None, false).unwrap();
     let g2 = res.lock().generation;
     assert_ne!(g1, g2);
     assert!(!old_path.exists(), "the dropped incarnation's file is unlinked");
@@ -287,8 +287,8 @@ async fn a_fill_of_a_dropped_incarnation_writes_nothing_into_the_new_one() {
 async fn two_fills_meeting_at_one_byte_never_both_stop() {
     let dir = tempfile::tempdir().unwrap();
     let cache = open(&dir);
-    let guard = acquire(&cache);
-    let res = guard.resource().clone();
+    let guard = acquire(&cache).await;
+    let res = guard.res.clone();
     cache.adopt_meta(&res, meta("v1")).await.unwrap();
     // An older fill caught up with the start of a younger one (a reader's seek) at byte `at`.
     let at = 1000;
@@ -312,21 +312,21 @@ async fn two_fills_meeting_at_one_byte_never_both_stop() {
 
 #[tokio::test(start_paused = true)]
 async fn a_reader_gives_up_only_on_fills_that_end_short_at_the_same_byte() {
-    use super::cursor::Cursor;
+    use super::reader::Reader;
     let dir = tempfile::tempdir().unwrap();
     let cache = open(&dir);
     let truth = bytes(5);
-    let guard = acquire(&cache);
-    let res = guard.resource().clone();
+    let guard = acquire(&cache).await;
+    let res = guard.res.clone();
     let generation = cache.adopt_meta(&res, meta("v1")).await.unwrap();
     let patience = std::time::Duration::from_secs(30);
-    let mut cursor = Cursor::new(guard, generation, 0, Some(LEN as u64), patience);
+    let mut reader = Reader::new(guard, generation, 0, Some(LEN as u64), patience);
     // Four times: the fill the reader waits on hands over to another and ends without bringing
     // the reader's byte (normal under concurrent readers); the other one brings it.
     for round in 0..4u64 {
         let pos = round * 1000;
         let first = register_fill(&cache, &res, pos);
-        let (ready, ()) = tokio::join!(cursor.ready(), async {
+        let (ready, ()) = tokio::join!(reader.skip(), async {
             // Let the reader choose `first` and wait on it.
             for _ in 0..8 {
                 tokio::task::yield_now().await;
@@ -346,6 +346,5 @@ async fn a_reader_gives_up_only_on_fills_that_end_short_at_the_same_byte() {
         });
         let n = ready.unwrap_or_else(|e| panic!("round {round}: the reader gave up: {e}"));
         assert_eq!(n, Some(1000));
-        cursor.pos += 1000;
     }
 }

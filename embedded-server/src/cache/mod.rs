@@ -33,18 +33,21 @@
 //! - `range_set`: sorted byte ranges (present / recorded)
 //! - `resource`: one resource's state, its waiters and fills
 //! - `fill`: the upstream fetch that writes a resource's bytes
-//! - `cursor`: a reader's position, waiting for bytes and starting fills (players and downloads)
+//! - `handle`: what a reader holds: the resource's description, pin, discard, hash
+//! - `reader`: a reader's position, waiting for bytes, starting fills and reading them (players
+//!   and downloads)
 //! - `store`: the sparse data files
 //! - `index`: the SQLite schema and queries
 //! - `eviction`: the pure LRU policy
 //! - `interleavings` (tests): eviction, fills, drops and readers forced into the orders that
 //!   once served holes as data
 
-pub(crate) mod cursor;
 mod eviction;
 pub(crate) mod fill;
+mod handle;
 mod index;
 pub(crate) mod range_set;
+mod reader;
 pub(crate) mod resource;
 mod store;
 
@@ -58,11 +61,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use url::Url;
 
+pub(crate) use handle::Handle;
 pub(crate) use index::{DownloadRow, TrackRow};
 use index::{Index, ResourceRow};
 use range_set::RangeSet;
+pub(crate) use reader::Reader;
 use resource::{Meta, Resource, State};
-pub(crate) use store::read_at;
 
 use crate::clock::now_ms;
 use crate::error::Error;
@@ -311,10 +315,24 @@ impl Cache {
         self.cancel.cancelled()
     }
 
-    /// Registers a reader of `key` (creating the resource if new) and returns a guard that
-    /// unregisters it. While a reader is registered the resource is never evicted: the reader is
-    /// counted before the table is unlocked, so no eviction can come between lookup and count.
-    pub(crate) fn acquire(self: &Arc<Self>, key: &str, url: &Url, track_id: Option<&str>) -> ReadGuard {
+    /// Runs blocking cache work (file I/O, the index) off the async threads.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        tokio::task::spawn_blocking(work).await.map_err(fill::join_error)?
+    }
+
+    /// Registers a reader of `key` (creating the resource if new) and returns its handle, which
+    /// unregisters it when dropped. While a reader is registered the resource is never evicted:
+    /// the reader is counted before the table is unlocked, so no eviction can come between lookup
+    /// and count.
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+        key: &str,
+        url: &Url,
+        track_id: Option<&str>,
+    ) -> Result<Handle, Error> {
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
         let res = table
             .entry(key.to_string())
@@ -349,10 +367,10 @@ impl Cache {
             }
         }
         drop(table);
-        ReadGuard {
+        Ok(Handle {
             cache: self.clone(),
             res,
-        }
+        })
     }
 
     /// Starts a fill of `res` at `start`; the caller holds the state lock (so no two readers
@@ -577,8 +595,28 @@ impl Cache {
 
     /// Removes `key` (row, then file) if nobody reads or fills it and, unless `unpin`, it is not
     /// pinned; blocking. Returns whether it was removed.
-    pub(crate) fn remove_idle(&self, key: &str, unpin: bool) -> Result<bool, Error> {
+    fn remove_idle(&self, key: &str, unpin: bool) -> Result<bool, Error> {
         Ok(self.remove_idle_many(&[key.to_string()], unpin)? == 1)
+    }
+
+    /// Removes the resources under `keys` once their fills have stopped (at most 5 s each), if
+    /// nobody reads them; with `unpin` pinned ones too, and those still read are unpinned instead
+    /// (they leave with ordinary eviction). Returns how many were removed.
+    pub(crate) async fn remove(self: &Arc<Self>, keys: Vec<String>, unpin: bool) -> Result<usize, Error> {
+        for key in &keys {
+            self.settle(key, Duration::from_secs(5)).await;
+        }
+        let cache = self.clone();
+        self.blocking(move || {
+            let removed = cache.remove_idle_many(&keys, unpin)?;
+            if unpin {
+                for key in &keys {
+                    cache.set_pinned_key(key, false);
+                }
+            }
+            Ok(removed)
+        })
+        .await
     }
 
     /// [`Cache::remove_idle`] for many keys in one index transaction (an HLS rendition has
@@ -619,7 +657,7 @@ impl Cache {
 
     /// Waits (at most `limit`) until the fills of an unread resource have stopped, so that it
     /// can be removed. Returns at once if a reader is still there.
-    pub(crate) async fn settle(&self, key: &str, limit: Duration) {
+    async fn settle(&self, key: &str, limit: Duration) {
         let res = self.table.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned();
         let Some(res) = res else { return };
         let mut rx = res.subscribe();
@@ -640,12 +678,6 @@ impl Cache {
         .await;
     }
 
-    /// Drops every cached byte of `res` (a failed checksum, an expired live playlist), even while it is held; readers of
-    /// those bytes abort. The resource stays known but empty, and unpinned; blocking.
-    pub(crate) fn discard(&self, res: &Arc<Resource>) -> Result<(), Error> {
-        self.drop_bytes(res, None, false).map(|_| ())
-    }
-
     /// Drops the bytes of `res` whose data file is gone (the system emptied the cache directory
     /// under us), if they are still those of `generation`: they are fetched again by the next
     /// read. A pin stays, so the bytes fetched again are pinned again; blocking.
@@ -656,8 +688,11 @@ impl Cache {
         Ok(())
     }
 
-    /// [`Cache::discard`] and [`Cache::lose`]: `false` if `res` is no longer of `generation`
-    /// (or evicted). The bytes go with their incarnation: `res` starts a new one, empty.
+    /// Drops the bytes of `res` (all of them, or only if they are still those of `generation`):
+    /// a failed checksum, an expired live playlist ([`Handle::discard`]), a data file that
+    /// vanished ([`Cache::lose`]). `false` if `res` is no longer of `generation` (or evicted).
+    /// The bytes go with their incarnation: `res` starts a new one, empty, unpinned unless
+    /// `keep_pin`; readers of the old bytes abort; blocking.
     fn drop_bytes(&self, res: &Arc<Resource>, generation: Option<u64>, keep_pin: bool) -> Result<bool, Error> {
         let mut old = None;
         let result = self.index.write(|tx| {
@@ -715,9 +750,9 @@ impl Cache {
     /// bytes the reader wanted are stale. A file that is gone although its bytes are claimed
     /// (the system emptied the cache directory under us) costs its bytes: they are dropped, so
     /// this read fails but the next one fetches them again.
-    pub(crate) fn open_data(&self, res: &Arc<Resource>, generation: u64) -> Result<std::fs::File, Error> {
+    pub(super) fn open_data(&self, res: &Arc<Resource>, generation: u64) -> Result<std::fs::File, Error> {
         match open_incarnation(res, generation) {
-            None => Err(cursor::stale_error()),
+            None => Err(reader::stale_error()),
             Some(Ok(file)) => Ok(file),
             Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.lose(res, generation)?;
@@ -728,7 +763,7 @@ impl Cache {
     }
 
     /// Pins or unpins `res` (a pinned resource is never evicted).
-    pub(crate) fn set_pinned(&self, res: &Arc<Resource>, pinned: bool) {
+    fn set_pinned(&self, res: &Arc<Resource>, pinned: bool) {
         let mut st = res.lock();
         if st.pinned != pinned {
             st.pinned = pinned;
@@ -746,7 +781,20 @@ impl Cache {
         }
     }
 
-    /// Pins or unpins the resource under `key`, if it is known.
+    /// Pins or unpins the resources under `keys` that are known (moving hundreds of files for an
+    /// HLS rendition: off the async threads).
+    pub(crate) async fn set_pinned_keys(self: &Arc<Self>, keys: Vec<String>, pinned: bool) -> Result<(), Error> {
+        let cache = self.clone();
+        self.blocking(move || {
+            for key in &keys {
+                cache.set_pinned_key(key, pinned);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Pins or unpins the resource under `key`, if it is known; blocking.
     pub(crate) fn set_pinned_key(&self, key: &str, pinned: bool) {
         let res = self.table.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned();
         if let Some(res) = res {
@@ -781,14 +829,16 @@ impl Cache {
         self.index.write(index::load_downloads)
     }
 
-    /// Saves a download row; blocking.
-    pub(crate) fn save_download(&self, row: &DownloadRow) -> Result<(), Error> {
-        self.index.write(|tx| index::upsert_download(tx, row))
+    /// Saves a download row.
+    pub(crate) async fn save_download(&self, row: DownloadRow) -> Result<(), Error> {
+        let index = self.index.clone();
+        self.blocking(move || index.write(|tx| index::upsert_download(tx, &row))).await
     }
 
-    /// Deletes a download row; blocking.
-    pub(crate) fn delete_download(&self, id: &str) -> Result<(), Error> {
-        self.index.write(|tx| index::delete_download(tx, id))
+    /// Deletes a download row.
+    pub(crate) async fn delete_download(&self, id: String) -> Result<(), Error> {
+        let index = self.index.clone();
+        self.blocking(move || index.write(|tx| index::delete_download(tx, &id))).await
     }
 
     /// Records what changed, in batches at most `interval` after the first change, until
@@ -883,9 +933,10 @@ impl Cache {
         (self.cached_bytes.load(Ordering::Relaxed), pinned, table.len() as u64)
     }
 
-    /// Persists a catalog track; blocking.
-    pub(crate) fn put_track(&self, track: &TrackRow) -> Result<(), Error> {
-        self.index.put_track(track)
+    /// Persists a catalog track.
+    pub(crate) async fn put_track(&self, track: TrackRow) -> Result<(), Error> {
+        let index = self.index.clone();
+        self.blocking(move || index.put_track(&track)).await
     }
 
     /// Points the cached track resource (if any) at a new URL.
@@ -898,37 +949,6 @@ impl Cache {
                 self.mark_dirty(&res, &mut st);
             }
         }
-    }
-}
-
-/// A registered reader of a resource; unregisters on drop.
-pub(crate) struct ReadGuard {
-    cache: Arc<Cache>,
-    res: Arc<Resource>,
-}
-
-impl ReadGuard {
-    /// The resource being read.
-    pub(crate) fn resource(&self) -> &Arc<Resource> {
-        &self.res
-    }
-
-    /// The cache it belongs to.
-    pub(crate) fn cache(&self) -> &Arc<Cache> {
-        &self.cache
-    }
-}
-
-impl Drop for ReadGuard {
-    fn drop(&mut self) {
-        let mut st = self.res.lock();
-        st.readers = st.readers.saturating_sub(1);
-        st.last_access_ms = now_ms();
-        // Record the access time with the next batch, so LRU order survives restarts.
-        self.cache.mark_dirty(&self.res, &mut st);
-        drop(st);
-        // Fills check for remaining readers as they write; wake them in case they wait.
-        self.res.notify();
     }
 }
 

@@ -72,6 +72,22 @@ pub(crate) fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8
     Ok(buf)
 }
 
+/// SHA-256 of the first `len` bytes of a file, lowercase hex.
+pub(crate) fn sha256_prefix(file: File, len: u64) -> io::Result<String> {
+    use std::io::Read;
+    let mut file = file.take(len);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
 /// The file's length, 0 if it does not exist or is not a regular file.
 pub(crate) fn file_len(path: &Path) -> u64 {
     fs::metadata(path)

@@ -36,7 +36,6 @@ pub use crate::config::NetworkState;
 use gate::NetworkGate;
 pub use hls::VariantChoice;
 
-use crate::cache::fill::join_error;
 use crate::cache::{Cache, DownloadRow};
 use crate::catalog::{track_key, Catalog};
 use crate::clock::now_ms;
@@ -473,22 +472,10 @@ impl Downloader {
         }
         self.wake.notify_one();
         let keys = member_keys(&entry.row);
-        for key in &keys {
-            self.cache.settle(key, Duration::from_secs(5)).await;
-        }
-        let (cache, id) = (self.cache.clone(), id.to_string());
-        tokio::task::spawn_blocking(move || {
-            cache.delete_download(&id)?;
-            // Idle members go at once, from wherever they are; the few still being read are
-            // unpinned (moved back to the cache directory) and leave with ordinary eviction.
-            let removed = cache.remove_idle_many(&keys, true)?;
-            for key in &keys {
-                cache.set_pinned_key(key, false);
-            }
-            Ok::<_, Error>(removed)
-        })
-        .await
-        .map_err(join_error)??;
+        self.cache.delete_download(id.to_string()).await?;
+        // Idle members go at once, from wherever they are; the few still being read are
+        // unpinned (moved back to the cache directory) and leave with ordinary eviction.
+        self.cache.remove(keys, true).await?;
         Ok(())
     }
 
@@ -525,9 +512,8 @@ impl Downloader {
         for (key, url, id) in targets {
             let this = self.clone();
             let prefetch = async move {
-                let guard = this.cache.acquire(&key, &url, Some(&id));
                 tokio::select! {
-                    r = this.fetch_prefix(guard, bytes) => {
+                    r = async { this.fetch_prefix(this.cache.acquire(&key, &url, Some(&id)).await?, bytes).await } => {
                         if let Err(e) = r {
                             tracing::info!(track = %id, error = %e.message(), "prefetch failed");
                         }
@@ -663,10 +649,7 @@ impl Downloader {
     }
 
     async fn save(&self, row: &DownloadRow) -> Result<(), Error> {
-        let (cache, row) = (self.cache.clone(), row.clone());
-        tokio::task::spawn_blocking(move || cache.save_download(&row))
-            .await
-            .map_err(join_error)?
+        self.cache.save_download(row.clone()).await
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {

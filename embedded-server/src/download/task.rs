@@ -5,22 +5,18 @@
 //! 5xx: retried with exponential backoff and jitter, a bounded number of times) and permanent
 //! ones (404, checksum mismatch, no space, cache full), which fail the download at once.
 
-use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{stream, TryStreamExt};
-use sha2::{Digest, Sha256};
 use url::Url;
 
 use m3u8_rs::{MediaPlaylist, Playlist};
 
 use super::hls::{self, VariantChoice};
 use super::{DownloadState, Downloader};
-use crate::cache::cursor::{wait_meta, Cursor};
-use crate::cache::fill::join_error;
-use crate::cache::ReadGuard;
+use crate::cache::Handle;
 use crate::error::{Error, UpstreamError};
 use crate::fetch::backoff;
 
@@ -76,9 +72,13 @@ impl Downloader {
             }
             self.set_state(id, DownloadState::Running);
             let (key, url, track_id, sha256) = self.target(id)?;
-            let guard = self.cache.acquire(&key, &url, track_id.as_deref());
+            let handle = self
+                .cache
+                .acquire(&key, &url, track_id.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
             let attempt = tokio::select! {
-                r = self.fetch_whole(id, guard, sha256.as_deref()) => Some(r),
+                r = self.fetch_whole(id, handle, sha256.as_deref()) => Some(r),
                 // Dropping the attempt drops its reader registration: the fill stops unless a
                 // player still reads the resource.
                 () = self.gate.wait_closed() => None,
@@ -107,12 +107,8 @@ impl Downloader {
 
     /// Gives back the bytes of a download that hit a full disk (unless a player reads them).
     async fn free_partial(&self, key: &str) {
-        self.cache.settle(key, Duration::from_secs(5)).await;
-        let (cache, key) = (self.cache.clone(), key.to_string());
-        match tokio::task::spawn_blocking(move || cache.remove_idle(&key, false)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot free a failed download's bytes"),
-            Err(e) => tracing::warn!(error = %e, "cannot free a failed download's bytes"),
+        if let Err(e) = self.cache.remove(vec![key.to_string()], false).await {
+            tracing::warn!(error = %e, "cannot free a failed download's bytes");
         }
     }
 
@@ -131,45 +127,32 @@ impl Downloader {
     }
 
     /// One attempt at caching every byte, verifying and pinning.
-    async fn fetch_whole(&self, id: &str, guard: ReadGuard, sha256: Option<&str>) -> Result<(), Failure> {
-        let res = guard.resource().clone();
-        let (meta, generation) = wait_meta(&guard, 0, self.patience).await?;
-        let url = res.lock().url.clone();
+    async fn fetch_whole(&self, id: &str, handle: Handle, sha256: Option<&str>) -> Result<(), Failure> {
+        let key = handle.key().to_string();
+        let described = handle.meta(0, self.patience).await?;
+        let (meta, generation) = (described.meta, described.generation);
+        let url = handle.snapshot().url;
         if crate::hls::is_playlist(meta.mime.as_deref(), url.path()) {
-            return self.fetch_hls(id, guard, generation, url).await;
+            return self.fetch_hls(id, handle, generation, url).await;
         }
         if let Some(size) = meta.size {
-            self.check_pin_room(std::slice::from_ref(&res.key), size)?;
+            self.check_pin_room(std::slice::from_ref(&key), size)?;
         }
-        let mut cursor = Cursor::new(guard, generation, 0, None, self.patience);
+        let mut reader = handle.reader(generation, 0, None, self.patience);
         let mut last_event = Instant::now();
-        while let Some(n) = cursor.ready().await? {
-            cursor.pos += n;
+        while reader.skip().await?.is_some() {
             if last_event.elapsed() >= PROGRESS_EVERY {
                 last_event = Instant::now();
                 self.changed(id);
             }
         }
-        let size = cursor.pos;
-        self.check_pin_room(std::slice::from_ref(&res.key), size)?;
+        let size = reader.pos();
+        let handle = reader.into_handle();
+        self.check_pin_room(std::slice::from_ref(&key), size)?;
         if let Some(expected) = sha256 {
-            let (cache, res2) = (self.cache.clone(), res.clone());
-            let actual = tokio::task::spawn_blocking(move || {
-                Ok::<_, Error>(hash_prefix(cache.open_data(&res2, generation)?, size)?)
-            })
-            .await
-            .map_err(|e| Failure::from(join_error(e)))?
-            .map_err(Failure::from)?;
-            if res.lock().generation != generation {
-                // The hash is of bytes dropped meanwhile: what is cached now was never checked.
-                return Err(Failure::from(crate::cache::cursor::stale_error()));
-            }
+            let actual = handle.sha256(generation, size).await?;
             if !actual.eq_ignore_ascii_case(expected) {
-                let cache = self.cache.clone();
-                let res2 = res.clone();
-                tokio::task::spawn_blocking(move || cache.discard(&res2))
-                    .await
-                    .map_err(|e| Failure::from(join_error(e)))??;
+                handle.discard(generation).await?;
                 return Err(Failure {
                     message: format!(
                         "checksum mismatch: expected sha256 {expected}, got {actual}; the bytes were dropped"
@@ -179,7 +162,7 @@ impl Downloader {
                 });
             }
         }
-        self.cache.set_pinned(&res, true);
+        handle.pin().await?;
         Ok(())
     }
 
@@ -206,14 +189,14 @@ impl Downloader {
     /// member, cache them [`SEGMENTS_AT_ONCE`] at a time (segments are small, so one at a time
     /// would leave the link idle for a round trip per segment), check the pin limit for their
     /// sum, then pin them all.
-    async fn fetch_hls(&self, id: &str, top: ReadGuard, generation: u64, top_url: Url) -> Result<(), Failure> {
+    async fn fetch_hls(&self, id: &str, top: Handle, generation: u64, top_url: Url) -> Result<(), Failure> {
         // No stored choice (a plain URL download), or one this build cannot read: the middle.
         let choice = self
             .lock()
             .get(id)
             .and_then(|e| e.row.variant.as_deref()?.parse::<VariantChoice>().ok())
             .unwrap_or_default();
-        let mut members = vec![top.resource().key.clone()];
+        let mut members = vec![top.key().to_string()];
         let mut media = Vec::new();
         let (text, base) = read_all(top, generation, self.patience, &top_url).await?;
         match hls::parse(&text)? {
@@ -244,7 +227,7 @@ impl Downloader {
                 async move {
                     let url = Url::parse(key)
                         .map_err(|e| Failure::from(Error::InvalidArgument(format!("bad URL {key:?}: {e}"))))?;
-                    self.cache_whole(self.cache.acquire(key, &url, None)).await?;
+                    self.cache_whole(self.cache.acquire(key, &url, None).await?).await?;
                     let mut last = last_event.lock().unwrap_or_else(|p| p.into_inner());
                     if last.elapsed() >= PROGRESS_EVERY {
                         *last = Instant::now();
@@ -261,26 +244,17 @@ impl Downloader {
             .map(|i| i.cached_bytes)
             .sum();
         self.check_pin_room(&members, total)?;
-        // Pinning moves each file to the downloads directory: hundreds of renames, off the
-        // async threads.
-        let cache = self.cache.clone();
-        tokio::task::spawn_blocking(move || {
-            for key in &members {
-                cache.set_pinned_key(key, true);
-            }
-        })
-        .await
-        .map_err(|e| Failure::from(join_error(e)))?;
+        self.cache.set_pinned_keys(members, true).await?;
         Ok(())
     }
 
     /// Reads the media playlist at `url` (a variant of a master): its cache key, contents, and
     /// the URL its relative URIs resolve against.
     async fn media_playlist(&self, url: &Url) -> Result<(String, MediaPlaylist, Url), Failure> {
-        let guard = self.acquire_allowed(url)?;
-        let key = guard.resource().key.clone();
-        let (_, generation) = wait_meta(&guard, 0, self.patience).await?;
-        let (text, base) = read_all(guard, generation, self.patience, url).await?;
+        let handle = self.acquire_allowed(url).await?;
+        let key = handle.key().to_string();
+        let generation = handle.meta(0, self.patience).await?.generation;
+        let (text, base) = read_all(handle, generation, self.patience, url).await?;
         match hls::parse(&text)? {
             Playlist::MediaPlaylist(m) => Ok((key, m, base)),
             Playlist::MasterPlaylist(_) => {
@@ -290,32 +264,30 @@ impl Downloader {
         }
     }
 
-    /// Caches every byte of the resource `guard` reads.
-    async fn cache_whole(&self, guard: ReadGuard) -> Result<(), Failure> {
-        let (_, generation) = wait_meta(&guard, 0, self.patience).await?;
-        let mut cursor = Cursor::new(guard, generation, 0, None, self.patience);
-        while let Some(n) = cursor.ready().await? {
-            cursor.pos += n;
-        }
+    /// Caches every byte of the resource `handle` reads.
+    async fn cache_whole(&self, handle: Handle) -> Result<(), Failure> {
+        let generation = handle.meta(0, self.patience).await?.generation;
+        let mut reader = handle.reader(generation, 0, None, self.patience);
+        while reader.skip().await?.is_some() {}
         Ok(())
     }
 
     /// Registers a reader of `url` after checking its origin.
-    fn acquire_allowed(&self, url: &Url) -> Result<ReadGuard, Failure> {
+    async fn acquire_allowed(&self, url: &Url) -> Result<Handle, Failure> {
         let url = self.fetcher.check_origin(url.as_str())?;
-        Ok(self.cache.acquire(url.as_str(), &url, None))
+        Ok(self.cache.acquire(url.as_str(), &url, None).await?)
     }
 }
 
 /// Reads a whole playlist of `generation` fetched as `requested`: its bytes and the URL its
 /// relative URIs resolve against (the reader registration is dropped).
 async fn read_all(
-    guard: ReadGuard,
+    handle: Handle,
     generation: u64,
     patience: Duration,
     requested: &Url,
 ) -> Result<(Bytes, Url), Failure> {
-    let (bytes, meta, _) = crate::hls::read_whole(guard, generation, patience).await?;
+    let (bytes, meta, _) = crate::hls::read_whole(handle, generation, patience).await?;
     Ok((bytes, crate::hls::base_of(&meta, requested)))
 }
 
@@ -323,23 +295,22 @@ impl Downloader {
     /// Fetches the first `bytes` of a resource into the cache (a prefetch for instant start). For
     /// an HLS playlist: the first [`PREFETCH_SEGMENTS`] segments (and their init section and
     /// keys) of the variant the player is likely to pick.
-    pub(super) async fn fetch_prefix(&self, guard: ReadGuard, bytes: u64) -> Result<(), Failure> {
-        let (meta, generation) = wait_meta(&guard, 0, self.patience).await?;
-        let url = guard.resource().lock().url.clone();
+    pub(super) async fn fetch_prefix(&self, handle: Handle, bytes: u64) -> Result<(), Failure> {
+        let described = handle.meta(0, self.patience).await?;
+        let (meta, generation) = (described.meta, described.generation);
+        let url = handle.snapshot().url;
         if crate::hls::is_playlist(meta.mime.as_deref(), url.path()) {
-            return self.prefetch_hls(guard, generation, url).await;
+            return self.prefetch_hls(handle, generation, url).await;
         }
         let end = meta.size.map_or(bytes, |s| s.min(bytes));
-        let mut cursor = Cursor::new(guard, generation, 0, Some(end), self.patience);
-        while let Some(n) = cursor.ready().await? {
-            cursor.pos += n;
-        }
+        let mut reader = handle.reader(generation, 0, Some(end), self.patience);
+        while reader.skip().await?.is_some() {}
         Ok(())
     }
 
     /// The HLS half of [`Downloader::fetch_prefix`]. ExoPlayer's first pick is the best variant
     /// under its initial bandwidth estimate (about 1 Mbit/s) times its bandwidth fraction (0.7).
-    async fn prefetch_hls(&self, top: ReadGuard, generation: u64, top_url: Url) -> Result<(), Failure> {
+    async fn prefetch_hls(&self, top: Handle, generation: u64, top_url: Url) -> Result<(), Failure> {
         let (text, base) = read_all(top, generation, self.patience, &top_url).await?;
         let (mut media, base) = match hls::parse(&text)? {
             Playlist::MediaPlaylist(m) => (m, base),
@@ -353,7 +324,7 @@ impl Downloader {
         media.segments.truncate(PREFETCH_SEGMENTS);
         stream::iter(hls::resources(&media, &base)?.into_iter().map(Ok))
             .try_for_each_concurrent(SEGMENTS_AT_ONCE, |url| async move {
-                self.cache_whole(self.acquire_allowed(&url)?).await
+                self.cache_whole(self.acquire_allowed(&url).await?).await
             })
             .await
     }
@@ -367,18 +338,3 @@ const PREFETCH_SEGMENTS: usize = 3;
 
 /// The variant bandwidth a player most likely starts with, in bits per second.
 const PLAYER_FIRST_PICK_BPS: u64 = 700_000;
-
-/// SHA-256 of the first `len` bytes of a file, lowercase hex.
-fn hash_prefix(file: std::fs::File, len: u64) -> std::io::Result<String> {
-    let mut file = file.take(len);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
-}

@@ -23,11 +23,8 @@ use url::Url;
 
 use super::range::{RangeOutcome, RangeRequest};
 use super::response::{self, Body, ChannelBody, Representation};
-use crate::cache::cursor::{stale, wait_meta, Cursor};
-use crate::cache::fill::join_error;
 use crate::cache::range_set::RangeSet;
-use crate::cache::resource::Resource;
-use crate::cache::ReadGuard;
+use crate::cache::{Handle, Reader};
 use crate::error::Error;
 use crate::hls;
 use crate::shared::Inner;
@@ -72,27 +69,29 @@ enum Attempt {
 }
 
 async fn serve_once(inner: &Arc<Inner>, req: &MediaRequest) -> Attempt {
-    let guard = inner.cache.acquire(&req.key, &req.url, req.track_id.as_deref());
+    let handle = match inner.cache.acquire(&req.key, &req.url, req.track_id.as_deref()).await {
+        Ok(h) => h,
+        Err(e) => return Attempt::Done(response::error(e.status(), e.to_string())),
+    };
     let hint = req.range.start_hint();
     // Bytes the backend describes only after this moment were fetched after it (playlist age).
     let asked = Instant::now();
     // What was cached when the request arrived (before any fill this request starts), for the
     // hit/miss and bytes-from-cache counters.
-    let (described, snapshot, was_complete) = {
-        let st = guard.resource().lock();
-        (st.meta.is_some(), st.present.clone(), st.complete())
-    };
-    let (meta, generation) = match wait_meta(&guard, hint, inner.patience()).await {
-        Ok(m) => m,
+    let before = handle.snapshot();
+    let described = match handle.meta(hint, inner.patience()).await {
+        Ok(d) => d,
         Err(e) => return Attempt::Done(response::error(e.status(), e.to_string())),
     };
+    let (meta, generation) = (described.meta, described.generation);
     if hls::is_playlist(meta.mime.as_deref().or(req.catalog_mime.as_deref()), req.url.path()) {
         let cached = Cached {
-            fetched_since: (!described).then_some(asked),
-            complete: was_complete,
+            fetched_since: (!before.described).then_some(asked),
+            complete: before.complete,
         };
-        return Attempt::Done(playlist(inner, req, guard, generation, cached).await);
+        return Attempt::Done(playlist(inner, req, handle, generation, cached).await);
     }
+    let snapshot = before.present;
     let mime = meta
         .mime
         .clone()
@@ -131,12 +130,11 @@ async fn serve_once(inner: &Arc<Inner>, req: &MediaRequest) -> Attempt {
     };
     let (tx, body) = ChannelBody::new(len);
     let mut producer = Producer {
-        cursor: Cursor::new(guard, generation, start, end, inner.patience()),
+        reader: handle.reader(generation, start, end, inner.patience()),
         snapshot,
         tx,
         counters: inner.counters.clone(),
         stall: inner.config.client_stall_timeout,
-        file: None,
         arrived: req.arrived,
         sent: 0,
     };
@@ -144,8 +142,7 @@ async fn serve_once(inner: &Arc<Inner>, req: &MediaRequest) -> Attempt {
     // which then gets its own status instead of an aborted 206).
     if let Err(e) = producer.ready().await {
         let response = response::error(e.status(), e.to_string());
-        let stale = producer.cursor.guard().resource().lock().generation != generation;
-        return if stale {
+        return if !producer.reader.is_current() {
             Attempt::Stale(response)
         } else {
             count();
@@ -179,13 +176,12 @@ pub(crate) struct FirstByte {
 
 /// The task that feeds one response body.
 struct Producer {
-    cursor: Cursor,
+    reader: Reader,
     /// What was present when the request arrived (for the `bytes_from_cache` counter).
     snapshot: RangeSet,
     tx: mpsc::Sender<Result<Bytes, io::Error>>,
     counters: Arc<Counters>,
     stall: Duration,
-    file: Option<Arc<std::fs::File>>,
     /// When the request arrived.
     arrived: Instant,
     /// Body bytes handed to the connection so far.
@@ -195,8 +191,8 @@ struct Producer {
 impl Producer {
     async fn run(mut self) {
         if let Err(e) = self.feed().await {
-            let key = crate::cache::loggable_key(&self.cursor.guard().resource().key);
-            tracing::info!(%key, pos = self.cursor.pos, error = %e, "aborting response");
+            let key = crate::cache::loggable_key(self.reader.handle().key());
+            tracing::info!(%key, pos = self.reader.pos(), error = %e, "aborting response");
             // The error aborts the connection: the client sees a broken transfer, not wrong bytes.
             // A client that does not read for `stall` has its connection closed by the server's
             // stall guard meanwhile, so this wait is bounded either way.
@@ -215,15 +211,14 @@ impl Producer {
     /// Waits for the next bytes, or for the client to leave (`None` either way at the end).
     async fn ready(&mut self) -> Result<Option<u64>, Arc<Error>> {
         tokio::select! {
-            ready = self.cursor.ready() => ready,
+            ready = self.reader.ready() => ready,
             () = self.tx.closed() => Ok(None),
         }
     }
 
     /// Sends bytes until the end; `Err` if the response must be aborted.
     async fn feed(&mut self) -> Result<(), Arc<Error>> {
-        while let Some(n) = self.ready().await? {
-            let pos = self.cursor.pos;
+        loop {
             // Room in the body channel first, then the read: a slow client holds no chunk read
             // ahead of what the channel can take (memory per stream stays ~2-3 chunks).
             let permit = match tokio::time::timeout(self.stall, self.tx.clone().reserve_owned()).await {
@@ -231,41 +226,20 @@ impl Producer {
                 Ok(Err(_)) => return Ok(()), // the client went away
                 Err(_) => return Err(Arc::new(Error::InvalidArgument("the client stopped reading".into()))),
             };
-            let data = self.read(pos, n).await?;
-            if self.cursor.guard().resource().lock().generation != self.cursor.generation {
-                return Err(stale());
-            }
+            let pos = self.reader.pos();
+            let data = tokio::select! {
+                next = self.reader.next_chunk() => match next? {
+                    Some(data) => data,
+                    None => return Ok(()),
+                },
+                () = self.tx.closed() => return Ok(()),
+            };
+            let n = data.len() as u64;
             let from_cache = overlap(&self.snapshot, pos, pos + n);
             permit.send(Ok(data));
             Counters::add(&self.counters.bytes_from_cache, from_cache);
             self.sent += n;
-            self.cursor.pos += n;
         }
-        Ok(())
-    }
-
-    /// Reads `n` bytes at `pos` from the data file (off the async threads).
-    async fn read(&mut self, pos: u64, n: u64) -> Result<Bytes, Arc<Error>> {
-        let file = match &self.file {
-            Some(f) => f.clone(),
-            None => {
-                let (cache, res, generation) = (
-                    self.cursor.guard().cache().clone(),
-                    self.cursor.guard().resource().clone(),
-                    self.cursor.generation,
-                );
-                let opened = tokio::task::spawn_blocking(move || cache.open_data(&res, generation))
-                    .await
-                    .map_err(|e| Arc::new(join_error(e)))?
-                    .map_err(Arc::new)?;
-                self.file.insert(Arc::new(opened)).clone()
-            }
-        };
-        let data = tokio::task::spawn_blocking(move || crate::cache::read_at(&file, pos, n as usize))
-            .await
-            .map_err(|e| Arc::new(join_error(e)))?
-            .map_err(|e| Arc::new(Error::from(e)))?;
-        Ok(Bytes::from(data))
     }
 }
 
@@ -295,11 +269,11 @@ struct Cached {
 async fn playlist(
     inner: &Arc<Inner>,
     req: &MediaRequest,
-    guard: ReadGuard,
+    handle: Handle,
     generation: u64,
     cached: Cached,
 ) -> Response<Body> {
-    let (etag, body) = match rewritten_playlist(inner, req, guard, generation, cached).await {
+    let (etag, body) = match rewritten_playlist(inner, req, handle, generation, cached).await {
         Ok(p) => p,
         Err(e) => return response::error(e.status(), e.to_string()),
     };
@@ -339,7 +313,7 @@ async fn playlist(
 async fn rewritten_playlist(
     inner: &Arc<Inner>,
     req: &MediaRequest,
-    mut guard: ReadGuard,
+    mut handle: Handle,
     mut generation: u64,
     cached: Cached,
 ) -> Result<(String, Bytes), Arc<Error>> {
@@ -347,8 +321,8 @@ async fn rewritten_playlist(
     let mut refetched = false;
     loop {
         let hit = !refetched && cached.complete;
-        let (bytes, meta, held) = hls::read_whole(guard, generation, inner.patience()).await?;
-        guard = held;
+        let (bytes, meta, held) = hls::read_whole(handle, generation, inner.patience()).await?;
+        handle = held;
         let checked = hls::check(&bytes).map_err(Arc::new)?;
         if let Some(target) = checked.live_target {
             let live = &inner.live_playlists;
@@ -358,10 +332,8 @@ async fn rewritten_playlist(
             if !refetched && !live.is_fresh(&req.key, generation, target, Instant::now()) {
                 refetched = true;
                 let dropped_at = Instant::now();
-                fetched_since = discard(inner, guard.resource(), generation)
-                    .await?
-                    .then_some(dropped_at);
-                generation = wait_meta(&guard, 0, inner.patience()).await?.1;
+                fetched_since = handle.discard(generation).await?.then_some(dropped_at);
+                generation = handle.meta(0, inner.patience()).await?.generation;
                 continue;
             }
         }
@@ -378,7 +350,7 @@ async fn rewritten_playlist(
         let from = hls::base_of(&meta, &req.url);
         // A downloaded (pinned) master offers only the renditions that were downloaded.
         let narrowed;
-        let text = if checked.master && guard.resource().lock().pinned {
+        let text = if checked.master && handle.snapshot().pinned {
             narrowed = hls::narrow(checked.text, &from, |url| {
                 inner.cache.info(url.as_str()).is_some_and(|i| i.pinned)
             });
@@ -396,21 +368,6 @@ async fn rewritten_playlist(
         let etag = format!("\"hls-{}\"", &hex::encode(h.finalize())[..20]);
         return Ok((etag, Bytes::from(rewritten)));
     }
-}
-
-/// Drops `res`'s bytes of `generation` so they are fetched again; `false` if another request
-/// dropped them first. The caller holds a reader registration, so `res` is still the cache's.
-async fn discard(inner: &Arc<Inner>, res: &Arc<Resource>, generation: u64) -> Result<bool, Arc<Error>> {
-    let (cache, res) = (inner.cache.clone(), res.clone());
-    tokio::task::spawn_blocking(move || {
-        if res.lock().generation != generation {
-            return Ok(false);
-        }
-        cache.discard(&res).map(|()| true)
-    })
-    .await
-    .map_err(|e| Arc::new(join_error(e)))?
-    .map_err(Arc::new)
 }
 
 #[cfg(test)]
