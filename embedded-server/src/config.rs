@@ -68,6 +68,11 @@ pub struct Config {
     /// Bytes fetched per track by a prefetch when the caller names no amount (~10 s of a
     /// 320 kbit/s stream).
     pub prefetch_bytes: u64,
+    /// Idle resources kept in memory, beyond those being read or written; the rest of the cache
+    /// stays in the index and is loaded on first use (a point read, tens of microseconds). At
+    /// about a kilobyte each, the default costs well under a megabyte; 0 keeps only what is in
+    /// use.
+    pub resident_resources: usize,
 }
 
 /// The device's connectivity, as reported by the app's connectivity callback.
@@ -135,6 +140,7 @@ impl Config {
             allow_metered_downloads: false,
             initial_network: NetworkState::default(),
             prefetch_bytes: 512 * 1024,
+            resident_resources: 256,
         }
     }
 
@@ -168,6 +174,12 @@ impl Config {
                     "{name} must be between 1 and {max}, not {value}"
                 )));
             }
+        }
+        if self.resident_resources > 1_000_000 {
+            return Err(Error::Config(format!(
+                "resident_resources must be at most 1000000, not {}",
+                self.resident_resources
+            )));
         }
         if self.cache_dir.as_os_str().is_empty() {
             return Err(Error::Config("cache_dir must not be empty".into()));
@@ -222,6 +234,7 @@ mod tests {
         assert!(refused(|c| c.download_workers = 0).starts_with("download_workers"));
         assert!(refused(|c| c.max_connections = usize::MAX).starts_with("max_connections"));
         assert!(refused(|c| c.cache_dir = PathBuf::new()).starts_with("cache_dir"));
+        assert!(refused(|c| c.resident_resources = usize::MAX).starts_with("resident_resources"));
         assert!(refused(|c| c.token = Some("a/b".into())).contains("token"));
     }
 

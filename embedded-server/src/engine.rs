@@ -59,14 +59,17 @@ impl Server {
         };
         let counters = Arc::new(Counters::default());
         let fetcher = Arc::new(Fetcher::new(&config, counters.clone())?);
-        let (dir, downloads, f2, c2, max, attempts) = (
+        let (dir, downloads, f2, c2) = (
             config.cache_dir.clone(),
             config.downloads_dir.clone(),
             fetcher.clone(),
             counters.clone(),
-            config.max_cache_bytes,
-            config.upstream_attempts,
         );
+        let options = crate::cache::Options {
+            max_bytes: config.max_cache_bytes,
+            attempts: config.upstream_attempts,
+            resident_max: config.resident_resources,
+        };
         let (workers, allow_metered) = (config.download_workers, config.allow_metered_downloads);
         let patience = config.patience();
         let f3 = fetcher.clone();
@@ -75,7 +78,7 @@ impl Server {
             if let Some(downloads) = downloads.as_deref().filter(|d| *d != dir) {
                 lock.push(lock_dir(downloads)?);
             }
-            let (cache, tracks) = Cache::open(&dir, downloads.as_deref(), f2, c2, max, attempts)?;
+            let (cache, tracks) = Cache::open(&dir, downloads.as_deref(), f2, c2, options)?;
             let catalog = Arc::new(Catalog::new(tracks));
             let downloader = Downloader::open(cache.clone(), catalog.clone(), f3, workers, allow_metered, patience)?;
             Ok((lock, cache, catalog, downloader))
@@ -99,14 +102,15 @@ impl Server {
         downloader.set_network(inner.config.initial_network);
         let cancel = CancellationToken::new();
         let accept = tokio::spawn(crate::server::run(listener, inner.clone(), cancel.clone()));
-        let persister = tokio::spawn(cache.persist_loop(sync_interval));
+        let persister = tokio::spawn(cache.clone().persist_loop(sync_interval));
+        let upkeep = tokio::spawn(cache.upkeep());
         downloader.start();
         tracing::info!(%addr, "embedded server started");
         Ok(Self {
             inner,
             addr,
             cancel,
-            tasks: Mutex::new(vec![accept, persister]),
+            tasks: Mutex::new(vec![accept, persister, upkeep]),
             stopped: AtomicBool::new(false),
         })
     }

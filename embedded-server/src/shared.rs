@@ -110,7 +110,7 @@ impl Inner {
             mime: spec.mime,
         };
         self.cache.put_track(row.clone()).await?;
-        self.cache.retarget(&track_key(id), &url);
+        self.cache.retarget(&track_key(id), &url).await?;
         self.catalog.insert(row.clone());
         Ok(self.info_of(&row))
     }

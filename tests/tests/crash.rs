@@ -112,7 +112,8 @@ fn kill_9_mid_fill_then_restart_resumes_from_recorded_bytes() {
 }
 
 /// Bytes written just before a `kill -9` that no index row records would otherwise hold their
-/// space forever (no eviction knows them): the next start deletes such files, and only those.
+/// space forever (no eviction knows them): the next start deletes such files, and only those, in
+/// the background once it serves.
 #[test]
 fn data_files_no_index_row_records_are_deleted_at_the_next_start() {
     const LEN: usize = MIB;
@@ -146,6 +147,9 @@ fn data_files_no_index_row_records_are_deleted_at_the_next_start() {
     server.kill9();
 
     let server = Server::start_with(Some(cache.path()), &origins, &[]);
+    wait_until(Duration::from_secs(15), "the unrecorded file swept", || {
+        files(cache.path()).len() == 1
+    });
     let left = files(cache.path());
     assert_eq!(left.len(), 1, "only the recorded file is left: {left:?}");
     let r = get(&server.stream_url(&origin, "kept.bin"));

@@ -130,9 +130,13 @@ fn a_single_directory_layout_is_carried_over() {
     server.proc().terminate(Duration::from_secs(10));
     assert_eq!(data_files(&old).len(), 2);
 
-    // After: the same directory holds the downloads; what is only cached moves to the cache.
+    // After: the same directory holds the downloads; what is only cached moves to the cache (in
+    // the background once the server serves).
     let cache = root.path().join("cache");
     let server = start(&cache, &old, &origin);
+    wait_until(Duration::from_secs(10), "the cached file moved", || {
+        data_files(&cache).len() == 1
+    });
     assert_eq!(
         data_files(&old).len(),
         1,
@@ -207,6 +211,9 @@ fn a_downloads_dir_added_to_an_existing_cache_takes_its_index_and_downloads() {
         "the index moved to the downloads dir"
     );
     assert!(!cache.join("index.sqlite").exists(), "no index left in the cache dir");
+    wait_until(Duration::from_secs(10), "the download's file moved", || {
+        data_files(&downloads).len() == 1
+    });
     assert_eq!(data_files(&downloads).len(), 1, "the download moved");
     assert_eq!(data_files(&cache).len(), 1, "the played file stayed");
     assert_eq!(

@@ -71,6 +71,11 @@ pub struct ServeArgs {
     /// milliseconds: longer saves battery, shorter loses less to a crash.
     #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub sync_interval_ms: u64,
+
+    /// Idle cached resources kept in memory beyond those in use; the rest stay in the index and
+    /// are loaded on first use. 0 keeps only what is in use.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub resident_resources: u32,
 }
 
 /// Runs `streamer serve` until Ctrl-C or SIGTERM; the exit code says whether it stopped cleanly.
@@ -110,6 +115,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let mut config = Config::new(&cache_dir);
     config.downloads_dir = args.downloads_dir;
     config.sync_interval = std::time::Duration::from_millis(args.sync_interval_ms);
+    config.resident_resources = args.resident_resources as usize;
     config.port = args.port;
     config.token = args.token;
     config.ca_cert_pem = args.ca_cert;

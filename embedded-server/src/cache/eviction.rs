@@ -1,83 +1,152 @@
-//! The eviction policy: least recently used first, by total bytes.
+//! Eviction: least recently used unpinned resources go until the cache fits its limit; pinned
+//! resources and those being read or filled never do.
 //!
-//! A pure function over a snapshot of the cache so it can be unit-tested without files or
-//! threads; the cache applies its verdict (delete rows, then files) and re-checks that each victim
-//! is still idle at that moment.
+//! The order comes from the index (`last_access` of every row, through an index on
+//! `(pinned, last_access, key)`), so nothing about cold resources is kept in memory. Each pass
+//! runs right after a batch is recorded, so every row's access time is current. A resident
+//! victim is checked and made inert under the table lock; a cold one is marked busy first, so no
+//! reader can load the row that is being deleted.
 
-/// What the policy needs to know about one cached resource.
-#[derive(Debug, Clone)]
-pub(crate) struct Candidate {
-    /// The resource's cache key.
-    pub(crate) key: String,
-    /// Bytes of cached data it holds.
-    pub(crate) bytes: u64,
-    /// Last access, in milliseconds since the Unix epoch.
-    pub(crate) last_access_ms: u64,
-    /// Pinned by a download or currently read or filled: never evicted.
-    pub(crate) protected: bool,
-}
+use std::sync::Arc;
 
-/// Picks the resources to evict so that the total drops to `limit` bytes or below, least
-/// recently used first. Protected resources are never picked, even if the limit stays exceeded.
-pub(crate) fn victims(mut candidates: Vec<Candidate>, limit: u64) -> Vec<String> {
-    let mut total: u64 = candidates.iter().map(|c| c.bytes).sum();
-    if total <= limit {
-        return Vec::new();
-    }
-    candidates.retain(|c| !c.protected);
-    candidates.sort_by(|a, b| a.last_access_ms.cmp(&b.last_access_ms).then(a.key.cmp(&b.key)));
-    let mut out = Vec::new();
-    for c in candidates {
-        if total <= limit {
-            break;
+use super::dirs::remove_data_file;
+use super::index::{self, LruEntry, LruPos};
+use super::resource::Resource;
+use super::table::{Busy, Slot, Table};
+use super::{loggable_key, Cache};
+use crate::error::Error;
+use crate::telemetry::Counters;
+
+/// Rows read from the index at a time while looking for victims.
+const BATCH: usize = 256;
+
+impl Cache {
+    /// Evicts least recently used idle resources until the cache fits its limit; blocking.
+    pub(super) fn evict(&self) -> Result<(), Error> {
+        if self.accounts.bytes() <= self.max_bytes {
+            return Ok(());
         }
-        total -= c.bytes;
-        out.push(c.key);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn c(key: &str, bytes: u64, last: u64, protected: bool) -> Candidate {
-        Candidate {
-            key: key.into(),
-            bytes,
-            last_access_ms: last,
-            protected,
+        // Cold victims: owned (busy) until their rows are deleted and their files unlinked.
+        let mut cold: Vec<(LruEntry, Busy<'_>)> = Vec::new();
+        // Resident victims' keys: owned until the deletion of their rows is committed, so no
+        // loader reads a row that is being deleted.
+        let mut owned: Vec<Busy<'_>> = Vec::new();
+        let result = self.index.write(|tx| {
+            let mut over = self.accounts.bytes().saturating_sub(self.max_bytes);
+            let mut after: Option<LruPos> = None;
+            while over > 0 {
+                let batch = self.index.lru_batch(after.as_ref(), BATCH)?;
+                let Some(last) = batch.last() else { break };
+                after = Some(last.pos());
+                for entry in batch {
+                    if over == 0 {
+                        break;
+                    }
+                    let mut table = self.table();
+                    let freed = match table.get(&entry.key) {
+                        Some(Slot::Ready(res)) => {
+                            let res = res.clone();
+                            match self.evict_resident(&mut table, &res) {
+                                Some((bytes, busy)) => {
+                                    index::delete_resource(tx, &res.key)?;
+                                    owned.push(busy);
+                                    Some(bytes)
+                                }
+                                None => None,
+                            }
+                        }
+                        Some(Slot::Busy { .. }) => None,
+                        None => match entry.generation {
+                            Some(g) if index::delete_resource_generation(tx, &entry.key, g)? => {
+                                let busy = self.mark_busy(&mut table, &entry.key);
+                                let bytes = entry.bytes;
+                                cold.push((entry, busy));
+                                Some(bytes)
+                            }
+                            _ => None,
+                        },
+                    };
+                    if let Some(bytes) = freed {
+                        over = over.saturating_sub(bytes.max(1));
+                    }
+                }
+            }
+            Ok(())
+        });
+        let evicted = owned.len() + if result.is_ok() { cold.len() } else { 0 };
+        drop(owned);
+        if result.is_ok() {
+            for (entry, busy) in cold {
+                if let Some(g) = entry.generation {
+                    // The row is gone: the file is nobody's (in either directory).
+                    self.dirs.remove_incarnation(&entry.key, g);
+                }
+                self.accounts.remove(false, entry.bytes);
+                self.accounts.entry_removed();
+                tracing::debug!(key = %loggable_key(&entry.key), "evicted");
+                drop(busy);
+            }
         }
+        Counters::add(&self.counters.evictions, evicted as u64);
+        result
     }
 
-    #[test]
-    fn under_the_limit_evicts_nothing() {
-        assert!(victims(vec![c("a", 10, 1, false)], 10).is_empty());
+    /// Makes the resident `res` inert and takes it out of the table if nobody reads or fills it
+    /// and it is not pinned; returns the bytes it held, and the key, owned (busy) until the
+    /// caller's deletion of its row is committed. Under the table lock.
+    pub(super) fn evict_resident(&self, table: &mut Table, res: &Arc<Resource>) -> Option<(u64, Busy<'_>)> {
+        let mut st = res.lock();
+        // Re-check under the locks: a reader may have arrived since the row was read.
+        if st.pinned || st.readers > 0 || !st.fills.is_empty() {
+            return None;
+        }
+        let bytes = st.present.len();
+        st.evicted = true;
+        self.empty(&mut st);
+        let path = st.path.clone();
+        drop(st);
+        table.remove(&res.key);
+        let busy = self.mark_busy(table, &res.key);
+        self.accounts.entry_removed();
+        // The file is this incarnation's alone: a successor under the same key gets a file of
+        // its own, so this unlink can never take its bytes.
+        remove_data_file(&path);
+        tracing::debug!(key = %loggable_key(&res.key), "evicted");
+        Some((bytes, busy))
     }
 
-    #[test]
-    fn evicts_least_recently_used_first_until_under_limit() {
-        let v = victims(
-            vec![
-                c("new", 40, 30, false),
-                c("old", 40, 10, false),
-                c("mid", 40, 20, false),
-            ],
-            50,
-        );
-        assert_eq!(v, vec!["old".to_string(), "mid".to_string()]);
-    }
-
-    #[test]
-    fn never_evicts_protected_resources() {
-        let v = victims(
-            vec![
-                c("pinned", 100, 1, true),
-                c("reading", 100, 2, true),
-                c("idle", 10, 3, false),
-            ],
-            50,
-        );
-        assert_eq!(v, vec!["idle".to_string()]);
+    /// Removes the resources under `keys` (rows, then files) if nobody reads or fills them and,
+    /// unless `unpin`, they are not pinned; blocking. The caller made them resident. Returns how
+    /// many were removed.
+    pub(super) fn remove_resident(&self, keys: &[String], unpin: bool) -> Result<usize, Error> {
+        // Owned until the deletion of the rows is committed (see `evict`).
+        let mut owned: Vec<Busy<'_>> = Vec::new();
+        self.index.write(|tx| {
+            let mut removed = Vec::new();
+            {
+                let mut table = self.table();
+                for key in keys {
+                    let Some(Slot::Ready(res)) = table.get(key) else {
+                        continue;
+                    };
+                    let res = res.clone();
+                    if unpin {
+                        let mut st = res.lock();
+                        if st.readers == 0 && st.fills.is_empty() && st.pinned {
+                            st.pinned = false;
+                            self.accounts.pin_changed(false, st.present.len());
+                        }
+                    }
+                    if let Some((_, busy)) = self.evict_resident(&mut table, &res) {
+                        removed.push(key);
+                        owned.push(busy);
+                    }
+                }
+            }
+            for key in &removed {
+                index::delete_resource(tx, key)?;
+            }
+            Ok(removed.len())
+        })
     }
 }

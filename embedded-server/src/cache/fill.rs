@@ -14,7 +14,6 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, LAST_MODIFIED};
 use http::HeaderMap;
 use http_body_util::BodyExt;
@@ -22,7 +21,7 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 use super::resource::{Meta, Resource};
-use super::{store, Cache};
+use super::Cache;
 use crate::error::{Error, UpstreamError};
 use crate::fetch::{backoff, redact, FetchRequest};
 use crate::telemetry::Counters;
@@ -246,7 +245,7 @@ async fn stream_body(
             data = data.slice((*pos - offset) as usize..);
         }
         let n = data.len() as u64;
-        if !write_chunk(cache, res, file, id, generation, *pos, data)? {
+        if !cache.write_chunk(res, file, id, generation, *pos, data)? {
             return Ok(BodyEnd::Done);
         }
         *pos += n;
@@ -279,39 +278,6 @@ async fn stream_body(
             Ok(BodyEnd::Done)
         }
     }
-}
-
-/// Writes one chunk at `pos` and publishes it; `false` if this fill's bytes became stale.
-pub(super) fn write_chunk(
-    cache: &Arc<Cache>,
-    res: &Arc<Resource>,
-    file: &std::fs::File,
-    id: u64,
-    generation: u64,
-    pos: u64,
-    data: Bytes,
-) -> Result<bool, Error> {
-    let len = data.len() as u64;
-    {
-        let mut st = res.lock();
-        if !st.is_current(generation) || st.readers == 0 {
-            return Ok(false);
-        }
-        // `file` is the data file of `generation` (opened for it under this lock), and the write
-        // happens under the lock that a new incarnation is made under: a byte is written into the
-        // current incarnation's file before it is marked present, or not at all. A page cache
-        // write of one network chunk takes microseconds.
-        store::write_at(file, &data, pos)?;
-        let added = st.present.insert(pos, pos + len);
-        cache.count_cached(added);
-        if let Some(slot) = st.fills.iter_mut().find(|f| f.id == id) {
-            slot.pos = pos + len;
-        }
-        cache.mark_dirty(res, &mut st);
-    }
-    cache.count_upstream_bytes(len);
-    res.notify();
-    Ok(true)
 }
 
 /// Resolves once nobody reads `res` any more.

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tempfile::TempDir;
 
-use super::fill::write_chunk;
 use super::resource::{FillSlot, Meta, Resource};
 use super::{index, Cache, Handle, INDEX_FILE};
 use crate::config::Config;
@@ -45,10 +44,21 @@ fn meta(etag: &str) -> Meta {
 }
 
 fn open(dir: &TempDir) -> Arc<Cache> {
+    open_with(dir.path(), None, 1 << 30)
+}
+
+/// A cache in `dir` (downloads apart in `downloads`, if given) holding at most `max_bytes`,
+/// keeping no idle resource in memory.
+fn open_with(dir: &std::path::Path, downloads: Option<&std::path::Path>, max_bytes: u64) -> Arc<Cache> {
     let counters = Arc::new(Counters::default());
-    let config = Config::new(dir.path());
+    let config = Config::new(dir);
     let fetcher = Arc::new(Fetcher::new(&config, counters.clone()).expect("fetcher"));
-    Cache::open(dir.path(), None, fetcher, counters, 1 << 30, 1)
+    let options = super::Options {
+        max_bytes,
+        attempts: 1,
+        resident_max: 0,
+    };
+    Cache::open(dir, downloads, fetcher, counters, options)
         .expect("open cache")
         .0
 }
@@ -67,7 +77,9 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, meta: &Meta, data: &[u8],
         .expect("open for fill")
         .expect("the fill's incarnation is current");
     let chunk = Bytes::copy_from_slice(&data[start..end]);
-    assert!(write_chunk(cache, res, &file, id, generation, start as u64, chunk).expect("write"));
+    assert!(cache
+        .write_chunk(res, &file, id, generation, start as u64, chunk)
+        .expect("write"));
     res.lock().finish_fill(id, None);
 }
 
@@ -118,7 +130,7 @@ async fn an_evicted_incarnation_on_the_dirty_list_never_touches_its_successor() 
     let truth = bytes(1);
     let (old, r1, g1) = filled(&cache, &truth, "v1").await;
     drop(old); // r1 is on the dirty list, unread
-    assert!(cache.remove_idle(KEY, false).unwrap());
+    assert!(cache.remove_resident(&[KEY.to_string()], false).unwrap() == 1);
 
     let new = acquire(&cache).await;
     let r2 = new.res.clone();
@@ -133,11 +145,8 @@ async fn an_evicted_incarnation_on_the_dirty_list_never_touches_its_successor() 
 
     assert_eq!(r2.lock().present.runs(), &[(LEN as u64 / 2, LEN as u64)]);
     assert_present_bytes_are(&cache, &r2, &truth);
-    assert_eq!(
-        cache.cached_bytes.load(std::sync::atomic::Ordering::Relaxed),
-        LEN as u64 / 2
-    );
-    let rows = cache.index.load_resources().unwrap();
+    assert_eq!(cache.accounts.bytes(), LEN as u64 / 2);
+    let rows = cache.index.all_resources().unwrap();
     assert_eq!(rows.len(), 1, "the successor's row is kept");
     assert_eq!(rows[0].ranges, format!("{}-{}", LEN / 2, LEN));
     assert_eq!(rows[0].generation, Some(r2.lock().generation));
@@ -155,7 +164,7 @@ async fn a_reader_holding_an_evicted_incarnation_never_reads_its_successors_file
     let (old, r1, g1) = filled(&cache, &v1, "v1").await;
     // A reader that looked r1 up just before it was evicted holds `r1` and `g1`.
     drop(old);
-    assert!(cache.remove_idle(KEY, false).unwrap());
+    assert!(cache.remove_resident(&[KEY.to_string()], false).unwrap() == 1);
     let new = acquire(&cache).await;
     fill(&cache, &new.res, &meta("v2"), &v2, LEN / 2, LEN).await;
 
@@ -178,7 +187,7 @@ async fn a_fill_of_an_evicted_copy_creates_and_truncates_nothing() {
     let (old, r1, g1) = filled(&cache, &truth, "v1").await;
     let p1 = r1.lock().path.clone();
     drop(old);
-    assert!(cache.remove_idle(KEY, false).unwrap());
+    assert!(cache.remove_resident(&[KEY.to_string()], false).unwrap() == 1);
     let new = acquire(&cache).await;
     let r2 = new.res.clone();
     fill(&cache, &r2, &meta("v1"), &truth, 0, LEN / 4).await;
@@ -210,12 +219,12 @@ async fn crash_before_the_old_row_is_replaced(ending: Ending) {
         let first = acquire(&cache).await;
         fill(&cache, &first.res, &meta("v1"), &v1, 0, LEN).await;
         cache.persist().unwrap();
-        let old_row = cache.index.load_resources().unwrap();
+        let old_row = cache.index.all_resources().unwrap();
         assert_eq!(old_row[0].ranges, format!("0-{LEN}"));
         let second = match ending {
             Ending::Evicted => {
                 drop(first);
-                assert!(cache.remove_idle(KEY, false).unwrap());
+                assert!(cache.remove_resident(&[KEY.to_string()], false).unwrap() == 1);
                 acquire(&cache).await
             }
             Ending::Stale => first,
@@ -227,7 +236,7 @@ async fn crash_before_the_old_row_is_replaced(ending: Ending) {
         cache.shutdown().await.unwrap();
         // The crash: the transaction that replaced the old row never committed.
         drop(cache);
-        let index = index::Index::open(&dir.path().join(INDEX_FILE)).unwrap();
+        let index = index::Index::open(&dir.path().join(INDEX_FILE), &mut |_, _| {}).unwrap();
         index.write(|tx| index::upsert_resource(tx, &old_row[0])).unwrap();
     }
     let cache = open(&dir);
@@ -273,7 +282,7 @@ async fn a_fill_of_a_dropped_incarnation_writes_nothing_into_the_new_one() {
     assert_ne!(g1, g2);
     assert!(!old_path.exists(), "the dropped incarnation's file is unlinked");
     let late = Bytes::from_static(b"late bytes of the dropped incarnation");
-    assert!(!write_chunk(&cache, &res, &file, id, g1, 0, late).unwrap());
+    assert!(!cache.write_chunk(&res, &file, id, g1, 0, late).unwrap());
     assert!(cache.open_for_fill(&res, id, g1).unwrap().is_none());
     res.lock().finish_fill(id, None);
     assert!(res.lock().present.runs().is_empty());
@@ -340,11 +349,338 @@ async fn a_reader_gives_up_only_on_fills_that_end_short_at_the_same_byte() {
             let generation = res.lock().generation;
             let file = cache.open_for_fill(&res, second, generation).unwrap().unwrap();
             let chunk = Bytes::copy_from_slice(&truth[pos as usize..pos as usize + 1000]);
-            assert!(write_chunk(&cache, &res, &file, second, generation, pos, chunk).unwrap());
+            assert!(cache.write_chunk(&res, &file, second, generation, pos, chunk).unwrap());
             res.lock().finish_fill(second, None);
             res.notify();
         });
         let n = ready.unwrap_or_else(|e| panic!("round {round}: the reader gave up: {e}"));
         assert_eq!(n, Some(1000));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lazy index: resources loaded on first use, let go when idle, evicted while cold
+// ---------------------------------------------------------------------------------------------
+
+/// Fills `KEY` with `data`, records it and lets it go from memory (the tests' caches keep no
+/// idle resource resident). Returns its generation.
+async fn cold(cache: &Arc<Cache>, data: &[u8], etag: &str) -> u64 {
+    let (handle, res, generation) = filled(cache, data, etag).await;
+    drop(handle);
+    drop(res);
+    cache.persist().unwrap();
+    assert!(
+        cache.resident_now(KEY).is_none(),
+        "an idle, recorded resource leaves memory"
+    );
+    generation
+}
+
+/// What the totals say against a recount of the index and the resident table.
+fn assert_totals_recount(cache: &Cache) {
+    let rows = cache.index.all_resources().unwrap();
+    let (bytes, pinned, entries) = cache.totals();
+    let mut want_bytes: u64 = 0;
+    let mut want_pinned: u64 = 0;
+    let mut keys: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for row in &rows {
+        if cache.resident_now(&row.key).is_none() {
+            want_bytes += row.bytes;
+            if row.pinned {
+                want_pinned += row.bytes;
+            }
+        }
+        keys.insert(row.key.clone());
+    }
+    for (key, slot) in cache.table().iter() {
+        if let super::table::Slot::Ready(res) = slot {
+            let st = res.lock();
+            want_bytes += st.present.len();
+            if st.pinned {
+                want_pinned += st.present.len();
+            }
+            keys.insert(key.clone());
+        }
+    }
+    assert_eq!((bytes, pinned, entries), (want_bytes, want_pinned, keys.len() as u64));
+}
+
+#[tokio::test]
+async fn a_cold_resource_is_loaded_once_for_concurrent_readers_with_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(&dir);
+    let truth = bytes(6);
+    let generation = cold(&cache, &truth, "v1").await;
+    let (a, b) = tokio::join!(acquire(&cache), acquire(&cache));
+    assert!(
+        Arc::ptr_eq(&a.res, &b.res),
+        "two readers of a cold key share one resource"
+    );
+    assert_eq!(a.res.lock().readers, 2);
+    assert_eq!(
+        a.res.lock().generation,
+        generation,
+        "the row's incarnation, not a new one"
+    );
+    assert_eq!(a.res.lock().present.runs(), &[(0, LEN as u64)]);
+    assert_present_bytes_are(&cache, &a.res, &truth);
+    // Read through the reader as a response would.
+    let described = a.meta(0, std::time::Duration::from_secs(1)).await.unwrap();
+    let (got, _, _) = b
+        .reader(described.generation, 0, None, std::time::Duration::from_secs(1))
+        .read_to_end(LEN as u64, || unreachable!())
+        .await
+        .unwrap();
+    assert_eq!(&got[..], &truth[..]);
+    assert_totals_recount(&cache);
+}
+
+#[tokio::test]
+async fn a_cold_row_owned_by_a_loader_is_not_evicted_and_an_evicted_one_is_not_resurrected() {
+    let dir = tempfile::tempdir().unwrap();
+    // Everything unpinned and idle must go.
+    let cache = open_with(dir.path(), None, 1);
+    let truth = bytes(7);
+    // Filled while read (a reader protects it), then recorded: eviction runs with the batch
+    // but the reader holds it.
+    let (handle, res, g1) = filled(&cache, &truth, "v1").await;
+    let path = res.lock().path.clone();
+    cache.persist().unwrap();
+    assert!(path.exists(), "a resource being read is never evicted");
+    drop(handle);
+    drop(res);
+    // The key is owned by a loader (busy) while eviction runs: the row and file stay.
+    {
+        let mut table = cache.table();
+        table.remove(KEY);
+        let busy = cache.mark_busy(&mut table, KEY);
+        drop(table);
+        cache.evict().unwrap();
+        assert!(
+            cache.index.load_resource(KEY).unwrap().is_some(),
+            "a busy key's row stays"
+        );
+        assert!(path.exists());
+        drop(busy);
+    }
+    // Cold now: evicted, row and file.
+    cache.evict().unwrap();
+    assert!(cache.index.load_resource(KEY).unwrap().is_none());
+    assert!(!path.exists(), "the cold victim's file is unlinked");
+    // A reader after the eviction gets a new, empty incarnation: the old row is not resurrected.
+    let again = acquire(&cache).await;
+    assert_ne!(again.res.lock().generation, g1);
+    assert!(again.res.lock().present.runs().is_empty());
+    assert!(again.res.lock().meta.is_none());
+    assert_totals_recount(&cache);
+}
+
+#[tokio::test]
+async fn a_reader_waiting_on_an_eviction_of_the_cold_key_gets_a_fresh_resource() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(&dir);
+    let truth = bytes(8);
+    let g1 = cold(&cache, &truth, "v1").await;
+    // An eviction owns the cold key (as `evict` does between deleting the row and unlinking).
+    let busy = cache.mark_busy(&mut cache.table(), KEY);
+    let waiting = tokio::spawn({
+        let cache = cache.clone();
+        async move { acquire(&cache).await }
+    });
+    for _ in 0..16 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!waiting.is_finished(), "a reader waits while the key is busy");
+    assert!(busy.holds(), "the waiting reader did not take the key over");
+    cache
+        .index
+        .write(|tx| index::delete_resource_generation(tx, KEY, g1).map(|_| ()))
+        .unwrap();
+    cache.dirs.remove_incarnation(KEY, g1);
+    cache.accounts.remove(false, LEN as u64);
+    cache.accounts.entry_removed();
+    drop(busy);
+    let handle = waiting.await.unwrap();
+    assert_ne!(handle.res.lock().generation, g1);
+    assert!(
+        handle.res.lock().present.runs().is_empty(),
+        "no byte of the evicted row"
+    );
+    // And it fills and reads like any new resource.
+    fill(&cache, &handle.res, &meta("v1"), &truth, 0, LEN).await;
+    assert_present_bytes_are(&cache, &handle.res, &truth);
+    assert_totals_recount(&cache);
+}
+
+#[tokio::test]
+async fn a_pin_asked_while_the_key_is_loading_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let downloads = tempfile::tempdir().unwrap();
+    let cache = open_with(dir.path(), Some(downloads.path()), 1 << 30);
+    let truth = bytes(9);
+    let generation = cold(&cache, &truth, "v1").await;
+    let (reader, pinned) = tokio::join!(acquire(&cache), cache.set_pinned_keys(vec![KEY.to_string()], true));
+    pinned.unwrap();
+    assert!(reader.res.lock().pinned);
+    let path = reader.res.lock().path.clone();
+    assert!(
+        path.starts_with(downloads.path()),
+        "a pinned file lives with the downloads"
+    );
+    assert_present_bytes_are(&cache, &reader.res, &truth);
+    drop(reader);
+    cache.persist().unwrap();
+    assert!(cache.resident_now(KEY).is_none());
+    let row = cache.index.load_resource(KEY).unwrap().unwrap();
+    assert!(row.pinned && row.generation == Some(generation));
+    assert_totals_recount(&cache);
+    assert_eq!(cache.totals().1, LEN as u64, "the pinned total counts it");
+}
+
+#[tokio::test]
+async fn a_file_moved_before_a_crash_recorded_its_pin_is_found_in_the_other_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let downloads = tempfile::tempdir().unwrap();
+    let open_both = || open_with(dir.path(), Some(downloads.path()), 1 << 30);
+    let truth = bytes(10);
+    {
+        let cache = open_both();
+        let generation = cold(&cache, &truth, "v1").await;
+        // The pin moved the file, and the process died before the batch recorded the pin.
+        let from = cache.dirs.path(KEY, false, generation);
+        let to = cache.dirs.path(KEY, true, generation);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::rename(&from, &to).unwrap();
+    }
+    let cache = open_both();
+    let handle = acquire(&cache).await;
+    assert_eq!(handle.res.lock().present.runs(), &[(0, LEN as u64)], "no byte lost");
+    assert_present_bytes_are(&cache, &handle.res, &truth);
+    // The sweep after start keeps it too: its row names its generation.
+    drop(handle);
+    assert_eq!(cache.sweep_strays().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn the_sweep_removes_only_files_no_row_owns() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = bytes(11);
+    let (kept, stray) = {
+        let cache = open(&dir);
+        let generation = cold(&cache, &truth, "v1").await;
+        let kept = cache.dirs.path(KEY, false, generation);
+        // A file written just before a crash that no row records.
+        let stray = cache.dirs.path("http://127.0.0.1:9/other.mp3", false, generation + 1);
+        std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+        std::fs::write(&stray, b"stray").unwrap();
+        (kept, stray)
+    };
+    let cache = open(&dir);
+    // A file of this process's own incarnation, not recorded yet, is never touched.
+    let url = url::Url::parse("http://127.0.0.1:9/new.mp3").unwrap();
+    let fresh = cache.acquire(url.as_str(), &url, None).await.unwrap();
+    let g = cache.adopt_meta(&fresh.res, meta("n")).await.unwrap();
+    let id = register_fill(&cache, &fresh.res, 0);
+    cache.open_for_fill(&fresh.res, id, g).unwrap().unwrap();
+    let fresh_path = fresh.res.lock().path.clone();
+    assert_eq!(cache.sweep_strays().unwrap(), 1);
+    assert!(kept.exists() && !stray.exists() && fresh_path.exists());
+}
+
+#[tokio::test]
+async fn totals_stay_right_through_loads_pins_drops_and_evictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(&dir);
+    let keys: Vec<String> = (0..8).map(|i| format!("http://127.0.0.1:9/t{i}.mp3")).collect();
+    // A seeded sequence of operations over eight keys.
+    let mut seed: u64 = 14;
+    let mut next = || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) as usize
+    };
+    for step in 0..120 {
+        let key = &keys[next() % keys.len()];
+        let url = url::Url::parse(key).unwrap();
+        match next() % 5 {
+            0 | 1 => {
+                let handle = cache.acquire(key, &url, None).await.unwrap();
+                let data = bytes(step as u8);
+                let start = (next() % 4) * LEN / 4;
+                fill(
+                    &cache,
+                    &handle.res,
+                    &meta("v1"),
+                    &data,
+                    start,
+                    (start + LEN / 4).min(LEN),
+                )
+                .await;
+            }
+            2 => cache.set_pinned_keys(vec![key.clone()], next() % 2 == 0).await.unwrap(),
+            3 => {
+                let handle = cache.acquire(key, &url, None).await.unwrap();
+                let generation = handle.res.lock().generation;
+                handle.discard(generation).await.unwrap();
+            }
+            _ => {
+                cache.remove(vec![key.clone()], next() % 2 == 0).await.unwrap();
+            }
+        }
+        cache.persist().unwrap();
+        assert_totals_recount(&cache);
+    }
+}
+
+#[tokio::test]
+async fn a_data_file_shorter_than_its_row_is_trusted_only_as_far_as_it_reaches() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(&dir);
+    let truth = bytes(12);
+    let generation = cold(&cache, &truth, "v1").await;
+    // The file system lost the second half (the system trimmed the cache under us).
+    let path = cache.dirs.path(KEY, false, generation);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(LEN as u64 / 2)
+        .unwrap();
+    let handle = acquire(&cache).await;
+    assert_eq!(handle.res.lock().present.runs(), &[(0, LEN as u64 / 2)]);
+    assert_present_bytes_are(&cache, &handle.res, &truth);
+    assert_totals_recount(&cache);
+    drop(handle);
+    cache.persist().unwrap();
+    let row = cache.index.load_resource(KEY).unwrap().unwrap();
+    assert_eq!(
+        (row.ranges.as_str(), row.bytes),
+        (format!("0-{}", LEN / 2).as_str(), LEN as u64 / 2)
+    );
+}
+
+#[tokio::test]
+async fn a_resident_victim_stays_owned_until_the_deletion_of_its_row_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(&dir);
+    let truth = bytes(13);
+    let (handle, res, _) = filled(&cache, &truth, "v1").await;
+    cache.persist().unwrap();
+    drop(handle);
+    cache
+        .index
+        .write(|tx| {
+            let mut table = cache.table();
+            let (_, busy) = cache.evict_resident(&mut table, &res).expect("idle: evicted");
+            drop(table);
+            index::delete_resource(tx, KEY)?;
+            // Until the commit, the reader connection still sees the row: a loader must not look.
+            assert!(cache.index.load_resource(KEY)?.is_some());
+            assert!(busy.holds(), "the key is owned while its row's deletion is uncommitted");
+            Ok(())
+        })
+        .unwrap();
+    assert!(cache.index.load_resource(KEY).unwrap().is_none());
+    let again = acquire(&cache).await;
+    assert!(again.res.lock().meta.is_none(), "a fresh resource, not the deleted row");
+    assert_totals_recount(&cache);
 }

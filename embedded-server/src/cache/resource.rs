@@ -123,6 +123,27 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// The state of a resource of `url` holding no bytes yet, as incarnation `generation` with
+    /// its data file at `path`.
+    pub(crate) fn new(url: Url, track_id: Option<String>, generation: u64, path: PathBuf) -> Self {
+        Self {
+            url,
+            track_id,
+            meta: None,
+            present: RangeSet::new(),
+            recorded: RangeSet::new(),
+            fills: Vec::new(),
+            outcomes: VecDeque::new(),
+            readers: 0,
+            generation,
+            last_access_ms: crate::clock::now_ms(),
+            pinned: false,
+            evicted: false,
+            dirty: false,
+            path,
+        }
+    }
+
     /// Whether `generation` is the current incarnation of a resource still in the cache: the one
     /// check before a file is opened or a byte written for an incarnation.
     pub(crate) fn is_current(&self, generation: u64) -> bool {
@@ -213,22 +234,7 @@ mod tests {
     use super::*;
 
     fn state() -> State {
-        State {
-            url: Url::parse("http://127.0.0.1/a").unwrap(),
-            track_id: None,
-            meta: None,
-            present: RangeSet::new(),
-            recorded: RangeSet::new(),
-            fills: Vec::new(),
-            outcomes: VecDeque::new(),
-            readers: 0,
-            generation: 0,
-            last_access_ms: 0,
-            pinned: false,
-            evicted: false,
-            dirty: false,
-            path: PathBuf::new(),
-        }
+        State::new(Url::parse("http://127.0.0.1/a").unwrap(), None, 0, PathBuf::new())
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! path (nothing a client sends can name a file outside the cache directory), no directory grows
 //! huge, and two incarnations of one key never share a file: bytes of an evicted or dropped
 //! incarnation can never be read as, or overwrite, bytes of its successor (see `cache`'s
-//! invariant). Files of older builds carry no suffix and are renamed when loaded. All calls here
+//! invariant). Files of older builds carry no suffix and are renamed by the index upgrade. All calls here
 //! block; callers run them where blocking is acceptable.
 
 use std::fs::{self, File, OpenOptions};
@@ -18,13 +18,13 @@ use sha2::{Digest, Sha256};
 
 /// The data file of incarnation `generation` of `key` under `data_dir`.
 pub(crate) fn data_path(data_dir: &Path, key: &str, generation: u64) -> PathBuf {
-    let digest = hex::encode(Sha256::digest(key.as_bytes()));
+    let digest = key_digest(key);
     data_dir.join(&digest[..2]).join(format!("{digest}.{generation:x}"))
 }
 
 /// The data file of `key` as builds before per-incarnation files named it (no suffix).
 pub(crate) fn legacy_data_path(data_dir: &Path, key: &str) -> PathBuf {
-    let digest = hex::encode(Sha256::digest(key.as_bytes()));
+    let digest = key_digest(key);
     data_dir.join(&digest[..2]).join(digest)
 }
 
@@ -104,14 +104,23 @@ pub(crate) fn remove(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Deletes every data file under `data_dir` that is not in `known` (bytes written just before a
-/// crash that no index row records, a row whose file could not be deleted), so that they do not
-/// hold space forever, an incarnation dropped just before a crash); blocking. Only names this
-/// module gives (`XX/XX…`, 64 hex digits and an optional `.generation`, in the shard of their
-/// first two) are touched. Returns how many files were deleted.
-pub(crate) fn remove_unknown(data_dir: &Path, known: &std::collections::HashSet<PathBuf>) -> usize {
+/// The hex SHA-256 of a cache key, which names its data files.
+pub(crate) fn key_digest(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Deletes every data file under `data_dir` that `keep(digest, generation)` does not keep
+/// (`generation` is `None` for a legacy name); blocking. Only names this module gives (`XX/XX…`,
+/// 64 hex digits and an optional `.generation`, in the shard of their first two) are touched.
+/// Returns how many files were deleted; stops at the first error of `keep`.
+pub(crate) fn sweep(
+    data_dir: &Path,
+    mut keep: impl FnMut(&str, Option<u64>) -> Result<bool, crate::error::Error>,
+) -> Result<usize, crate::error::Error> {
     let is_hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-    let Ok(shards) = fs::read_dir(data_dir) else { return 0 };
+    let Ok(shards) = fs::read_dir(data_dir) else {
+        return Ok(0);
+    };
     let mut removed = 0;
     for shard in shards.flatten() {
         let shard_name = shard.file_name();
@@ -123,14 +132,22 @@ pub(crate) fn remove_unknown(data_dir: &Path, known: &std::collections::HashSet<
         };
         for file in files.flatten() {
             let name = file.file_name();
-            let ours = name.to_str().is_some_and(|n| is_data_file_name(n, prefix));
-            let path = file.path();
-            if ours && !known.contains(&path) && file.file_type().is_ok_and(|t| t.is_file()) && remove(&path).is_ok() {
+            let Some(name) = name.to_str().filter(|n| is_data_file_name(n, prefix)) else {
+                continue;
+            };
+            let (digest, generation) = match name.split_once('.') {
+                Some((d, g)) => (d, u64::from_str_radix(g, 16).ok()),
+                None => (name, None),
+            };
+            if !file.file_type().is_ok_and(|t| t.is_file()) || keep(digest, generation)? {
+                continue;
+            }
+            if remove(&file.path()).is_ok() {
                 removed += 1;
             }
         }
     }
-    removed
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -156,7 +173,7 @@ mod tests {
     }
 
     #[test]
-    fn only_unknown_data_files_are_removed() {
+    fn only_data_files_the_sweep_does_not_keep_are_removed() {
         let dir = tempfile::tempdir().unwrap();
         let kept = data_path(dir.path(), "kept", 7);
         let stray = data_path(dir.path(), "stray", 7);
@@ -176,10 +193,10 @@ mod tests {
             fs::create_dir_all(path.parent().unwrap()).unwrap();
             fs::write(path, b"y").unwrap();
         }
-        let known = std::collections::HashSet::from([kept.clone()]);
-        assert_eq!(remove_unknown(dir.path(), &known), 3);
+        let keep = |digest: &str, generation: Option<u64>| Ok(digest == key_digest("kept") && generation == Some(7));
+        assert_eq!(sweep(dir.path(), keep).unwrap(), 3);
         assert!(kept.exists() && !stray.exists() && !old_incarnation.exists() && !legacy.exists());
         assert!(foreign.iter().all(|p| p.exists()));
-        assert_eq!(remove_unknown(&dir.path().join("missing"), &known), 0);
+        assert_eq!(sweep(&dir.path().join("missing"), keep).unwrap(), 0);
     }
 }

@@ -209,19 +209,8 @@ impl Downloader {
             .map_err(|_| Error::Config("the downloader must be opened within a tokio runtime".into()))?;
         let mut entries = HashMap::new();
         for row in cache.load_downloads()? {
-            let mut state = DownloadState::resumed(&row.state);
-            if state == DownloadState::Completed {
-                let keys = member_keys(&row);
-                if keys.iter().all(|k| cache.info(k).is_some_and(|i| i.complete)) {
-                    // The pins are recorded with the resources in batches; make sure they hold.
-                    for key in &keys {
-                        cache.set_pinned_key(key, true);
-                    }
-                } else {
-                    // The bytes are gone (a cleared data directory): fetch them again.
-                    state = DownloadState::Queued;
-                }
-            }
+            // A completed download's bytes are checked in the background after start.
+            let state = DownloadState::resumed(&row.state);
             let error = row.error.clone().filter(|_| state == DownloadState::Failed);
             entries.insert(
                 row.id.clone(),
@@ -252,10 +241,68 @@ impl Downloader {
         }))
     }
 
-    /// Starts the scheduler that hands queued downloads to workers.
+    /// Starts the scheduler that hands queued downloads to workers, and the check of completed
+    /// downloads.
     pub(crate) fn start(self: &Arc<Self>) {
         let this = self.clone();
         self.tasks.spawn(async move { this.schedule().await });
+        let this = self.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = this.verify_completed() => {}
+                () = this.shutdown.cancelled() => {}
+            }
+        });
+    }
+
+    /// Checks that every completed download still has all its bytes, after start (a library of
+    /// many downloads must not delay the first play): its pins are made to hold (they are
+    /// recorded with the resources in batches, so a crash can lose the last ones), and one whose
+    /// bytes are gone (a cleared data directory) is queued again.
+    async fn verify_completed(self: &Arc<Self>) {
+        let completed: Vec<(String, Vec<String>)> = self
+            .lock()
+            .values()
+            .filter(|e| e.state == DownloadState::Completed)
+            .map(|e| (e.row.id.clone(), member_keys(&e.row)))
+            .collect();
+        for (id, keys) in completed {
+            let infos = match self.cache.verify(keys.clone()).await {
+                Ok(infos) => infos,
+                Err(e) => {
+                    tracing::warn!(download = %id, error = %e, "cannot check a completed download");
+                    continue;
+                }
+            };
+            if infos.iter().all(|i| i.as_ref().is_some_and(|i| i.complete)) {
+                let unpinned: Vec<String> = keys
+                    .into_iter()
+                    .zip(&infos)
+                    .filter(|(_, i)| !i.as_ref().is_some_and(|i| i.pinned))
+                    .map(|(k, _)| k)
+                    .collect();
+                if !unpinned.is_empty() {
+                    if let Err(e) = self.cache.set_pinned_keys(unpinned, true).await {
+                        tracing::warn!(download = %id, error = %e, "cannot pin a completed download");
+                    }
+                }
+                continue;
+            }
+            tracing::info!(download = %id, "a completed download's bytes are gone; fetching them again");
+            let row = {
+                let mut entries = self.lock();
+                let Some(e) = entries.get_mut(&id).filter(|e| e.state == DownloadState::Completed) else {
+                    continue;
+                };
+                e.state = DownloadState::Queued;
+                sync_row(e)
+            };
+            if let Err(e) = self.save(&row).await {
+                tracing::warn!(download = %id, error = %e, "cannot save a download");
+            }
+            self.wake.notify_one();
+            self.changed(&id);
+        }
     }
 
     /// Queues a download (or returns the existing one for the same resource, re-queued if it had

@@ -170,11 +170,14 @@ pub(crate) fn metrics(inner: &Arc<Inner>, method: &Method) -> Response<Body> {
 }
 
 /// `/api/resources`: every cached resource with its present ranges (for the dashboard).
-pub(crate) fn resources(inner: &Arc<Inner>, method: &Method) -> Response<Body> {
+pub(crate) async fn resources(inner: &Arc<Inner>, method: &Method) -> Response<Body> {
     if method != Method::GET {
         return method_not_allowed("GET");
     }
-    response::json(StatusCode::OK, &inner.cache.resources())
+    match inner.cache.resources().await {
+        Ok(list) => response::json(StatusCode::OK, &list),
+        Err(e) => response::error(e.status(), e.to_string()),
+    }
 }
 
 /// Reads a JSON body of at most `MAX_JSON_BYTES`.

@@ -132,7 +132,7 @@ async fn dispatch(
         Route::ApiDownloadAction(id, action) => api::downloads(&inner, req, Some(id), Some(action)).await,
         Route::ApiNetwork => api::network(&inner, req).await,
         Route::ApiPrefetch => api::prefetch(&inner, req).await,
-        Route::ApiResources => api::resources(&inner, req.method()),
+        Route::ApiResources => api::resources(&inner, req.method()).await,
         Route::Metrics => api::metrics(&inner, req.method()),
         Route::Dashboard => dashboard::page(req.method(), req.uri().path()),
         Route::NotFound(rest) => response::error(StatusCode::NOT_FOUND, format!("no such route: /{rest}")),
