@@ -71,6 +71,7 @@ struct ConfigArgs {
     prefetch_bytes: Option<u64>,
     /// `{"online": bool, "metered": bool}`: the device's connectivity at start.
     initial_network: Option<NetworkState>,
+    resident_resources: Option<usize>,
 }
 
 impl ConfigArgs {
@@ -96,6 +97,7 @@ impl ConfigArgs {
         config.allow_metered_downloads = self.allow_metered_downloads.unwrap_or(config.allow_metered_downloads);
         config.prefetch_bytes = self.prefetch_bytes.unwrap_or(config.prefetch_bytes);
         config.initial_network = self.initial_network.unwrap_or(config.initial_network);
+        config.resident_resources = self.resident_resources.unwrap_or(config.resident_resources);
         config
     }
 }

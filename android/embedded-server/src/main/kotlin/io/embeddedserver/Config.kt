@@ -49,6 +49,12 @@ data class Config(
      * device's current state, so queued downloads do not start on mobile data at process start.
      */
     val initialNetwork: NetworkState? = null,
+    /**
+     * Idle cached resources kept in memory beyond those in use (default 256, about a kilobyte
+     * each); the rest of the cache stays in its index and is loaded on first use. 0 keeps only
+     * what is in use.
+     */
+    val residentResources: Int? = null,
 ) {
     class Builder(private var config: Config) {
         constructor(cacheDir: String) : this(Config(cacheDir))
@@ -69,6 +75,7 @@ data class Config(
         fun allowMeteredDownloads(allow: Boolean) = apply { config = config.copy(allowMeteredDownloads = allow) }
         fun prefetchBytes(bytes: Long) = apply { config = config.copy(prefetchBytes = bytes) }
         fun initialNetwork(state: NetworkState?) = apply { config = config.copy(initialNetwork = state) }
+        fun residentResources(n: Int) = apply { config = config.copy(residentResources = n) }
         fun build() = config
     }
 
@@ -103,6 +110,7 @@ data class Config(
         put("allowMeteredDownloads", allowMeteredDownloads)
         put("prefetchBytes", prefetchBytes)
         put("initialNetwork", initialNetwork)
+        put("residentResources", residentResources)
         return fields.joinToString(",", "{", "}")
     }
 
@@ -113,5 +121,6 @@ data class Config(
             "upstreamHeaders=${Redaction.headers(upstreamHeaders)}, caCertPem=$caCertPem, " +
             "connectTimeoutMs=$connectTimeoutMs, readTimeoutMs=$readTimeoutMs, upstreamAttempts=$upstreamAttempts, " +
             "maxConnections=$maxConnections, downloadWorkers=$downloadWorkers, " +
-            "allowMeteredDownloads=$allowMeteredDownloads, prefetchBytes=$prefetchBytes, initialNetwork=$initialNetwork)"
+            "allowMeteredDownloads=$allowMeteredDownloads, prefetchBytes=$prefetchBytes, initialNetwork=$initialNetwork, " +
+            "residentResources=$residentResources)"
 }
