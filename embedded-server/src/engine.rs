@@ -15,14 +15,13 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::{fill::join_error, Cache};
-use crate::catalog::{Catalog, TrackInfo, TrackSpec};
+use crate::catalog::{TrackInfo, TrackSpec};
 use crate::config::Config;
-use crate::download::{DownloadInfo, DownloadTarget, Downloader, NetworkState};
+use crate::download::{DownloadInfo, DownloadTarget, NetworkState};
 use crate::error::Error;
-use crate::fetch::{Fetcher, Resolver};
+use crate::fetch::Resolver;
 use crate::shared::Inner;
-use crate::telemetry::{Counters, Stats};
+use crate::telemetry::Stats;
 
 /// A running server (async API).
 pub struct Server {
@@ -52,53 +51,12 @@ impl Server {
                 "refusing to serve on {addr}: only loopback addresses are allowed"
             )));
         }
-        config.validate()?;
-        let token = match &config.token {
-            Some(t) => t.clone(),
-            None => random_token()?,
-        };
-        let counters = Arc::new(Counters::default());
-        let fetcher = Arc::new(Fetcher::new(&config, counters.clone())?);
-        let (dir, downloads, f2, c2) = (
-            config.cache_dir.clone(),
-            config.downloads_dir.clone(),
-            fetcher.clone(),
-            counters.clone(),
+        let inner = Inner::open(config, addr).await?;
+        let (cache, downloader, sync_interval) = (
+            inner.cache.clone(),
+            inner.downloader.clone(),
+            inner.config.sync_interval,
         );
-        let options = crate::cache::Options {
-            max_bytes: config.max_cache_bytes,
-            attempts: config.upstream_attempts,
-            resident_max: config.resident_resources,
-        };
-        let (workers, allow_metered) = (config.download_workers, config.allow_metered_downloads);
-        let patience = config.patience();
-        let f3 = fetcher.clone();
-        let (lock, cache, catalog, downloader) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
-            let mut lock = vec![lock_dir(&dir)?];
-            if let Some(downloads) = downloads.as_deref().filter(|d| *d != dir) {
-                lock.push(lock_dir(downloads)?);
-            }
-            let (cache, tracks) = Cache::open(&dir, downloads.as_deref(), f2, c2, options)?;
-            let catalog = Arc::new(Catalog::new(tracks));
-            let downloader = Downloader::open(cache.clone(), catalog.clone(), f3, workers, allow_metered, patience)?;
-            Ok((lock, cache, catalog, downloader))
-        })
-        .await
-        .map_err(join_error)??;
-        let base_url = format!("http://{addr}/{token}/");
-        let sync_interval = config.sync_interval;
-        let inner = Arc::new(Inner {
-            config,
-            token,
-            base_url,
-            cache: cache.clone(),
-            fetcher,
-            counters,
-            catalog,
-            downloader: downloader.clone(),
-            live_playlists: crate::hls::LiveTable::default(),
-            _lock: lock,
-        });
         downloader.set_network(inner.config.initial_network);
         let cancel = CancellationToken::new();
         let accept = tokio::spawn(crate::server::run(listener, inner.clone(), cancel.clone()));
@@ -462,44 +420,5 @@ impl DownloadEvents {
                 Err(RecvError::Closed) => return None,
             }
         }
-    }
-}
-
-/// 128 random bits, hex.
-fn random_token() -> Result<String, Error> {
-    let mut bytes = [0u8; 16];
-    getrandom::getrandom(&mut bytes).map_err(|e| Error::Config(format!("no randomness for the token: {e}")))?;
-    Ok(hex::encode(bytes))
-}
-
-/// Creates the cache directory and takes its exclusive lock.
-fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, Error> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::Config(format!("cannot create cache directory {}: {e}", dir.display())))?;
-    let path = dir.join("lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::Config(format!("cannot open {}: {e}", path.display())))?;
-    file.try_lock().map_err(|_| {
-        Error::Config(format!(
-            "the cache directory {} is in use by another server",
-            dir.display()
-        ))
-    })?;
-    Ok(file)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_128_bit_hex() {
-        let t = random_token().unwrap();
-        assert_eq!(t.len(), 32);
-        assert_ne!(t, random_token().unwrap());
     }
 }

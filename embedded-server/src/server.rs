@@ -65,9 +65,14 @@ pub(crate) async fn run(listener: TcpListener, inner: Arc<Inner>, cancel: Cancel
             let _ = stream.set_nodelay(true);
             let header_timeout = inner.config.client_header_timeout;
             let stream = StallGuard::new(stream, inner.config.client_stall_timeout);
-            let service = service_fn(move |req| {
+            let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let inner = inner.clone();
-                async move { Ok::<_, Infallible>(crate::http::handle(inner, req).await) }
+                async move {
+                    let req = req.map(|body| {
+                        http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(body, std::io::Error::other))
+                    });
+                    Ok::<_, Infallible>(crate::http::handle(inner, req).await)
+                }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())

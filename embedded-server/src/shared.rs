@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::cache::{Cache, TrackRow};
+use crate::cache::{fill::join_error, Cache, TrackRow};
 use crate::catalog::{track_key, Catalog, TrackInfo, TrackSpec};
 use crate::config::Config;
 use crate::download::Downloader;
@@ -39,6 +39,58 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// Opens everything a server needs that is not its listener: checks `config`, locks the
+    /// directories, opens the cache and the download queue; `addr` names the local address
+    /// the base URL points at. Background tasks are the caller's to start.
+    pub(crate) async fn open(config: Config, addr: std::net::SocketAddr) -> Result<Arc<Self>, Error> {
+        config.validate()?;
+        let token = match &config.token {
+            Some(t) => t.clone(),
+            None => random_token()?,
+        };
+        let counters = Arc::new(Counters::default());
+        let fetcher = Arc::new(Fetcher::new(&config, counters.clone())?);
+        let (dir, downloads, f2, c2) = (
+            config.cache_dir.clone(),
+            config.downloads_dir.clone(),
+            fetcher.clone(),
+            counters.clone(),
+        );
+        let options = crate::cache::Options {
+            max_bytes: config.max_cache_bytes,
+            attempts: config.upstream_attempts,
+            resident_max: config.resident_resources,
+        };
+        let (workers, allow_metered) = (config.download_workers, config.allow_metered_downloads);
+        let patience = config.patience();
+        let f3 = fetcher.clone();
+        let (lock, cache, catalog, downloader) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+            let mut lock = vec![lock_dir(&dir)?];
+            if let Some(downloads) = downloads.as_deref().filter(|d| *d != dir) {
+                lock.push(lock_dir(downloads)?);
+            }
+            let (cache, tracks) = Cache::open(&dir, downloads.as_deref(), f2, c2, options)?;
+            let catalog = Arc::new(Catalog::new(tracks));
+            let downloader = Downloader::open(cache.clone(), catalog.clone(), f3, workers, allow_metered, patience)?;
+            Ok((lock, cache, catalog, downloader))
+        })
+        .await
+        .map_err(join_error)??;
+        let base_url = format!("http://{addr}/{token}/");
+        Ok(Arc::new(Inner {
+            config,
+            token,
+            base_url,
+            cache,
+            fetcher,
+            counters,
+            catalog,
+            downloader,
+            live_playlists: crate::hls::LiveTable::default(),
+            _lock: lock,
+        }))
+    }
+
     /// How long a request may wait for the backend before giving up: every attempt's timeout.
     pub(crate) fn patience(&self) -> Duration {
         self.config.patience()
@@ -159,9 +211,43 @@ fn validate_track_id(id: &str) -> Result<(), Error> {
     }
 }
 
+/// 128 random bits, hex.
+fn random_token() -> Result<String, Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).map_err(|e| Error::Config(format!("no randomness for the token: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Creates the cache directory and takes its exclusive lock.
+fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, Error> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::Config(format!("cannot create cache directory {}: {e}", dir.display())))?;
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::Config(format!("cannot open {}: {e}", path.display())))?;
+    file.try_lock().map_err(|_| {
+        Error::Config(format!(
+            "the cache directory {} is in use by another server",
+            dir.display()
+        ))
+    })?;
+    Ok(file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_128_bit_hex() {
+        let t = random_token().unwrap();
+        assert_eq!(t.len(), 32);
+        assert_ne!(t, random_token().unwrap());
+    }
 
     #[test]
     fn track_ids_are_url_safe() {

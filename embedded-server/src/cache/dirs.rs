@@ -11,6 +11,32 @@ use crate::error::Error;
 /// The index's file name (SQLite adds `-wal` and `-shm` beside it).
 pub(super) const INDEX_FILE: &str = "index.sqlite";
 
+/// Beside the index: present only between a clean stop and the next start, holding the layout
+/// the stop left (whether pinned files live apart).
+const CLEAN_MARK: &str = "clean-stop";
+
+/// The layout `dirs` stands for, as the clean mark records it.
+fn layout(dirs: &DataDirs) -> &'static str {
+    if dirs.pinned.is_some() {
+        "apart"
+    } else {
+        "together"
+    }
+}
+
+/// Removes the clean mark in `index_dir`; whether it was there, for the same layout as `dirs`
+/// (then the last run left no stray or misplaced file); blocking.
+pub(super) fn take_clean_mark(index_dir: &Path, dirs: &DataDirs) -> bool {
+    let path = index_dir.join(CLEAN_MARK);
+    let found = std::fs::read_to_string(&path).is_ok_and(|text| text == layout(dirs));
+    if let Err(e) = store::remove(&path) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove the clean-stop mark");
+        // Left in place it would wrongly vouch for a later run: sweep every time instead.
+        return false;
+    }
+    found
+}
+
 /// Where data files live: evictable ones under `cache`, pinned ones under `pinned` when the app
 /// keeps downloads apart (on Android the system may empty the cache directory at any time).
 pub(super) struct DataDirs {
@@ -158,6 +184,14 @@ pub(super) fn remove_data_file(path: &Path) {
 }
 
 impl Cache {
+    /// Marks the stop clean: every file is recorded or removed; blocking.
+    pub(super) fn mark_clean(&self) {
+        let path = self.index_dir.join(CLEAN_MARK);
+        if let Err(e) = std::fs::write(&path, layout(&self.dirs)) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the clean-stop mark; the next start sweeps");
+        }
+    }
+
     /// Deletes data files that no incarnation owns (bytes written just before a crash that no
     /// row records, a file whose unlink failed, an incarnation dropped just before a crash), so
     /// they do not hold space forever, and moves files found in the other data directory than

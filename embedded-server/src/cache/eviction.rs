@@ -3,13 +3,14 @@
 //!
 //! The order comes from the index (`last_access` of every row, through an index on
 //! `(pinned, last_access, key)`), so nothing about cold resources is kept in memory. Each pass
-//! runs right after a batch is recorded, so every row's access time is current. A resident
-//! victim is checked and made inert under the table lock; a cold one is marked busy first, so no
-//! reader can load the row that is being deleted.
+//! runs right after a batch is recorded, so every row's access time is current. A victim's key is
+//! owned (busy) from the moment it is chosen until the deletion of its row is committed, so no
+//! reader loads a row that is being deleted; its bytes leave the totals and its file is unlinked
+//! only once that deletion is committed (a pass that fails leaves row, file and totals as they
+//! were).
 
 use std::sync::Arc;
 
-use super::dirs::remove_data_file;
 use super::index::{self, LruEntry, LruPos};
 use super::resource::Resource;
 use super::table::{Busy, Slot, Table};
@@ -20,22 +21,27 @@ use crate::telemetry::Counters;
 /// Rows read from the index at a time while looking for victims.
 const BATCH: usize = 256;
 
+/// A victim chosen in a pass, its key owned until the pass is over.
+pub(super) enum Victim<'a> {
+    /// A resident resource, made inert.
+    Resident(Arc<Resource>, Busy<'a>),
+    /// A row with nothing in memory.
+    Cold(LruEntry, Busy<'a>),
+}
+
 impl Cache {
     /// Evicts least recently used idle resources until the cache fits its limit; blocking.
     pub(super) fn evict(&self) -> Result<(), Error> {
         if self.accounts.bytes() <= self.max_bytes {
             return Ok(());
         }
-        // Cold victims: owned (busy) until their rows are deleted and their files unlinked.
-        let mut cold: Vec<(LruEntry, Busy<'_>)> = Vec::new();
-        // Resident victims' keys: owned until the deletion of their rows is committed, so no
-        // loader reads a row that is being deleted.
-        let mut owned: Vec<Busy<'_>> = Vec::new();
+        let mut victims: Vec<Victim<'_>> = Vec::new();
         let result = self.index.write(|tx| {
             let mut over = self.accounts.bytes().saturating_sub(self.max_bytes);
             let mut after: Option<LruPos> = None;
             while over > 0 {
-                let batch = self.index.lru_batch(after.as_ref(), BATCH)?;
+                // Read in this transaction: it sees its own deletions, and holds no other lock.
+                let batch = index::lru_batch(tx, after.as_ref(), BATCH)?;
                 let Some(last) = batch.last() else { break };
                 after = Some(last.pos());
                 for entry in batch {
@@ -43,110 +49,124 @@ impl Cache {
                         break;
                     }
                     let mut table = self.table();
-                    let freed = match table.get(&entry.key) {
+                    let victim = match table.get(&entry.key) {
                         Some(Slot::Ready(res)) => {
                             let res = res.clone();
-                            match self.evict_resident(&mut table, &res) {
-                                Some((bytes, busy)) => {
-                                    index::delete_resource(tx, &res.key)?;
-                                    owned.push(busy);
-                                    Some(bytes)
-                                }
-                                None => None,
-                            }
+                            self.take_resident(&mut table, &res)
+                                .map(|busy| Victim::Resident(res, busy))
                         }
                         Some(Slot::Busy { .. }) => None,
                         None => match entry.generation {
                             Some(g) if index::delete_resource_generation(tx, &entry.key, g)? => {
                                 let busy = self.mark_busy(&mut table, &entry.key);
-                                let bytes = entry.bytes;
-                                cold.push((entry, busy));
-                                Some(bytes)
+                                Some(Victim::Cold(entry, busy))
                             }
                             _ => None,
                         },
                     };
-                    if let Some(bytes) = freed {
+                    drop(table);
+                    if let Some(victim) = victim {
+                        let bytes = match &victim {
+                            Victim::Resident(res, _) => {
+                                index::delete_resource(tx, &res.key)?;
+                                res.lock().present.len()
+                            }
+                            Victim::Cold(entry, _) => entry.bytes,
+                        };
                         over = over.saturating_sub(bytes.max(1));
+                        victims.push(victim);
                     }
                 }
             }
             Ok(())
         });
-        let evicted = owned.len() + if result.is_ok() { cold.len() } else { 0 };
-        drop(owned);
-        if result.is_ok() {
-            for (entry, busy) in cold {
-                if let Some(g) = entry.generation {
-                    // The row is gone: the file is nobody's (in either directory).
-                    self.dirs.remove_incarnation(&entry.key, g);
-                }
-                self.accounts.remove(false, entry.bytes);
-                self.accounts.entry_removed();
-                tracing::debug!(key = %loggable_key(&entry.key), "evicted");
-                drop(busy);
-            }
+        let committed = result.is_ok();
+        let evicted = victims.len();
+        for victim in victims {
+            self.finish_eviction(victim, committed);
         }
-        Counters::add(&self.counters.evictions, evicted as u64);
+        if committed {
+            Counters::add(&self.counters.evictions, evicted as u64);
+        }
         result
     }
 
-    /// Makes the resident `res` inert and takes it out of the table if nobody reads or fills it
-    /// and it is not pinned; returns the bytes it held, and the key, owned (busy) until the
-    /// caller's deletion of its row is committed. Under the table lock.
-    pub(super) fn evict_resident(&self, table: &mut Table, res: &Arc<Resource>) -> Option<(u64, Busy<'_>)> {
+    /// Takes the resident `res` out of the table if nobody reads or fills it and it is not
+    /// pinned: it is made inert and its key owned (busy) until the caller's deletion of its row is
+    /// committed. Under the table lock.
+    pub(super) fn take_resident(&self, table: &mut Table, res: &Arc<Resource>) -> Option<Busy<'_>> {
         let mut st = res.lock();
         // Re-check under the locks: a reader may have arrived since the row was read.
         if st.pinned || st.readers > 0 || !st.fills.is_empty() {
             return None;
         }
-        let bytes = st.present.len();
         st.evicted = true;
-        self.empty(&mut st);
-        let path = st.path.clone();
         drop(st);
         table.remove(&res.key);
-        let busy = self.mark_busy(table, &res.key);
-        self.accounts.entry_removed();
-        // The file is this incarnation's alone: a successor under the same key gets a file of
-        // its own, so this unlink can never take its bytes.
-        remove_data_file(&path);
-        tracing::debug!(key = %loggable_key(&res.key), "evicted");
-        Some((bytes, busy))
+        Some(self.mark_busy(table, &res.key))
+    }
+
+    /// Ends a victim's eviction once its row's deletion is `committed`: its bytes leave the
+    /// totals and its file is unlinked (the file is this incarnation's alone: a successor under
+    /// the same key gets a file of its own, so the unlink can never take its bytes). If the
+    /// deletion was not committed, row and file stay as they were, and the next reader loads
+    /// them again. The key stays owned until this returns.
+    pub(super) fn finish_eviction(&self, victim: Victim<'_>, committed: bool) {
+        match victim {
+            Victim::Resident(res, busy) => {
+                if committed {
+                    let mut st = res.lock();
+                    self.empty(&mut st);
+                    self.accounts.entry_removed();
+                    super::dirs::remove_data_file(&st.path);
+                    tracing::debug!(key = %loggable_key(&res.key), "evicted");
+                }
+                drop(busy);
+            }
+            Victim::Cold(entry, busy) => {
+                if let (true, Some(g)) = (committed, entry.generation) {
+                    // The row is gone: the file is nobody's (in either directory).
+                    self.dirs.remove_incarnation(&entry.key, g);
+                    self.accounts.remove(false, entry.bytes);
+                    self.accounts.entry_removed();
+                    tracing::debug!(key = %loggable_key(&entry.key), "evicted");
+                }
+                drop(busy);
+            }
+        }
     }
 
     /// Removes the resources under `keys` (rows, then files) if nobody reads or fills them and,
     /// unless `unpin`, they are not pinned; blocking. The caller made them resident. Returns how
     /// many were removed.
     pub(super) fn remove_resident(&self, keys: &[String], unpin: bool) -> Result<usize, Error> {
-        // Owned until the deletion of the rows is committed (see `evict`).
-        let mut owned: Vec<Busy<'_>> = Vec::new();
-        self.index.write(|tx| {
-            let mut removed = Vec::new();
-            {
+        let mut victims: Vec<Victim<'_>> = Vec::new();
+        let result = self.index.write(|tx| {
+            for key in keys {
                 let mut table = self.table();
-                for key in keys {
-                    let Some(Slot::Ready(res)) = table.get(key) else {
-                        continue;
-                    };
-                    let res = res.clone();
-                    if unpin {
-                        let mut st = res.lock();
-                        if st.readers == 0 && st.fills.is_empty() && st.pinned {
-                            st.pinned = false;
-                            self.accounts.pin_changed(false, st.present.len());
-                        }
-                    }
-                    if let Some((_, busy)) = self.evict_resident(&mut table, &res) {
-                        removed.push(key);
-                        owned.push(busy);
+                let Some(Slot::Ready(res)) = table.get(key) else {
+                    continue;
+                };
+                let res = res.clone();
+                if unpin {
+                    let mut st = res.lock();
+                    if st.readers == 0 && st.fills.is_empty() && st.pinned {
+                        st.pinned = false;
+                        self.accounts.pin_changed(false, st.present.len());
                     }
                 }
+                if let Some(busy) = self.take_resident(&mut table, &res) {
+                    drop(table);
+                    index::delete_resource(tx, key)?;
+                    victims.push(Victim::Resident(res, busy));
+                }
             }
-            for key in &removed {
-                index::delete_resource(tx, key)?;
-            }
-            Ok(removed.len())
-        })
+            Ok(())
+        });
+        let (committed, removed) = (result.is_ok(), victims.len());
+        for victim in victims {
+            self.finish_eviction(victim, committed);
+        }
+        result.map(|()| removed)
     }
 }

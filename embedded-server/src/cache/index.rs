@@ -361,32 +361,10 @@ impl Index {
         })
     }
 
-    /// Up to `limit` unpinned rows in LRU order (`last_access` ascending, then `key`), strictly
-    /// after `after` (from the start if `None`): pass the last entry's `pos()` for the next batch.
+    /// [`lru_batch`] on the read connection.
+    #[cfg(test)]
     pub(crate) fn lru_batch(&self, after: Option<&LruPos>, limit: usize) -> Result<Vec<LruEntry>, Error> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let entry = |r: &Row<'_>| {
-            Ok(LruEntry {
-                key: r.get(0)?,
-                generation: r.get::<_, Option<i64>>(1)?.map(|g| g as u64),
-                bytes: r.get::<_, i64>(2)?.max(0) as u64,
-                // Not clamped: the position must give back exactly what is stored.
-                last_access_ms: r.get::<_, i64>(3)? as u64,
-            })
-        };
-        self.read(|conn| {
-            let rows = match after {
-                None => conn
-                    .prepare_cached(SELECT_LRU_FIRST)?
-                    .query_map(params![limit], entry)?
-                    .collect::<Result<Vec<_>, _>>()?,
-                Some(pos) => conn
-                    .prepare_cached(SELECT_LRU_AFTER)?
-                    .query_map(params![pos.last_access_ms as i64, pos.key, limit], entry)?
-                    .collect::<Result<Vec<_>, _>>()?,
-            };
-            Ok(rows)
-        })
+        self.read(|conn| lru_batch(conn, after, limit))
     }
 
     /// Every resource row (for the full listing).
@@ -497,6 +475,34 @@ pub(crate) fn delete_resource_generation(tx: &Transaction<'_>, key: &str, genera
         .prepare_cached("DELETE FROM resources WHERE key = ?1 AND generation = ?2")?
         .execute(params![key, generation as i64])?;
     Ok(deleted > 0)
+}
+
+/// Up to `limit` unpinned rows in LRU order (`last_access` ascending, then `key`), strictly after
+/// `after` (from the start if `None`): pass the last entry's `pos()` for the next batch. Eviction
+/// runs it inside its own write transaction, which sees the rows it deleted already gone, and
+/// never waits on another connection while it holds the write lock.
+pub(crate) fn lru_batch(conn: &Connection, after: Option<&LruPos>, limit: usize) -> Result<Vec<LruEntry>, Error> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let entry = |r: &Row<'_>| {
+        Ok(LruEntry {
+            key: r.get(0)?,
+            generation: r.get::<_, Option<i64>>(1)?.map(|g| g as u64),
+            bytes: r.get::<_, i64>(2)?.max(0) as u64,
+            // Not clamped: the position must give back exactly what is stored.
+            last_access_ms: r.get::<_, i64>(3)? as u64,
+        })
+    };
+    let rows = match after {
+        None => conn
+            .prepare_cached(SELECT_LRU_FIRST)?
+            .query_map(params![limit], entry)?
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(pos) => conn
+            .prepare_cached(SELECT_LRU_AFTER)?
+            .query_map(params![pos.last_access_ms as i64, pos.key, limit], entry)?
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    Ok(rows)
 }
 
 /// Whether a resource row exists (used by tests and diagnostics).

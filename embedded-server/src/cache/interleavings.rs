@@ -666,21 +666,65 @@ async fn a_resident_victim_stays_owned_until_the_deletion_of_its_row_commits() {
     let (handle, res, _) = filled(&cache, &truth, "v1").await;
     cache.persist().unwrap();
     drop(handle);
+    let mut taken = None;
     cache
         .index
         .write(|tx| {
             let mut table = cache.table();
-            let (_, busy) = cache.evict_resident(&mut table, &res).expect("idle: evicted");
+            let busy = cache.take_resident(&mut table, &res).expect("idle: taken");
             drop(table);
             index::delete_resource(tx, KEY)?;
             // Until the commit, the reader connection still sees the row: a loader must not look.
             assert!(cache.index.load_resource(KEY)?.is_some());
             assert!(busy.holds(), "the key is owned while its row's deletion is uncommitted");
+            taken = Some(busy);
             Ok(())
         })
         .unwrap();
+    let busy = taken.expect("taken");
+    assert!(busy.holds(), "and until the eviction is finished");
+    cache.finish_eviction(super::eviction::Victim::Resident(res.clone(), busy), true);
+    assert!(
+        res.lock().present.runs().is_empty(),
+        "an evicted resource holds no bytes"
+    );
     assert!(cache.index.load_resource(KEY).unwrap().is_none());
     let again = acquire(&cache).await;
     assert!(again.res.lock().meta.is_none(), "a fresh resource, not the deleted row");
     assert_totals_recount(&cache);
+}
+
+#[tokio::test]
+async fn the_sweep_runs_after_a_crash_or_a_layout_change_never_after_a_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let downloads = tempfile::tempdir().unwrap();
+    let stray = |cache: &Cache| cache.dirs.path("http://127.0.0.1:9/stray.mp3", false, 7);
+    let plant = |cache: &Cache| {
+        let path = stray(cache);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"stray").unwrap();
+        path
+    };
+    // A first start (no mark) sweeps.
+    let cache = open(&dir);
+    assert!(cache.sweep_needed);
+    cache.shutdown().await.unwrap();
+    drop(cache);
+    // After a clean stop: no sweep (nothing to find).
+    let cache = open(&dir);
+    assert!(!cache.sweep_needed, "a clean stop vouches for the files");
+    let path = plant(&cache);
+    cache.clone().upkeep().await;
+    assert!(path.exists(), "no walk after a clean stop");
+    // A crash (no shutdown): the next start sweeps.
+    drop(cache);
+    let cache = open(&dir);
+    assert!(cache.sweep_needed);
+    cache.clone().upkeep().await;
+    assert!(!path.exists(), "the sweep after a crash removes the stray");
+    cache.shutdown().await.unwrap();
+    drop(cache);
+    // A clean stop, then the downloads directory set: the layout changed, so it sweeps.
+    let cache = open_with(dir.path(), Some(downloads.path()), 1 << 30);
+    assert!(cache.sweep_needed, "a new layout may have misplaced files");
 }

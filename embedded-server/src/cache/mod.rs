@@ -81,6 +81,8 @@ pub(crate) struct Options {
 /// The cache of one directory (or of two: evictable bytes and downloads).
 pub(crate) struct Cache {
     dirs: DataDirs,
+    /// Where the index lives (the downloads directory, if set).
+    index_dir: std::path::PathBuf,
     index: Arc<Index>,
     table: Mutex<Table>,
     dirty: Mutex<Vec<Arc<Resource>>>,
@@ -96,6 +98,9 @@ pub(crate) struct Cache {
     generations: AtomicU64,
     /// This process's first generation: files of older ones are the sweep's to judge.
     first_generation: u64,
+    /// Whether the last run may have left stray or misplaced files (it did not stop cleanly, or
+    /// the directory layout changed since): the sweep after start runs only then.
+    sweep_needed: bool,
     next_fill: AtomicU64,
     /// Tokens of busy table slots.
     next_token: AtomicU64,
@@ -118,6 +123,9 @@ impl Cache {
         if let Some(downloads) = downloads {
             dirs::move_index(dir, downloads)?;
         }
+        // A mark left beside an index that moved vouches for nothing any more.
+        let stale_mark = downloads.is_some_and(|d| d != dir) && dirs::take_clean_mark(dir, &dirs);
+        let sweep_needed = !dirs::take_clean_mark(downloads.unwrap_or(dir), &dirs) || stale_mark;
         // Rows from before per-incarnation files get a generation in the index upgrade: their
         // files take the new name before it commits (again after a crash: NotFound is fine).
         let index = Arc::new(Index::open(
@@ -134,6 +142,7 @@ impl Cache {
         let tracks = index.load_tracks()?;
         let cache = Arc::new(Self {
             dirs,
+            index_dir: downloads.unwrap_or(dir).to_path_buf(),
             index,
             table: Mutex::new(Table::new()),
             dirty: Mutex::new(Vec::new()),
@@ -146,6 +155,7 @@ impl Cache {
             accounts: Accounts::new(&totals),
             generations: AtomicU64::new(first),
             first_generation: first,
+            sweep_needed,
             next_fill: AtomicU64::new(1),
             next_token: AtomicU64::new(1),
             cancel: CancellationToken::new(),
@@ -154,8 +164,13 @@ impl Cache {
         Ok((cache, tracks))
     }
 
-    /// Background upkeep after start: the sweep of stray data files, off the async threads.
+    /// Background upkeep after start: the sweep of stray and misplaced data files, off the async
+    /// threads, if the last run did not stop cleanly (a walk over every file costs a phone
+    /// battery; after a clean stop there is nothing to find).
     pub(crate) async fn upkeep(self: Arc<Self>) {
+        if !self.sweep_needed {
+            return;
+        }
         let cache = self.clone();
         match self.blocking(move || cache.sweep_strays()).await {
             Ok(_) | Err(Error::Stopped) => {}

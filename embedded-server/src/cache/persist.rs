@@ -125,12 +125,18 @@ impl Cache {
         }
     }
 
-    /// Stops every fill, then records what was written. Idempotent.
+    /// Stops every fill, then records what was written, and marks the stop clean (so the next
+    /// start skips the sweep). Idempotent.
     pub(crate) async fn shutdown(self: &Arc<Self>) -> Result<(), Error> {
         self.cancel.cancel();
         self.fills.close();
         self.fills.wait().await;
         let cache = self.clone();
-        self.blocking(move || cache.persist()).await
+        self.blocking(move || {
+            cache.persist()?;
+            cache.mark_clean();
+            Ok(())
+        })
+        .await
     }
 }

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
 use super::response::{self, Body};
+use super::RequestBody;
 use crate::catalog::TrackSpec;
 use crate::download::{DownloadTarget, NetworkState, VariantChoice};
 use crate::error::Error;
@@ -20,7 +20,7 @@ use crate::shared::Inner;
 const MAX_JSON_BYTES: usize = 64 * 1024;
 
 /// `/api/tracks` and `/api/tracks/ID`.
-pub(crate) async fn tracks(inner: &Arc<Inner>, req: Request<Incoming>, id: Option<&str>) -> Response<Body> {
+pub(crate) async fn tracks(inner: &Arc<Inner>, req: Request<RequestBody>, id: Option<&str>) -> Response<Body> {
     match (req.method().clone(), id) {
         (Method::GET, None) => response::json(StatusCode::OK, &inner.tracks()),
         (Method::GET, Some(id)) => match inner.track(id) {
@@ -66,7 +66,7 @@ struct PrefetchBody {
 /// `/api/downloads`, `/api/downloads/ID` and `/api/downloads/ID/(pause|resume)`.
 pub(crate) async fn downloads(
     inner: &Arc<Inner>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     id: Option<&str>,
     action: Option<&str>,
 ) -> Response<Body> {
@@ -120,7 +120,7 @@ pub(crate) async fn downloads(
 }
 
 /// `/api/network`: the app reports connectivity; GET shows the last report.
-pub(crate) async fn network(inner: &Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
+pub(crate) async fn network(inner: &Arc<Inner>, req: Request<RequestBody>) -> Response<Body> {
     match *req.method() {
         Method::GET => response::json(StatusCode::OK, &inner.downloader.network()),
         Method::POST | Method::PUT => match read_json::<NetworkState>(req).await {
@@ -135,7 +135,7 @@ pub(crate) async fn network(inner: &Arc<Inner>, req: Request<Incoming>) -> Respo
 }
 
 /// `/api/prefetch`: fetch the first bytes of the next few tracks.
-pub(crate) async fn prefetch(inner: &Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
+pub(crate) async fn prefetch(inner: &Arc<Inner>, req: Request<RequestBody>) -> Response<Body> {
     if req.method() != Method::POST {
         return method_not_allowed("POST");
     }
@@ -181,7 +181,7 @@ pub(crate) async fn resources(inner: &Arc<Inner>, method: &Method) -> Response<B
 }
 
 /// Reads a JSON body of at most `MAX_JSON_BYTES`.
-async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Error> {
+async fn read_json<T: serde::de::DeserializeOwned>(req: Request<RequestBody>) -> Result<T, Error> {
     let bytes = Limited::new(req.into_body(), MAX_JSON_BYTES)
         .collect()
         .await

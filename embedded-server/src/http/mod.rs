@@ -11,6 +11,7 @@
 //! - `media`: serving `/stream/...` and `/tracks/ID` through the cache
 //! - `api`: the JSON control API (and `/metrics`)
 //! - `dashboard`: the debugging page at `/TOKEN/`
+//! - `oneshot_tests` (tests): the handler driven in-process, without sockets
 //!
 //! # Tracing
 //! Each request runs in an `info` span `request{id, method, route, range, status, bytes,
@@ -25,6 +26,8 @@
 mod api;
 mod dashboard;
 mod media;
+#[cfg(test)]
+mod oneshot_tests;
 pub(crate) mod range;
 pub(crate) mod response;
 mod route;
@@ -35,7 +38,6 @@ use std::time::Instant;
 
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body as _;
-use hyper::body::Incoming;
 use tracing::field::Empty;
 use tracing::Instrument;
 
@@ -46,12 +48,16 @@ use range::RangeRequest;
 use response::Body;
 use route::Route;
 
+/// A request's body as the handlers take it: hyper's for a connection, any other (a test's
+/// `Full`) boxed the same way, its errors as `io::Error`s.
+pub(crate) type RequestBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>;
+
 /// Process-wide request numbers for the `request` span's `id` (1, 2, ...).
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
 /// Answers one request, counting it by route and status (and its time to first byte), inside its
 /// `request` span (see "Tracing" above).
-pub(crate) async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
+pub(crate) async fn handle(inner: Arc<Inner>, req: Request<RequestBody>) -> Response<Body> {
     let arrived = Instant::now();
     // The route borrows from the path while `req` moves on to its handler.
     let uri = req.uri().clone();
@@ -102,7 +108,7 @@ pub(crate) fn millis(t: Instant) -> u64 {
 /// Routes one request.
 async fn dispatch(
     inner: Arc<Inner>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     route: Route<'_>,
     range: RangeRequest,
     arrived: Instant,
@@ -142,7 +148,7 @@ async fn dispatch(
 /// A media route: GET or HEAD of a resolved target.
 async fn media_route(
     inner: &Arc<Inner>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     target: Result<MediaTarget, Error>,
     range: RangeRequest,
     arrived: Instant,
