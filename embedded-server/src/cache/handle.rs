@@ -2,7 +2,7 @@
 //!
 //! While a [`Handle`] lives the resource is never evicted (the reader was counted in the same
 //! critical section as the lookup). Everything a reader does goes through it: wait for the
-//! backend's description ([`Handle::meta`]), read bytes through a [`Reader`], drop stale bytes,
+//! backend's description ([`Handle::meta`]), read bytes through a `Reader` (`Handle::reader`), drop stale bytes,
 //! pin, hash. Resource state, files and the blocking pool stay behind it, inside `cache`.
 
 use std::sync::Arc;
@@ -11,7 +11,6 @@ use std::time::Duration;
 use url::Url;
 
 use super::range_set::RangeSet;
-use super::reader::Reader;
 use super::resource::{Meta, Resource};
 use super::Cache;
 use crate::clock::now_ms;
@@ -115,12 +114,6 @@ impl Handle {
         }
     }
 
-    /// A reader of the bytes of incarnation `generation` (see [`Described`]) from `start` to
-    /// `end` (`None`: to the end).
-    pub(crate) fn reader(self, generation: u64, start: u64, end: Option<u64>, patience: Duration) -> Reader {
-        Reader::new(self, generation, start, end, patience)
-    }
-
     /// Drops the resource's bytes of `generation` so they are fetched again (a live playlist that
     /// expired, a failed checksum); the resource stays, empty and unpinned. `false` if they were
     /// dropped already (by another reader).
@@ -152,7 +145,7 @@ impl Handle {
             .blocking(move || Ok(super::store::sha256_prefix(cache.open_data(&res, generation)?, len)?))
             .await?;
         if !self.is_current(generation) {
-            return Err(super::reader::stale_error());
+            return Err(super::resource::stale_error());
         }
         Ok(digest)
     }

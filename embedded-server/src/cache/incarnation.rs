@@ -29,7 +29,7 @@ use bytes::Bytes;
 
 use super::dirs::remove_data_file;
 use super::resource::{Meta, Resource, State};
-use super::{index, loggable_key, reader, row_of, store, Cache};
+use super::{index, loggable_key, row_of, store, Cache};
 use crate::error::Error;
 
 impl Cache {
@@ -127,7 +127,7 @@ impl Cache {
     /// this read fails but the next one fetches them again.
     pub(super) fn open_data(&self, res: &Arc<Resource>, generation: u64) -> Result<std::fs::File, Error> {
         match open_incarnation(res, generation) {
-            None => Err(reader::stale_error()),
+            None => Err(super::resource::stale_error()),
             Some(Ok(file)) => Ok(file),
             Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.lose(res, generation)?;

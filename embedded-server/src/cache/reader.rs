@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::handle::Handle;
-use super::resource::Meta;
+use super::resource::{stale_error, Meta};
 use crate::error::{Error, UpstreamError};
 
 /// Largest span reported ready at once (a response sends it as one chunk).
@@ -33,9 +33,12 @@ pub(crate) fn stale() -> Arc<Error> {
     Arc::new(stale_error())
 }
 
-/// [`stale`], unshared.
-pub(crate) fn stale_error() -> Error {
-    UpstreamError::Protocol("the backend replaced the resource while it was being read".into()).into()
+impl Handle {
+    /// A reader of the bytes of incarnation `generation` (see `Described`) from `start` to `end`
+    /// (`None`: to the end).
+    pub(crate) fn reader(self, generation: u64, start: u64, end: Option<u64>, patience: Duration) -> Reader {
+        Reader::new(self, generation, start, end, patience)
+    }
 }
 
 /// A position in one generation of a resource, moving towards `end`.

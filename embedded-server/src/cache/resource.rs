@@ -22,6 +22,12 @@ pub(crate) const SOON_BYTES: u64 = 256 * 1024;
 /// How many finished fills' outcomes are remembered for readers that waited on them.
 const OUTCOMES_KEPT: usize = 16;
 
+/// The error for bytes that went stale under a reader (the backend replaced the resource, or its
+/// bytes were dropped).
+pub(crate) fn stale_error() -> Error {
+    crate::error::UpstreamError::Protocol("the backend replaced the resource while it was being read".into()).into()
+}
+
 /// What the backend told us about the representation the cached bytes belong to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Meta {
