@@ -16,7 +16,7 @@ profile=${ANDROID_PROFILE:-android}
 # The breakdown by crate needs the symbols the profile strips.
 [ "${1:-}" = "--crates" ] && export CARGO_PROFILE_ANDROID_STRIP=none CARGO_PROFILE_RELEASE_STRIP=none
 cargo build -p embedded-server --features jni --profile "$profile" --target "$target" --locked
-so="target/$target/$profile/libembedded_server.so"
+so="${CARGO_TARGET_DIR:-target}/$target/$profile/libembedded_server.so"
 stripped=$(mktemp)
 trap 'rm -f "$stripped"' EXIT
 llvm-strip --strip-all -o "$stripped" "$so"

@@ -1049,7 +1049,7 @@ mod tests {
         assert_eq!(schema_version(&conn).unwrap(), 5);
         let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
         assert_eq!(
-            count("SELECT COUNT(*) FROM pragma_table_info('resources') WHERE name = 'bytes'"),
+            count("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'resources' AND sql LIKE '%bytes INTEGER%'"),
             0
         );
         assert_eq!(count("SELECT COUNT(*) FROM sqlite_master WHERE sql LIKE '%totals%'"), 0);
