@@ -23,7 +23,7 @@ use tracing::Instrument;
 use super::resource::{Meta, Resource};
 use super::Cache;
 use crate::error::{Error, UpstreamError};
-use crate::fetch::{backoff, redact, FetchRequest};
+use crate::fetch::{backoff, redact, Body, FetchRequest};
 use crate::telemetry::Counters;
 
 /// Runs fill `id` of `res` from byte `start` and records its outcome for waiting readers. The
@@ -107,7 +107,7 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64, trac
             (st.url.clone(), st.track_id.clone(), if_range)
         };
         let response = cache
-            .fetcher()
+            .upstream()
             .fetch(FetchRequest {
                 url,
                 start: pos,
@@ -203,11 +203,11 @@ async fn stream_body(
     file: &Arc<std::fs::File>,
     id: u64,
     generation: u64,
-    mut body: hyper::body::Incoming,
+    mut body: Body,
     mut offset: u64,
     pos: &mut u64,
 ) -> Result<BodyEnd, Error> {
-    let read_timeout = cache.fetcher().read_timeout();
+    let read_timeout = cache.upstream().read_timeout();
     let mut progressed = false;
     let mut rx = res.subscribe();
     loop {
@@ -224,12 +224,7 @@ async fn stream_body(
                     progressed,
                 })
             }
-            Ok(Some(Err(e))) => {
-                return Ok(BodyEnd::Broken {
-                    error: UpstreamError::Protocol(format!("body: {e}")),
-                    progressed,
-                })
-            }
+            Ok(Some(Err(error))) => return Ok(BodyEnd::Broken { error, progressed }),
             Ok(None) => break,
             Ok(Some(Ok(frame))) => frame,
         };

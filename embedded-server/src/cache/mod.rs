@@ -65,7 +65,7 @@ use table::{Table, Want};
 
 use crate::clock::now_ms;
 use crate::error::Error;
-use crate::fetch::Fetcher;
+use crate::fetch::Upstream;
 use crate::telemetry::Counters;
 
 /// What a cache is opened with.
@@ -86,7 +86,8 @@ pub(crate) struct Cache {
     dirty: Mutex<Vec<Arc<Resource>>>,
     /// Woken when the dirty list gains its first entry, so an idle cache never wakes up.
     dirtied: tokio::sync::Notify,
-    fetcher: Arc<Fetcher>,
+    /// Where fills fetch bytes from: the HTTP client, or a test's scripted backend.
+    upstream: Arc<dyn Upstream>,
     counters: Arc<Counters>,
     max_bytes: u64,
     attempts: u32,
@@ -104,13 +105,14 @@ pub(crate) struct Cache {
 }
 
 impl Cache {
-    /// Opens the cache in `dir` (with pinned bytes and the index in `downloads`, if given):
-    /// creates the directories, moves an index left in `dir`, opens (or upgrades) the index and
-    /// reads its totals and the catalog; blocking. No resource is read and no data file touched.
+    /// Opens the cache in `dir` (with pinned bytes and the index in `downloads`, if given), its
+    /// fills fetching from `upstream`: creates the directories, moves an index left in `dir`,
+    /// opens (or upgrades) the index and reads its totals and the catalog; blocking. No resource
+    /// is read and no data file touched.
     pub(crate) fn open(
         dir: &Path,
         downloads: Option<&Path>,
-        fetcher: Arc<Fetcher>,
+        upstream: Arc<dyn Upstream>,
         counters: Arc<Counters>,
         options: Options,
     ) -> Result<(Arc<Self>, Vec<TrackRow>), Error> {
@@ -138,7 +140,7 @@ impl Cache {
             table: Mutex::new(Table::new()),
             dirty: Mutex::new(Vec::new()),
             dirtied: tokio::sync::Notify::new(),
-            fetcher,
+            upstream,
             counters,
             max_bytes: options.max_bytes,
             attempts: options.attempts,
@@ -163,10 +165,12 @@ impl Cache {
         }
     }
 
-    pub(crate) fn fetcher(&self) -> &Fetcher {
-        &self.fetcher
+    /// Where fills fetch bytes from.
+    pub(crate) fn upstream(&self) -> &dyn Upstream {
+        &*self.upstream
     }
 
+    /// Attempts per upstream request (a broken body is resumed until they are used up).
     pub(crate) fn attempts(&self) -> u32 {
         self.attempts
     }
