@@ -20,17 +20,36 @@ use crate::telemetry::Counters;
 /// Rows read from the index at a time while looking for victims.
 const BATCH: usize = 256;
 
+/// The victims of one eviction pass, their rows deleted and their keys owned (busy) until they
+/// are let go.
+pub(super) struct Victims<'a> {
+    /// Cold victims, with the keys owned since their rows were chosen; their files are still
+    /// there.
+    cold: Vec<(LruEntry, Busy<'a>)>,
+    /// The keys of resident victims, already inert and without files.
+    resident: Vec<Busy<'a>>,
+}
+
 impl Cache {
     /// Evicts least recently used idle resources until the cache fits its limit; blocking.
     pub(super) fn evict(&self) -> Result<(), Error> {
+        let victims = self.delete_victims()?;
+        self.let_go(victims);
+        Ok(())
+    }
+
+    /// The first half of [`Cache::evict`]: chooses victims in LRU order and deletes their rows
+    /// in one transaction; resident victims are made inert and their files unlinked. Every
+    /// victim's key stays owned (busy) until the victims are let go ([`Cache::let_go`]), so no
+    /// reader loads a row that is being deleted or finds a cold victim's file still there.
+    pub(super) fn delete_victims(&self) -> Result<Victims<'_>, Error> {
+        let mut victims = Victims {
+            cold: Vec::new(),
+            resident: Vec::new(),
+        };
         if self.accounts.bytes() <= self.max_bytes {
-            return Ok(());
+            return Ok(victims);
         }
-        // Cold victims: owned (busy) until their rows are deleted and their files unlinked.
-        let mut cold: Vec<(LruEntry, Busy<'_>)> = Vec::new();
-        // Resident victims' keys: owned until the deletion of their rows is committed, so no
-        // loader reads a row that is being deleted.
-        let mut owned: Vec<Busy<'_>> = Vec::new();
         let result = self.index.write(|tx| {
             let mut over = self.accounts.bytes().saturating_sub(self.max_bytes);
             let mut after: Option<LruPos> = None;
@@ -49,7 +68,7 @@ impl Cache {
                             match self.evict_resident(&mut table, &res) {
                                 Some((bytes, busy)) => {
                                     index::delete_resource(tx, &res.key)?;
-                                    owned.push(busy);
+                                    victims.resident.push(busy);
                                     Some(bytes)
                                 }
                                 None => None,
@@ -60,7 +79,7 @@ impl Cache {
                             Some(g) if index::delete_resource_generation(tx, &entry.key, g)? => {
                                 let busy = self.mark_busy(&mut table, &entry.key);
                                 let bytes = entry.bytes;
-                                cold.push((entry, busy));
+                                victims.cold.push((entry, busy));
                                 Some(bytes)
                             }
                             _ => None,
@@ -73,22 +92,30 @@ impl Cache {
             }
             Ok(())
         });
-        let evicted = owned.len() + if result.is_ok() { cold.len() } else { 0 };
-        drop(owned);
-        if result.is_ok() {
-            for (entry, busy) in cold {
-                if let Some(g) = entry.generation {
-                    // The row is gone: the file is nobody's (in either directory).
-                    self.dirs.remove_incarnation(&entry.key, g);
-                }
-                self.accounts.remove(false, entry.bytes);
-                self.accounts.entry_removed();
-                tracing::debug!(key = %loggable_key(&entry.key), "evicted");
-                drop(busy);
+        if let Err(e) = result {
+            // Rolled back: the cold rows stay, with their files; resident victims are gone.
+            Counters::add(&self.counters.evictions, victims.resident.len() as u64);
+            return Err(e);
+        }
+        Ok(victims)
+    }
+
+    /// The second half of [`Cache::evict`]: unlinks the files of the cold victims whose rows
+    /// were deleted, takes them off the totals, and lets every victim's key go.
+    pub(super) fn let_go(&self, victims: Victims<'_>) {
+        let evicted = victims.resident.len() + victims.cold.len();
+        drop(victims.resident);
+        for (entry, busy) in victims.cold {
+            if let Some(g) = entry.generation {
+                // The row is gone: the file is nobody's (in either directory).
+                self.dirs.remove_incarnation(&entry.key, g);
             }
+            self.accounts.remove(false, entry.bytes);
+            self.accounts.entry_removed();
+            tracing::debug!(key = %loggable_key(&entry.key), "evicted");
+            drop(busy);
         }
         Counters::add(&self.counters.evictions, evicted as u64);
-        result
     }
 
     /// Makes the resident `res` inert and takes it out of the table if nobody reads or fills it
