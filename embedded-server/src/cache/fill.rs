@@ -98,13 +98,13 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64, trac
     let mut failures = 0u32;
     Counters::add(&cache.counters.upstream_fetches, 1);
     loop {
-        let (url, track_id, if_range) = {
+        let (url, track_id, if_range, asked_in) = {
             let st = res.lock();
             if should_stop(&st, id, pos) {
                 return Ok(());
             }
             let if_range = st.meta.as_ref().and_then(|m| m.strong_etag().map(str::to_owned));
-            (st.url.clone(), st.track_id.clone(), if_range)
+            (st.url.clone(), st.track_id.clone(), if_range, st.generation)
         };
         let response = cache
             .upstream()
@@ -164,6 +164,19 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64, trac
             }
         };
         let generation = cache.adopt_meta(res, meta).await?;
+        if generation != asked_in {
+            // The bytes before `pos` were another incarnation's (a new version answered, or the
+            // bytes were dropped): this one has none of them, so the body is kept from its first
+            // byte (a 200 brings all of it), and readers of it wait for this fill from there.
+            pos = body_start;
+            let mut st = res.lock();
+            if let Some(slot) = st.fills.iter_mut().find(|f| f.id == id) {
+                (slot.start, slot.pos) = (pos, pos);
+            }
+            if should_stop(&st, id, pos) {
+                return Ok(());
+            }
+        }
         let handle = match &file {
             Some((g, f)) if *g == generation => f.clone(),
             _ => {
