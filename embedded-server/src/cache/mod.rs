@@ -28,6 +28,9 @@
 //! - `index`: the SQLite schema and queries
 //! - `interleavings` (tests): eviction, fills, drops, loads and readers forced into the orders
 //!   that once served holes as data
+//! - `scripted` (tests): a backend answering from seeded bytes, misbehaving on cue
+//! - `core_tests` (tests): readers, fills, stale resets, persistence, eviction and the lazy index
+//!   against the scripted backend, on tokio's paused clock
 
 mod dirs;
 mod eviction;
@@ -374,4 +377,8 @@ fn row_of(res: &Resource, st: &State, ranges: &RangeSet) -> ResourceRow {
 }
 
 #[cfg(test)]
+mod core_tests;
+#[cfg(test)]
 mod interleavings;
+#[cfg(test)]
+mod scripted;
