@@ -27,7 +27,8 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// How long a fill waits for the next body chunk.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// `len` bytes of version `seed`: every position and every version differ.
+/// `len` bytes of version `seed`: a pseudo-random pattern of its own, so that a byte from another
+/// offset or another version shows.
 fn truth(seed: u8, len: usize) -> Vec<u8> {
     (0..len as u64)
         .map(|i| ((i.wrapping_add(u64::from(seed) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
@@ -36,8 +37,11 @@ fn truth(seed: u8, len: usize) -> Vec<u8> {
 
 /// A cache directory, a scripted backend and the cache on them.
 struct Env {
+    /// The cache directory (removed when dropped).
     dir: TempDir,
+    /// The backend the cache fetches from.
     backend: Arc<Scripted>,
+    /// The cache.
     cache: Arc<Cache>,
 }
 

@@ -25,7 +25,9 @@ pub(super) const CHUNK: usize = 16 * 1024;
 /// One version of a resource: its bytes and its strong ETag (quoted).
 #[derive(Clone)]
 struct Version {
+    /// The whole resource.
     bytes: Bytes,
+    /// Its ETag, quoted.
     etag: String,
 }
 
@@ -111,17 +113,21 @@ impl Seen {
 /// What the backend knows and has seen.
 #[derive(Default)]
 struct Script {
+    /// The current version of each URL.
     versions: HashMap<String, Version>,
     /// Answers for the next requests of each URL, in order.
     queued: HashMap<String, VecDeque<Answer>>,
     /// The answer once a URL's queue is empty.
     default: Answer,
+    /// Every request, in order.
     seen: Vec<Seen>,
 }
 
 /// The scripted backend.
 pub(super) struct Scripted {
+    /// What fills are told to wait for a chunk.
     read_timeout: Duration,
+    /// The resources, the answers still to give, the requests seen.
     script: Mutex<Script>,
 }
 
@@ -143,6 +149,7 @@ impl Scripted {
         })
     }
 
+    /// Locks the script.
     fn script(&self) -> MutexGuard<'_, Script> {
         self.script.lock().unwrap_or_else(|p| p.into_inner())
     }
