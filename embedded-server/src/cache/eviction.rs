@@ -29,11 +29,24 @@ pub(super) enum Victim<'a> {
     Cold(LruEntry, Busy<'a>),
 }
 
+/// The victims of one pass whose rows' deletion committed, keys still owned.
+pub(super) struct Victims<'a>(Vec<Victim<'a>>);
+
 impl Cache {
     /// Evicts least recently used idle resources until the cache fits its limit; blocking.
     pub(super) fn evict(&self) -> Result<(), Error> {
+        let victims = self.delete_victims()?;
+        self.let_go(victims);
+        Ok(())
+    }
+
+    /// The first half of [`Cache::evict`]: chooses victims in LRU order and deletes their rows
+    /// in one transaction. Every victim's key stays owned (busy) until the victims are let go
+    /// ([`Cache::let_go`]), so no reader loads a row that is being deleted or finds a victim's
+    /// file still there. If the transaction fails, nothing is evicted.
+    pub(super) fn delete_victims(&self) -> Result<Victims<'_>, Error> {
         if self.accounts.bytes() <= self.max_bytes {
-            return Ok(());
+            return Ok(Victims(Vec::new()));
         }
         let mut victims: Vec<Victim<'_>> = Vec::new();
         let result = self.index.write(|tx| {
@@ -80,15 +93,23 @@ impl Cache {
             }
             Ok(())
         });
-        let committed = result.is_ok();
-        let evicted = victims.len();
-        for victim in victims {
-            self.finish_eviction(victim, committed);
+        if let Err(e) = result {
+            for victim in victims {
+                self.finish_eviction(victim, false);
+            }
+            return Err(e);
         }
-        if committed {
-            Counters::add(&self.counters.evictions, evicted as u64);
+        Ok(Victims(victims))
+    }
+
+    /// The second half of [`Cache::evict`]: the victims' bytes leave the totals, their files are
+    /// unlinked, and their keys are let go.
+    pub(super) fn let_go(&self, victims: Victims<'_>) {
+        let evicted = victims.0.len();
+        for victim in victims.0 {
+            self.finish_eviction(victim, true);
         }
-        result
+        Counters::add(&self.counters.evictions, evicted as u64);
     }
 
     /// Takes the resident `res` out of the table if nobody reads or fills it and it is not

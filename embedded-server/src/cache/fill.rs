@@ -23,7 +23,7 @@ use tracing::Instrument;
 use super::resource::{Meta, Resource};
 use super::Cache;
 use crate::error::{Error, UpstreamError};
-use crate::fetch::{backoff, redact, FetchRequest};
+use crate::fetch::{backoff, redact, Body, FetchRequest};
 use crate::telemetry::Counters;
 
 /// Runs fill `id` of `res` from byte `start` and records its outcome for waiting readers. The
@@ -98,16 +98,16 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64, trac
     let mut failures = 0u32;
     Counters::add(&cache.counters.upstream_fetches, 1);
     loop {
-        let (url, track_id, if_range) = {
+        let (url, track_id, if_range, asked_in) = {
             let st = res.lock();
             if should_stop(&st, id, pos) {
                 return Ok(());
             }
             let if_range = st.meta.as_ref().and_then(|m| m.strong_etag().map(str::to_owned));
-            (st.url.clone(), st.track_id.clone(), if_range)
+            (st.url.clone(), st.track_id.clone(), if_range, st.generation)
         };
         let response = cache
-            .fetcher()
+            .upstream()
             .fetch(FetchRequest {
                 url,
                 start: pos,
@@ -164,6 +164,19 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64, trac
             }
         };
         let generation = cache.adopt_meta(res, meta).await?;
+        if generation != asked_in {
+            // The bytes before `pos` were another incarnation's (a new version answered, or the
+            // bytes were dropped): this one has none of them, so the body is kept from its first
+            // byte (a 200 brings all of it), and readers of it wait for this fill from there.
+            pos = body_start;
+            let mut st = res.lock();
+            if let Some(slot) = st.fills.iter_mut().find(|f| f.id == id) {
+                (slot.start, slot.pos) = (pos, pos);
+            }
+            if should_stop(&st, id, pos) {
+                return Ok(());
+            }
+        }
         let handle = match &file {
             Some((g, f)) if *g == generation => f.clone(),
             _ => {
@@ -203,11 +216,11 @@ async fn stream_body(
     file: &Arc<std::fs::File>,
     id: u64,
     generation: u64,
-    mut body: hyper::body::Incoming,
+    mut body: Body,
     mut offset: u64,
     pos: &mut u64,
 ) -> Result<BodyEnd, Error> {
-    let read_timeout = cache.fetcher().read_timeout();
+    let read_timeout = cache.upstream().read_timeout();
     let mut progressed = false;
     let mut rx = res.subscribe();
     loop {
@@ -224,12 +237,7 @@ async fn stream_body(
                     progressed,
                 })
             }
-            Ok(Some(Err(e))) => {
-                return Ok(BodyEnd::Broken {
-                    error: UpstreamError::Protocol(format!("body: {e}")),
-                    progressed,
-                })
-            }
+            Ok(Some(Err(error))) => return Ok(BodyEnd::Broken { error, progressed }),
             Ok(None) => break,
             Ok(Some(Ok(frame))) => frame,
         };

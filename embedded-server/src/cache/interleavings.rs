@@ -377,7 +377,7 @@ async fn cold(cache: &Arc<Cache>, data: &[u8], etag: &str) -> u64 {
 }
 
 /// What the totals say against a recount of the index and the resident table.
-fn assert_totals_recount(cache: &Cache) {
+pub(super) fn assert_totals_recount(cache: &Cache) {
     let rows = cache.index.all_resources().unwrap();
     let (bytes, pinned, entries) = cache.totals();
     let mut want_bytes: u64 = 0;

@@ -28,6 +28,9 @@
 //! - `index`: the SQLite schema and queries
 //! - `interleavings` (tests): eviction, fills, drops, loads and readers forced into the orders
 //!   that once served holes as data
+//! - `scripted` (tests): a backend answering from seeded bytes, misbehaving on cue
+//! - `core_tests` (tests): readers, fills, stale resets, persistence, eviction and the lazy index
+//!   against the scripted backend, on tokio's paused clock
 
 mod dirs;
 mod eviction;
@@ -65,7 +68,7 @@ use table::{Table, Want};
 
 use crate::clock::now_ms;
 use crate::error::Error;
-use crate::fetch::Fetcher;
+use crate::fetch::Upstream;
 use crate::telemetry::Counters;
 
 /// What a cache is opened with.
@@ -88,7 +91,8 @@ pub(crate) struct Cache {
     dirty: Mutex<Vec<Arc<Resource>>>,
     /// Woken when the dirty list gains its first entry, so an idle cache never wakes up.
     dirtied: tokio::sync::Notify,
-    fetcher: Arc<Fetcher>,
+    /// Where fills fetch bytes from: the HTTP client, or a test's scripted backend.
+    upstream: Arc<dyn Upstream>,
     counters: Arc<Counters>,
     max_bytes: u64,
     attempts: u32,
@@ -109,13 +113,14 @@ pub(crate) struct Cache {
 }
 
 impl Cache {
-    /// Opens the cache in `dir` (with pinned bytes and the index in `downloads`, if given):
-    /// creates the directories, moves an index left in `dir`, opens (or upgrades) the index and
-    /// reads its totals and the catalog; blocking. No resource is read and no data file touched.
+    /// Opens the cache in `dir` (with pinned bytes and the index in `downloads`, if given), its
+    /// fills fetching from `upstream`: creates the directories, moves an index left in `dir`,
+    /// opens (or upgrades) the index and reads its totals and the catalog; blocking. No resource
+    /// is read and no data file touched.
     pub(crate) fn open(
         dir: &Path,
         downloads: Option<&Path>,
-        fetcher: Arc<Fetcher>,
+        upstream: Arc<dyn Upstream>,
         counters: Arc<Counters>,
         options: Options,
     ) -> Result<(Arc<Self>, Vec<TrackRow>), Error> {
@@ -147,7 +152,7 @@ impl Cache {
             table: Mutex::new(Table::new()),
             dirty: Mutex::new(Vec::new()),
             dirtied: tokio::sync::Notify::new(),
-            fetcher,
+            upstream,
             counters,
             max_bytes: options.max_bytes,
             attempts: options.attempts,
@@ -178,10 +183,12 @@ impl Cache {
         }
     }
 
-    pub(crate) fn fetcher(&self) -> &Fetcher {
-        &self.fetcher
+    /// Where fills fetch bytes from.
+    pub(crate) fn upstream(&self) -> &dyn Upstream {
+        &*self.upstream
     }
 
+    /// Attempts per upstream request (a broken body is resumed until they are used up).
     pub(crate) fn attempts(&self) -> u32 {
         self.attempts
     }
@@ -385,4 +392,8 @@ fn row_of(res: &Resource, st: &State, ranges: &RangeSet) -> ResourceRow {
 }
 
 #[cfg(test)]
+mod core_tests;
+#[cfg(test)]
 mod interleavings;
+#[cfg(test)]
+mod scripted;

@@ -9,6 +9,7 @@
 mod origins;
 mod refresh;
 mod roots;
+mod upstream;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -17,13 +18,13 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, IF_RANGE, LOCATION, RANGE};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::Empty;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use url::Url;
 
 pub(crate) use origins::OriginList;
+pub(crate) use upstream::{Body, Upstream};
 
 use crate::config::Config;
 use crate::error::{Error, UpstreamError};
@@ -64,9 +65,12 @@ pub(crate) struct FetchRequest {
 
 /// The backend's answer: status 200, 206 or 416, headers and a body still to be read.
 pub(crate) struct FetchResponse {
+    /// 200, 206 or 416.
     pub(crate) status: StatusCode,
+    /// The answer's headers (validators, length, range, type).
     pub(crate) headers: HeaderMap,
-    pub(crate) body: Incoming,
+    /// The body, read by the fill.
+    pub(crate) body: Body,
     /// A new URL the resolver gave for this resource, to be used from now on.
     pub(crate) refreshed_url: Option<Url>,
     /// Where the body really comes from: the requested URL, or the last redirect's target.
@@ -157,13 +161,9 @@ impl Fetcher {
         self.refresher.set(resolver);
     }
 
-    /// How long to wait for headers and between body chunks.
-    pub(crate) fn read_timeout(&self) -> Duration {
-        self.read_timeout
-    }
-
-    /// Sends `req`, retrying what can be retried, and returns a 200, 206 or 416 answer.
-    pub(crate) async fn fetch(&self, mut req: FetchRequest) -> Result<FetchResponse, UpstreamError> {
+    /// Sends `req`, retrying what can be retried, and returns a 200, 206 or 416 answer (the
+    /// [`Upstream`] the cache's fills use).
+    async fn send(&self, mut req: FetchRequest) -> Result<FetchResponse, UpstreamError> {
         let mut refreshed_url = None;
         let mut refreshed = false;
         let mut attempt = 0;
@@ -250,7 +250,7 @@ impl Fetcher {
                     return Ok(FetchResponse {
                         status,
                         headers: parts.headers,
-                        body,
+                        body: upstream::from_incoming(body),
                         refreshed_url: None,
                         final_url: url,
                     });
