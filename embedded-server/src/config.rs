@@ -158,7 +158,7 @@ impl Config {
         ];
         for (name, value) in durations {
             if value < Duration::from_millis(1) || value > MAX_DURATION {
-                return Err(Error::Config(format!(
+                return Err(Error::config(format!(
                     "{name} must be between 1 ms and 24 h, not {value:?}"
                 )));
             }
@@ -170,19 +170,19 @@ impl Config {
         ];
         for (name, value, max) in counts {
             if value == 0 || value > max {
-                return Err(Error::Config(format!(
+                return Err(Error::config(format!(
                     "{name} must be between 1 and {max}, not {value}"
                 )));
             }
         }
         if self.resident_resources > 1_000_000 {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "resident_resources must be at most 1000000, not {}",
                 self.resident_resources
             )));
         }
         if self.cache_dir.as_os_str().is_empty() {
-            return Err(Error::Config("cache_dir must not be empty".into()));
+            return Err(Error::config("cache_dir must not be empty"));
         }
         if let Some(token) = &self.token {
             if token.is_empty()
@@ -190,8 +190,8 @@ impl Config {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             {
-                return Err(Error::Config(
-                    "the token must be non-empty and use only A-Z a-z 0-9 - _".into(),
+                return Err(Error::config(
+                    "the token must be non-empty and use only A-Z a-z 0-9 - _",
                 ));
             }
         }
@@ -213,7 +213,7 @@ mod tests {
         let mut config = Config::new("/tmp/x");
         adjust(&mut config);
         match config.validate() {
-            Err(Error::Config(message)) => message,
+            Err(Error::Config(message)) => message.to_string(),
             other => panic!("expected a configuration error, got {other:?}"),
         }
     }

@@ -37,7 +37,7 @@ impl Server {
     pub async fn start(config: Config) -> Result<Self, Error> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, config.port))
             .await
-            .map_err(|e| Error::Config(format!("cannot bind 127.0.0.1:{}: {e}", config.port)))?;
+            .map_err(|e| Error::config_caused(format_args!("cannot bind 127.0.0.1:{}", config.port), e))?;
         Self::with_listener(listener, config).await
     }
 
@@ -45,9 +45,9 @@ impl Server {
     pub async fn with_listener(listener: TcpListener, config: Config) -> Result<Self, Error> {
         let addr = listener
             .local_addr()
-            .map_err(|e| Error::Config(format!("listener has no address: {e}")))?;
+            .map_err(|e| Error::config_caused("listener has no address", e))?;
         if !addr.ip().is_loopback() {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "refusing to serve on {addr}: only loopback addresses are allowed"
             )));
         }
@@ -260,7 +260,7 @@ impl BlockingServer {
             .thread_name("embedded-server")
             .enable_all()
             .build()
-            .map_err(|e| Error::Config(format!("cannot start a runtime: {e}")))?;
+            .map_err(|e| Error::config_caused("cannot start a runtime", e))?;
         let server = match runtime.block_on(Server::start(config)) {
             Ok(server) => server,
             Err(e) => {

@@ -3,7 +3,14 @@
 //!
 //! The mapping to an HTTP status lives here, in one function, so the HTTP layer and the JNI layer
 //! (which turns the same enum into a Kotlin exception) agree on what each failure means.
+//!
+//! Two tiers: [`Error`] says what a caller can act on (fix the configuration, free space, retry
+//! later); [`ConfigError`] and [`StorageError`] behind it say what exactly failed and keep the
+//! underlying `io::Error`, SQLite error or task failure as their
+//! [`source`](std::error::Error::source), for logs and bug reports. Their messages already name
+//! the cause, as they did when it was flattened into a string.
 
+use std::fmt;
 use std::io;
 
 use http::StatusCode;
@@ -50,7 +57,7 @@ impl UpstreamError {
 pub enum Error {
     /// The configuration cannot work (bad origin, unreadable CA file, non-loopback listener...).
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(#[from] ConfigError),
     /// An argument was malformed (bad JSON, bad ID, bad URL).
     #[error("{0}")]
     InvalidArgument(String),
@@ -68,7 +75,7 @@ pub enum Error {
     NoSpace,
     /// The cache's files or index failed.
     #[error("cache storage failed: {0}")]
-    Storage(String),
+    Storage(#[from] StorageError),
     /// The server was stopped; this handle cannot be used any more.
     #[error("the server is stopped")]
     Stopped,
@@ -91,13 +98,40 @@ impl Error {
     }
 }
 
+impl Error {
+    /// A configuration error with no underlying error.
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Self::Config(ConfigError {
+            message: message.into(),
+            source: None,
+        })
+    }
+
+    /// A configuration error caused by `source`: the message is `"{context}: {source}"`.
+    pub(crate) fn config_caused(
+        context: impl fmt::Display,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Config(ConfigError {
+            message: format!("{context}: {source}"),
+            source: Some(Box::new(source)),
+        })
+    }
+
+    /// A storage error with no underlying error: the cache's files or index are not in a state
+    /// this build can use.
+    pub(crate) fn storage(message: impl Into<String>) -> Self {
+        Self::Storage(StorageError::new(StorageFault::State(message.into())))
+    }
+}
+
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
         // No space or over quota (ENOSPC, EDQUOT): the one storage failure the app can act on.
         if matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded) {
             Self::NoSpace
         } else {
-            Self::Storage(e.to_string())
+            Self::Storage(StorageError::new(StorageFault::File(e)))
         }
     }
 }
@@ -106,8 +140,92 @@ impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         match &e {
             rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => Self::NoSpace,
-            _ => Self::Storage(format!("index: {e}")),
+            _ => Self::Storage(StorageError::new(StorageFault::Index(e))),
         }
+    }
+}
+
+/// Why the configuration cannot work, in words a person can act on, with the error behind it
+/// when there is one (the `io::Error` of a cache directory that cannot be created or a CA file
+/// that cannot be read) as its [`source`](std::error::Error::source).
+#[derive(Debug)]
+pub struct ConfigError {
+    /// What is wrong; names the source's message too, when there is a source.
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// What failed in the cache's files or index: for logs and bug reports, not for a decision (the
+/// one storage failure an app can act on, a full disk, is [`Error::NoSpace`] instead). Its
+/// [`source`](std::error::Error::source) leads to the `rusqlite::Error`, `io::Error` or
+/// `tokio::task::JoinError` behind it, when there is one.
+#[derive(Debug)]
+pub struct StorageError(Box<StorageFault>);
+
+/// The kinds of [`StorageError`]; private, so they can change without breaking callers.
+#[derive(Debug, thiserror::Error)]
+enum StorageFault {
+    /// The SQLite index failed.
+    #[error("index: {0}")]
+    Index(#[source] rusqlite::Error),
+    /// A data file or directory operation failed.
+    #[error("{0}")]
+    File(#[source] io::Error),
+    /// A blocking background task (index or file work) panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+    /// The files or index are not in a state this build can use; no underlying error.
+    #[error("{0}")]
+    State(String),
+    /// Another storage error, with what was being done when it happened.
+    #[error("{context}: {inner}")]
+    Context {
+        context: String,
+        #[source]
+        inner: StorageError,
+    },
+}
+
+impl StorageError {
+    fn new(fault: StorageFault) -> Self {
+        Self(Box::new(fault))
+    }
+
+    /// A blocking task that did not finish (it panicked, or its runtime shut down).
+    pub(crate) fn task(e: tokio::task::JoinError) -> Self {
+        Self::new(StorageFault::Task(e))
+    }
+
+    /// This error, saying what was being done: its message becomes `"{context}: {self}"`.
+    pub(crate) fn context(self, context: impl Into<String>) -> Self {
+        Self::new(StorageFault::Context {
+            context: context.into(),
+            inner: self,
+        })
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
     }
 }
 
@@ -159,5 +277,98 @@ mod tests {
             Error::from(io::Error::from(io::ErrorKind::PermissionDenied)),
             Error::Storage(_)
         ));
+        assert_eq!(Error::from(io::Error::from(io::ErrorKind::StorageFull)).status(), 507);
+        assert_eq!(Error::NoSpace.to_string(), "no space left on device");
+    }
+
+    #[test]
+    fn sqlite_disk_full_becomes_no_space() {
+        let full = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL), None);
+        let e = Error::from(full);
+        assert!(matches!(e, Error::NoSpace));
+        assert_eq!(e.status(), 507);
+    }
+
+    /// The chain of `e`'s sources, `e` excluded.
+    fn sources(e: &dyn std::error::Error) -> Vec<&(dyn std::error::Error + 'static)> {
+        std::iter::successors(e.source(), |s| s.source()).collect()
+    }
+
+    #[test]
+    fn storage_errors_keep_the_io_error() {
+        let e = Error::from(io::Error::new(io::ErrorKind::PermissionDenied, "denied here"));
+        assert_eq!(e.to_string(), "cache storage failed: denied here");
+        assert_eq!(e.status(), 500);
+        let io = sources(&e).into_iter().find_map(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(io.map(io::Error::kind), Some(io::ErrorKind::PermissionDenied));
+    }
+
+    #[test]
+    fn storage_errors_keep_the_sqlite_error() {
+        // SQLite cannot open a directory as a database.
+        let dir = tempfile::tempdir().unwrap();
+        let e = Error::from(rusqlite::Connection::open(dir.path()).unwrap_err());
+        let sqlite = sources(&e)
+            .into_iter()
+            .find_map(|s| s.downcast_ref::<rusqlite::Error>());
+        let Some(rusqlite::Error::SqliteFailure(failure, _)) = sqlite else {
+            panic!("no SQLite error behind {e:?}");
+        };
+        assert_eq!(failure.code, rusqlite::ErrorCode::CannotOpen);
+        assert_eq!(
+            e.to_string(),
+            format!("cache storage failed: index: {}", sqlite.unwrap())
+        );
+        assert_eq!(e.status(), 500);
+
+        // With context, the chain still reaches it, and the message reads as before.
+        let Error::Storage(inner) = e else { unreachable!() };
+        let e = Error::Storage(inner.context("cannot upgrade"));
+        assert!(
+            e.to_string()
+                .starts_with("cache storage failed: cannot upgrade: index: "),
+            "{e}"
+        );
+        assert!(sources(&e).into_iter().any(|s| s.is::<rusqlite::Error>()));
+    }
+
+    #[tokio::test]
+    async fn storage_errors_keep_a_failed_task() {
+        let task = tokio::spawn(std::future::pending::<()>());
+        task.abort();
+        let join = task.await.unwrap_err();
+        let e = Error::Storage(StorageError::task(join));
+        assert!(
+            e.to_string()
+                .starts_with("cache storage failed: background task failed: "),
+            "{e}"
+        );
+        assert!(sources(&e).into_iter().any(|s| s.is::<tokio::task::JoinError>()));
+    }
+
+    #[test]
+    fn storage_errors_without_a_cause_read_as_before() {
+        let e = Error::storage("index: the totals row is missing");
+        assert_eq!(e.to_string(), "cache storage failed: index: the totals row is missing");
+        assert_eq!(sources(&e).len(), 1, "only the StorageError itself");
+    }
+
+    #[test]
+    fn config_errors_keep_the_io_error() {
+        let e = Error::config_caused(
+            "cannot create cache directory /x",
+            io::Error::new(io::ErrorKind::PermissionDenied, "Permission denied"),
+        );
+        assert_eq!(
+            e.to_string(),
+            "invalid configuration: cannot create cache directory /x: Permission denied"
+        );
+        assert_eq!(e.status(), 400);
+        let io = sources(&e).into_iter().find_map(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(io.map(io::Error::kind), Some(io::ErrorKind::PermissionDenied));
+
+        let e = Error::config("cache_dir must not be empty");
+        assert_eq!(e.to_string(), "invalid configuration: cache_dir must not be empty");
+        assert_eq!(sources(&e).len(), 1, "only the ConfigError itself");
     }
 }

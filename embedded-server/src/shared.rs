@@ -214,26 +214,27 @@ fn validate_track_id(id: &str) -> Result<(), Error> {
 /// 128 random bits, hex.
 fn random_token() -> Result<String, Error> {
     let mut bytes = [0u8; 16];
-    getrandom::getrandom(&mut bytes).map_err(|e| Error::Config(format!("no randomness for the token: {e}")))?;
+    getrandom::getrandom(&mut bytes).map_err(|e| Error::config(format!("no randomness for the token: {e}")))?;
     Ok(hex::encode(bytes))
 }
 
 /// Creates the cache directory and takes its exclusive lock.
 fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, Error> {
     std::fs::create_dir_all(dir)
-        .map_err(|e| Error::Config(format!("cannot create cache directory {}: {e}", dir.display())))?;
+        .map_err(|e| Error::config_caused(format_args!("cannot create cache directory {}", dir.display()), e))?;
     let path = dir.join("lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| Error::Config(format!("cannot open {}: {e}", path.display())))?;
-    file.try_lock().map_err(|_| {
-        Error::Config(format!(
+        .map_err(|e| Error::config_caused(format_args!("cannot open {}", path.display()), e))?;
+    file.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => Error::config(format!(
             "the cache directory {} is in use by another server",
             dir.display()
-        ))
+        )),
+        std::fs::TryLockError::Error(e) => Error::config_caused(format_args!("cannot lock {}", path.display()), e),
     })?;
     Ok(file)
 }

@@ -52,8 +52,9 @@ impl DataDirs {
             pinned: downloads.map(|d| d.join("data")),
         };
         for data_dir in dirs.all() {
-            std::fs::create_dir_all(data_dir)
-                .map_err(|e| Error::Config(format!("cannot create cache directory {}: {e}", data_dir.display())))?;
+            std::fs::create_dir_all(data_dir).map_err(|e| {
+                Error::config_caused(format_args!("cannot create cache directory {}", data_dir.display()), e)
+            })?;
         }
         Ok(dirs)
     }
@@ -126,7 +127,7 @@ pub(super) fn move_index(cache: &Path, downloads: &Path) -> Result<(), Error> {
     if to.exists() {
         // Two indexes (the server ran with and without the downloads directory): using one would
         // treat the other's files as strays and delete them.
-        return Err(Error::Config(format!(
+        return Err(Error::config(format!(
             "both {} and {} exist; keep the one to use and remove the other (with its -wal and -shm files)",
             from.display(),
             to.display()
@@ -141,11 +142,10 @@ pub(super) fn move_index(cache: &Path, downloads: &Path) -> Result<(), Error> {
         );
         match std::fs::rename(&f, &t) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::Config(format!(
-                    "cannot move the index {} to {}: {e}",
-                    f.display(),
-                    t.display()
-                )))
+                return Err(Error::config_caused(
+                    format_args!("cannot move the index {} to {}", f.display(), t.display()),
+                    e,
+                ))
             }
             _ => {}
         }

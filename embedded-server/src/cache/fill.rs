@@ -349,7 +349,7 @@ fn header_str(headers: &HeaderMap, name: http::header::HeaderName) -> Option<Str
 }
 
 pub(crate) fn join_error(e: tokio::task::JoinError) -> Error {
-    Error::Storage(format!("background task failed: {e}"))
+    Error::Storage(crate::error::StorageError::task(e))
 }
 
 #[cfg(test)]

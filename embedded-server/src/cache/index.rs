@@ -337,7 +337,7 @@ impl Index {
                     })
                 })
                 .optional()?
-                .ok_or_else(|| Error::Storage("index: the totals row is missing".into()))
+                .ok_or_else(|| Error::storage("index: the totals row is missing"))
         })
     }
 
@@ -596,14 +596,14 @@ fn upgrade(conn: &mut Connection, legacy: &mut dyn FnMut(&str, u64)) -> Result<(
 fn upgrade_from(tx: &Transaction<'_>, version: u32, legacy: &mut dyn FnMut(&str, u64)) -> Result<(), Error> {
     match version {
         0..SCHEMA_VERSION => run_steps(tx, version, legacy).map_err(|e| match e {
-            Error::Storage(m) => Error::Storage(format!(
-                "cannot upgrade the cache index from schema version {version} to {SCHEMA_VERSION}: {m}"
-            )),
+            Error::Storage(e) => Error::Storage(e.context(format!(
+                "cannot upgrade the cache index from schema version {version} to {SCHEMA_VERSION}"
+            ))),
             other => other,
         })?,
         SCHEMA_VERSION => return Ok(()),
         newer => {
-            return Err(Error::Storage(format!(
+            return Err(Error::storage(format!(
                 "the cache index has schema version {newer}, newer than this build's {SCHEMA_VERSION}; \
                  use a newer build or another cache directory"
             )))

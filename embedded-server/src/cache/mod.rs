@@ -218,7 +218,7 @@ impl Cache {
         let res = self
             .resident(key, Want::Reader { url, track_id })
             .await?
-            .ok_or_else(|| Error::Storage(format!("{} could not be created", loggable_key(key))))?;
+            .ok_or_else(|| Error::storage(format!("{} could not be created", loggable_key(key))))?;
         Ok(Handle {
             cache: self.clone(),
             res,

@@ -215,7 +215,7 @@ impl Reader {
             }
             match tokio::time::timeout(self.patience, self.rx.changed()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(Arc::new(Error::Storage("the resource went away".into()))),
+                Ok(Err(_)) => return Err(Arc::new(Error::storage("the resource went away"))),
                 Err(_) => return Err(Arc::new(UpstreamError::Timeout.into())),
             }
         }

@@ -45,7 +45,7 @@ impl Downloader {
         patience: Duration,
     ) -> Result<Arc<Self>, Error> {
         let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| Error::Config("the downloader must be opened within a tokio runtime".into()))?;
+            .map_err(|_| Error::config("the downloader must be opened within a tokio runtime"))?;
         let queue = Arc::new(Queue::open(cache.clone(), catalog.clone(), fetcher.clone())?);
         let source = Source::new(cache, fetcher, patience);
         let gate = Arc::new(NetworkGate::new(allow_metered));

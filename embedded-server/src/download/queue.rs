@@ -451,6 +451,6 @@ fn sync_row(e: &mut Entry) -> DownloadRow {
 /// A fresh download ID: `d` and 64 random bits in hex.
 fn new_id() -> Result<String, Error> {
     let mut bytes = [0u8; 8];
-    getrandom::getrandom(&mut bytes).map_err(|e| Error::Storage(format!("no randomness for an ID: {e}")))?;
+    getrandom::getrandom(&mut bytes).map_err(|e| Error::storage(format!("no randomness for an ID: {e}")))?;
     Ok(format!("d{}", hex::encode(bytes)))
 }

@@ -99,14 +99,14 @@ impl Fetcher {
         let origins = OriginList::parse(&config.origins)?;
         let mut headers = HeaderMap::new();
         for (name, value) in &config.upstream_headers {
-            let (name, value) = header_pair(name, value).map_err(|e| Error::Config(e.to_string()))?;
+            let (name, value) = header_pair(name, value).map_err(|e| Error::config(e.to_string()))?;
             headers.insert(name, value);
         }
         let roots = roots::root_store(&config.trust_roots, config.ca_cert_pem.as_deref())?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Config(format!("TLS setup: {e}")))?
+            .map_err(|e| Error::config_caused("TLS setup", e))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         let mut http = HttpConnector::new();

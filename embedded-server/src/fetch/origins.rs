@@ -18,13 +18,13 @@ pub(crate) struct Origin {
 impl Origin {
     /// Parses `scheme://host[:port]` (a trailing `/` is accepted; a path is not).
     pub(crate) fn parse(text: &str) -> Result<Self, Error> {
-        let url = Url::parse(text).map_err(|e| Error::Config(format!("bad origin {text:?}: {e}")))?;
+        let url = Url::parse(text).map_err(|e| Error::config_caused(format_args!("bad origin {text:?}"), e))?;
         if !matches!(url.path(), "" | "/") || url.query().is_some() || !url.username().is_empty() {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "bad origin {text:?}: give only scheme://host[:port], without a path, query or user"
             )));
         }
-        Self::of(&url).ok_or_else(|| Error::Config(format!("bad origin {text:?}: only http and https are supported")))
+        Self::of(&url).ok_or_else(|| Error::config(format!("bad origin {text:?}: only http and https are supported")))
     }
 
     /// The origin of a URL, if it is http(s) with a host.

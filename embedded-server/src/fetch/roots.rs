@@ -58,23 +58,23 @@ pub(super) fn root_store(trust: &TrustRoots, extra_pem: Option<&Path>) -> Result
             let dir = dirs
                 .iter()
                 .find(|d| d.is_dir())
-                .ok_or_else(|| Error::Config(format!("no CA directory found (looked for {})", list(dirs))))?;
+                .ok_or_else(|| Error::config(format!("no CA directory found (looked for {})", list(dirs))))?;
             add_directory(&mut roots, dir, disabled.as_deref())?;
         }
     }
     if let Some(path) = extra_pem {
         let file = std::fs::File::open(path)
-            .map_err(|e| Error::Config(format!("cannot read CA file {}: {e}", path.display())))?;
+            .map_err(|e| Error::config_caused(format_args!("cannot read CA file {}", path.display()), e))?;
         let mut added = 0;
         for cert in rustls_pemfile::certs(&mut BufReader::new(file)) {
-            let cert = cert.map_err(|e| Error::Config(format!("bad PEM in {}: {e}", path.display())))?;
+            let cert = cert.map_err(|e| Error::config_caused(format_args!("bad PEM in {}", path.display()), e))?;
             roots
                 .add(cert)
-                .map_err(|e| Error::Config(format!("bad CA certificate in {}: {e}", path.display())))?;
+                .map_err(|e| Error::config_caused(format_args!("bad CA certificate in {}", path.display()), e))?;
             added += 1;
         }
         if added == 0 {
-            return Err(Error::Config(format!("no certificate found in {}", path.display())));
+            return Err(Error::config(format!("no certificate found in {}", path.display())));
         }
     }
     Ok(roots)
@@ -91,7 +91,7 @@ fn add_directory(roots: &mut RootCertStore, dir: &Path, disabled: Option<&Path>)
         .filter_map(|e| e.ok().map(|e| e.file_name()))
         .collect();
     let entries = std::fs::read_dir(dir)
-        .map_err(|e| Error::Config(format!("cannot read CA directory {}: {e}", dir.display())))?;
+        .map_err(|e| Error::config_caused(format_args!("cannot read CA directory {}", dir.display()), e))?;
     let (mut added, mut skipped) = (0usize, 0usize);
     for entry in entries.flatten() {
         if disabled.contains(&entry.file_name()) {
@@ -107,7 +107,7 @@ fn add_directory(roots: &mut RootCertStore, dir: &Path, disabled: Option<&Path>)
         skipped += bad;
     }
     if added == 0 {
-        return Err(Error::Config(format!("no CA certificate found in {}", dir.display())));
+        return Err(Error::config(format!("no CA certificate found in {}", dir.display())));
     }
     tracing::debug!(dir = %dir.display(), added, skipped, disabled = disabled.len(), "trusted CA directory loaded");
     Ok(())
