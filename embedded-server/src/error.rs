@@ -12,6 +12,7 @@
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 
 use http::StatusCode;
 
@@ -29,7 +30,7 @@ pub enum UpstreamError {
     Status(u16),
     /// No connection could be made (DNS, refused, TLS handshake).
     #[error("the backend is unreachable: {0}")]
-    Unreachable(String),
+    Unreachable(#[source] UpstreamCause),
     /// The backend did not answer or stopped sending within the timeout.
     #[error("the backend timed out")]
     Timeout,
@@ -49,6 +50,46 @@ impl UpstreamError {
             Self::Status(s) => *s >= 500 || *s == 429 || *s == 408,
             Self::NotFound(_) | Self::Denied(_) | Self::RedirectNotAllowed(_) => false,
         }
+    }
+}
+
+/// Why a connection to the backend failed: the whole chain on one line, and the client's error
+/// itself as the [`source`](std::error::Error::source). Cheap to clone (the source is shared);
+/// two are equal when their messages are.
+#[derive(Debug, Clone)]
+pub struct UpstreamCause {
+    message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl UpstreamCause {
+    /// `source`, described by `message` (which names the source's own message).
+    pub(crate) fn new(message: String, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            message,
+            source: Some(Arc::new(source)),
+        }
+    }
+}
+
+impl PartialEq for UpstreamCause {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+    }
+}
+
+impl Eq for UpstreamCause {}
+
+impl fmt::Display for UpstreamCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+// By hand: derived, the source would be the `Arc`, whose own `source()` skips the error inside.
+impl std::error::Error for UpstreamCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -148,23 +189,12 @@ impl From<rusqlite::Error> for Error {
 /// Why the configuration cannot work, in words a person can act on, with the error behind it
 /// when there is one (the `io::Error` of a cache directory that cannot be created or a CA file
 /// that cannot be read) as its [`source`](std::error::Error::source).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
 pub struct ConfigError {
     /// What is wrong; names the source's message too, when there is a source.
     message: String,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static))
-    }
 }
 
 /// What failed in the cache's files or index: for logs and bug reports, not for a decision (the
@@ -261,7 +291,14 @@ mod tests {
     fn statuses_follow_the_contract() {
         assert_eq!(Error::Upstream(UpstreamError::NotFound(404)).status(), 404);
         assert_eq!(Error::Upstream(UpstreamError::Timeout).status(), 504);
-        assert_eq!(Error::Upstream(UpstreamError::Unreachable("x".into())).status(), 502);
+        assert_eq!(
+            Error::Upstream(UpstreamError::Unreachable(UpstreamCause::new(
+                "x".into(),
+                io::Error::other("x")
+            )))
+            .status(),
+            502
+        );
         assert_eq!(Error::OriginNotAllowed("x".into()).status(), 403);
     }
 
@@ -294,13 +331,20 @@ mod tests {
         std::iter::successors(e.source(), |s| s.source()).collect()
     }
 
+    /// The kind of the first `io::Error` among `e`'s sources.
+    fn io_kind(e: &dyn std::error::Error) -> Option<io::ErrorKind> {
+        sources(e)
+            .into_iter()
+            .find_map(|s| s.downcast_ref::<io::Error>())
+            .map(io::Error::kind)
+    }
+
     #[test]
     fn storage_errors_keep_the_io_error() {
         let e = Error::from(io::Error::new(io::ErrorKind::PermissionDenied, "denied here"));
         assert_eq!(e.to_string(), "cache storage failed: denied here");
         assert_eq!(e.status(), 500);
-        let io = sources(&e).into_iter().find_map(|s| s.downcast_ref::<io::Error>());
-        assert_eq!(io.map(io::Error::kind), Some(io::ErrorKind::PermissionDenied));
+        assert_eq!(io_kind(&e), Some(io::ErrorKind::PermissionDenied));
     }
 
     #[test]
@@ -330,6 +374,25 @@ mod tests {
             "{e}"
         );
         assert!(sources(&e).into_iter().any(|s| s.is::<rusqlite::Error>()));
+    }
+
+    #[test]
+    fn unreachable_keeps_the_client_error() {
+        let refused = io::Error::new(io::ErrorKind::ConnectionRefused, "connection refused");
+        let e = Error::from(UpstreamError::Unreachable(UpstreamCause::new(
+            "client error (Connect): connection refused".into(),
+            refused,
+        )));
+        assert_eq!(
+            e.to_string(),
+            "the backend is unreachable: client error (Connect): connection refused"
+        );
+        assert_eq!(e.status(), 502);
+        assert_eq!(io_kind(&e), Some(io::ErrorKind::ConnectionRefused));
+        // Clones share the source; equality is by message.
+        let Error::Upstream(upstream) = e else { unreachable!() };
+        assert_eq!(upstream.clone(), upstream);
+        assert!(upstream.is_retryable());
     }
 
     #[tokio::test]
@@ -364,8 +427,7 @@ mod tests {
             "invalid configuration: cannot create cache directory /x: Permission denied"
         );
         assert_eq!(e.status(), 400);
-        let io = sources(&e).into_iter().find_map(|s| s.downcast_ref::<io::Error>());
-        assert_eq!(io.map(io::Error::kind), Some(io::ErrorKind::PermissionDenied));
+        assert_eq!(io_kind(&e), Some(io::ErrorKind::PermissionDenied));
 
         let e = Error::config("cache_dir must not be empty");
         assert_eq!(e.to_string(), "invalid configuration: cache_dir must not be empty");

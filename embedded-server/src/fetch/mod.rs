@@ -27,7 +27,7 @@ pub(crate) use origins::OriginList;
 pub(crate) use upstream::{Body, Upstream};
 
 use crate::config::Config;
-use crate::error::{Error, UpstreamError};
+use crate::error::{Error, UpstreamCause, UpstreamError};
 use crate::telemetry::Counters;
 
 /// Fresh credentials from the app after the backend refused a request.
@@ -240,7 +240,7 @@ impl Fetcher {
             }
             let response = match tokio::time::timeout(self.read_timeout, self.client.request(request)).await {
                 Err(_) => return Err(UpstreamError::Timeout),
-                Ok(Err(e)) => return Err(classify(&e)),
+                Ok(Err(e)) => return Err(classify(e)),
                 Ok(Ok(r)) => r,
             };
             let status = response.status();
@@ -290,8 +290,8 @@ fn header_pair(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Err
 }
 
 /// Sorts a client error into "could not connect" or "timed out".
-fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+fn classify(e: hyper_util::client::legacy::Error) -> UpstreamError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             if io.kind() == std::io::ErrorKind::TimedOut {
@@ -301,9 +301,9 @@ fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
         source = s.source();
     }
     if e.is_connect() {
-        UpstreamError::Unreachable(error_chain(e))
+        UpstreamError::Unreachable(UpstreamCause::new(error_chain(&e), e))
     } else {
-        UpstreamError::Protocol(error_chain(e))
+        UpstreamError::Protocol(error_chain(&e))
     }
 }
 
