@@ -163,17 +163,20 @@ pub(super) fn relocate(dirs: &DataDirs, res: &Resource, st: &mut State) {
     if st.path == target || !st.fills.is_empty() || st.evicted {
         return;
     }
-    let moved = target
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| std::fs::rename(&st.path, &target));
-    match moved {
+    match move_file(&st.path, &target) {
         Ok(()) => st.path = target,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => st.path = target,
         Err(e) => {
             tracing::warn!(key = %loggable_key(&res.key), error = %e, "cannot move a data file; it stays where it is");
         }
     }
+}
+
+/// Renames a data file into `to`'s shard directory, creating it if needed.
+fn move_file(from: &Path, to: &Path) -> std::io::Result<()> {
+    to.parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::rename(from, to))
 }
 
 /// Unlinks a data file no incarnation uses any more; a failure leaves a stray for the sweep.
@@ -259,11 +262,7 @@ impl Cache {
                         self.dirs.path(key, in_pinned_dir, generation),
                         self.dirs.path(key, row.pinned, generation),
                     );
-                    let moved = to
-                        .parent()
-                        .map_or(Ok(()), std::fs::create_dir_all)
-                        .and_then(|()| std::fs::rename(&from, &to));
-                    if let Err(e) = moved {
+                    if let Err(e) = move_file(&from, &to) {
                         tracing::warn!(key = %loggable_key(key), error = %e, "cannot move a data file; it stays where it is");
                     }
                 }

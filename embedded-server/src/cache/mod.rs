@@ -128,9 +128,11 @@ impl Cache {
         if let Some(downloads) = downloads {
             dirs::move_index(dir, downloads)?;
         }
-        // A mark left beside an index that moved vouches for nothing any more.
-        let stale_mark = downloads.is_some_and(|d| d != dir) && dirs::take_clean_mark(dir, &dirs);
-        let sweep_needed = !dirs::take_clean_mark(downloads.unwrap_or(dir), &dirs) || stale_mark;
+        // A mark left beside an index that moved vouches for nothing any more: removed unread.
+        if downloads.is_some_and(|d| d != dir) {
+            dirs::take_clean_mark(dir, &dirs);
+        }
+        let sweep_needed = !dirs::take_clean_mark(downloads.unwrap_or(dir), &dirs);
         // Rows from before per-incarnation files get a generation in the index upgrade: their
         // files take the new name before it commits (again after a crash: NotFound is fine).
         let index = Arc::new(Index::open(
