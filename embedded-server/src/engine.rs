@@ -53,11 +53,11 @@ impl Server {
         }
         let inner = Inner::open(config, addr).await?;
         let (cache, downloader, sync_interval) = (
-            inner.cache.clone(),
-            inner.downloader.clone(),
-            inner.config.sync_interval,
+            inner.cache().clone(),
+            inner.downloader().clone(),
+            inner.config().sync_interval,
         );
-        downloader.set_network(inner.config.initial_network);
+        downloader.set_network(inner.config().initial_network);
         let cancel = CancellationToken::new();
         let accept = tokio::spawn(crate::server::run(listener, inner.clone(), cancel.clone()));
         let persister = tokio::spawn(cache.clone().persist_loop(sync_interval));
@@ -80,23 +80,23 @@ impl Server {
 
     /// `http://127.0.0.1:PORT/TOKEN/`.
     pub fn base_url(&self) -> &str {
-        &self.inner.base_url
+        self.inner.base_url()
     }
 
     /// The secret path token.
     pub fn token(&self) -> &str {
-        &self.inner.token
+        self.inner.token()
     }
 
     /// The local URL of catalog track `id`.
     pub fn track_url(&self, id: &str) -> String {
-        format!("{}tracks/{id}", self.inner.base_url)
+        format!("{}tracks/{id}", self.inner.base_url())
     }
 
     /// The local URL that serves `remote` through the cache; fails if its origin is not allowed.
     pub fn stream_url(&self, remote: &str) -> Result<String, Error> {
-        let url = self.inner.fetcher.check_origin(remote)?;
-        Ok(crate::hls::local_url(&self.inner.base_url, &url))
+        let url = self.inner.fetcher().check_origin(remote)?;
+        Ok(crate::hls::local_url(self.inner.base_url(), &url))
     }
 
     /// Registers or updates catalog track `id`.
@@ -124,62 +124,62 @@ impl Server {
     /// Sets (`Some`) or removes (`None`) a header sent upstream, e.g. a refreshed bearer token.
     pub fn set_header(&self, name: &str, value: Option<&str>) -> Result<(), Error> {
         self.check()?;
-        self.inner.fetcher.set_header(name, value)
+        self.inner.fetcher().set_header(name, value)
     }
 
     /// Installs (or removes) the hook asked for fresh credentials on 401/403.
     pub fn set_resolver(&self, resolver: Option<Arc<dyn Resolver>>) {
-        self.inner.fetcher.set_resolver(resolver);
+        self.inner.fetcher().set_resolver(resolver);
     }
 
     /// Queues an offline download (or returns the existing one for the same resource).
     pub async fn download(&self, target: DownloadTarget, priority: i64) -> Result<DownloadInfo, Error> {
         self.check()?;
-        self.inner.downloader.enqueue(target, priority).await
+        self.inner.downloader().enqueue(target, priority).await
     }
 
     /// Every download, highest priority first.
     pub fn downloads(&self) -> Vec<DownloadInfo> {
-        self.inner.downloader.list()
+        self.inner.downloader().list()
     }
 
     /// One download.
     pub fn download_info(&self, id: &str) -> Result<DownloadInfo, Error> {
-        self.inner.downloader.info(id)
+        self.inner.downloader().info(id)
     }
 
     /// Pauses a download.
     pub async fn pause_download(&self, id: &str) -> Result<DownloadInfo, Error> {
         self.check()?;
-        self.inner.downloader.pause(id).await
+        self.inner.downloader().pause(id).await
     }
 
     /// Resumes a paused download, or retries a failed one.
     pub async fn resume_download(&self, id: &str) -> Result<DownloadInfo, Error> {
         self.check()?;
-        self.inner.downloader.resume(id).await
+        self.inner.downloader().resume(id).await
     }
 
     /// Cancels a download, unpins it and frees its bytes.
     pub async fn cancel_download(&self, id: &str) -> Result<(), Error> {
         self.check()?;
-        self.inner.downloader.cancel(id).await
+        self.inner.downloader().cancel(id).await
     }
 
     /// Updates of every download: state changes at once, progress at most every 250 ms each.
     /// A slow subscriber misses intermediate updates (`RecvError::Lagged`), never the latest.
     pub fn download_events(&self) -> tokio::sync::broadcast::Receiver<DownloadInfo> {
-        self.inner.downloader.subscribe()
+        self.inner.downloader().subscribe()
     }
 
     /// Reports the device's connectivity (from the app's connectivity callback).
     pub fn set_network(&self, state: NetworkState) {
-        self.inner.downloader.set_network(state);
+        self.inner.downloader().set_network(state);
     }
 
     /// The last reported connectivity.
     pub fn network(&self) -> NetworkState {
-        self.inner.downloader.network()
+        self.inner.downloader().network()
     }
 
     /// Fetches the first `bytes` (default `Config::prefetch_bytes`) of each track in the
@@ -187,18 +187,18 @@ impl Server {
     pub fn prefetch(&self, tracks: &[String], bytes: Option<u64>) -> Result<(), Error> {
         self.check()?;
         self.inner
-            .downloader
-            .prefetch(tracks, bytes.unwrap_or(self.inner.config.prefetch_bytes))
+            .downloader()
+            .prefetch(tracks, bytes.unwrap_or(self.inner.config().prefetch_bytes))
     }
 
     /// The cache directory.
     pub fn cache_dir(&self) -> PathBuf {
-        self.inner.config.cache_dir.clone()
+        self.inner.config().cache_dir.clone()
     }
 
     /// The directory of downloaded bytes and the index, if apart from the cache directory.
     pub fn downloads_dir(&self) -> Option<PathBuf> {
-        self.inner.config.downloads_dir.clone()
+        self.inner.config().downloads_dir.clone()
     }
 
     /// Stops accepting, ends connections (after a short grace), stops fills and records every
@@ -213,8 +213,8 @@ impl Server {
         if let Some(accept) = handles.next() {
             let _ = accept.await;
         }
-        self.inner.downloader.shutdown().await;
-        let result = self.inner.cache.shutdown().await;
+        self.inner.downloader().shutdown().await;
+        let result = self.inner.cache().shutdown().await;
         for handle in handles {
             let _ = handle.await;
         }

@@ -34,15 +34,21 @@ pub enum UpstreamError {
     /// The backend did not answer or stopped sending within the timeout.
     #[error("the backend timed out")]
     Timeout,
-    /// The backend's answer broke the protocol (bad Content-Range, body cut short, ...).
+    /// The backend's answer broke the protocol (bad Content-Range, body cut short, the connection
+    /// broken mid-answer, ...).
     #[error("bad answer from the backend: {0}")]
-    Protocol(String),
+    Protocol(#[source] UpstreamCause),
     /// A redirect pointed at an origin that is not on the allowed list.
     #[error("the backend redirected to an origin that is not allowed: {0}")]
     RedirectNotAllowed(String),
 }
 
 impl UpstreamError {
+    /// A protocol violation that no underlying error explains (a missing header, a short body).
+    pub(crate) fn protocol(message: impl Into<String>) -> Self {
+        Self::Protocol(UpstreamCause::text(message))
+    }
+
     /// Whether trying the same request again may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -53,9 +59,9 @@ impl UpstreamError {
     }
 }
 
-/// Why a connection to the backend failed: the whole chain on one line, and the client's error
-/// itself as the [`source`](std::error::Error::source). Cheap to clone (the source is shared);
-/// two are equal when their messages are.
+/// Why talking to the backend failed: the whole chain on one line, and the client's error itself,
+/// when there is one, as the [`source`](std::error::Error::source). Cheap to clone (the source is
+/// shared); two are equal when their messages are.
 #[derive(Debug, Clone)]
 pub struct UpstreamCause {
     message: String,
@@ -68,6 +74,14 @@ impl UpstreamCause {
         Self {
             message,
             source: Some(Arc::new(source)),
+        }
+    }
+
+    /// A cause with no underlying error.
+    pub(crate) fn text(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
         }
     }
 }
@@ -101,7 +115,7 @@ pub enum Error {
     Config(#[from] ConfigError),
     /// An argument was malformed (bad JSON, bad ID, bad URL).
     #[error("{0}")]
-    InvalidArgument(String),
+    InvalidArgument(#[source] ArgumentError),
     /// The named thing does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -142,10 +156,7 @@ impl Error {
 impl Error {
     /// A configuration error with no underlying error.
     pub(crate) fn config(message: impl Into<String>) -> Self {
-        Self::Config(ConfigError {
-            message: message.into(),
-            source: None,
-        })
+        Self::Config(ConfigError(Described::text(message)))
     }
 
     /// A configuration error caused by `source`: the message is `"{context}: {source}"`.
@@ -153,10 +164,21 @@ impl Error {
         context: impl fmt::Display,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Self::Config(ConfigError {
-            message: format!("{context}: {source}"),
-            source: Some(Box::new(source)),
-        })
+        Self::Config(ConfigError(Described::caused(context, source)))
+    }
+
+    /// A malformed argument with no underlying error.
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::InvalidArgument(ArgumentError(Described::text(message)))
+    }
+
+    /// A malformed argument that `source` (a parser's error) explains: the message is
+    /// `"{context}: {source}"`.
+    pub(crate) fn invalid_caused(
+        context: impl fmt::Display,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::InvalidArgument(ArgumentError(Described::caused(context, source)))
     }
 
     /// A storage error with no underlying error: the cache's files or index are not in a state
@@ -172,7 +194,7 @@ impl From<io::Error> for Error {
         if matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded) {
             Self::NoSpace
         } else {
-            Self::Storage(StorageError::new(StorageFault::File(e)))
+            Self::Storage(StorageError::io(e))
         }
     }
 }
@@ -190,11 +212,39 @@ impl From<rusqlite::Error> for Error {
 /// when there is one (the `io::Error` of a cache directory that cannot be created or a CA file
 /// that cannot be read) as its [`source`](std::error::Error::source).
 #[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct ConfigError(Described);
+
+/// Why an argument cannot be used (bad JSON, a bad URL or header, an ID that is too long), in
+/// words a person can act on, with the parser's error behind it, when there is one, as its
+/// [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct ArgumentError(Described);
+
+/// A message for a person and, when there is one, the error behind it.
+#[derive(Debug, thiserror::Error)]
 #[error("{message}")]
-pub struct ConfigError {
+struct Described {
     /// What is wrong; names the source's message too, when there is a source.
     message: String,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Described {
+    fn text(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    fn caused(context: impl fmt::Display, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            message: format!("{context}: {source}"),
+            source: Some(Box::new(source)),
+        }
+    }
 }
 
 /// What failed in the cache's files or index: for logs and bug reports, not for a decision (the
@@ -231,6 +281,11 @@ enum StorageFault {
 impl StorageError {
     fn new(fault: StorageFault) -> Self {
         Self(Box::new(fault))
+    }
+
+    /// An operating-system call that failed (a file, a directory, the random source).
+    pub(crate) fn io(e: io::Error) -> Self {
+        Self::new(StorageFault::File(e))
     }
 
     /// A blocking task that did not finish (it panicked, or its runtime shut down).

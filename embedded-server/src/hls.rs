@@ -32,7 +32,7 @@ use url::Url;
 
 use crate::cache::resource::Meta;
 use crate::cache::Handle;
-use crate::error::{Error, UpstreamError};
+use crate::error::{Error, UpstreamCause, UpstreamError};
 
 /// Largest playlist the server rewrites, in bytes (real ones are kilobytes; this bounds memory).
 pub(crate) const MAX_PLAYLIST_BYTES: u64 = 8 * 1024 * 1024;
@@ -83,11 +83,14 @@ pub(crate) struct Checked<'a> {
 /// Checks that `bytes` are a playlist (UTF-8, parsed by `m3u8-rs`) and classifies it.
 pub(crate) fn check(bytes: &[u8]) -> Result<Checked<'_>, Error> {
     let bad = |why: &str| {
-        Error::from(UpstreamError::Protocol(format!(
+        Error::from(UpstreamError::protocol(format!(
             "the backend sent a bad playlist: {why}"
         )))
     };
-    let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let message = format!("the backend sent a bad playlist: not UTF-8: {e}");
+        Error::from(UpstreamError::Protocol(UpstreamCause::new(message, e)))
+    })?;
     let (live_target, master) = match m3u8_rs::parse_playlist_res(bytes) {
         Ok(m3u8_rs::Playlist::MasterPlaylist(_)) => (None, true),
         Ok(m3u8_rs::Playlist::MediaPlaylist(p)) if p.end_list => (None, false),
@@ -110,7 +113,7 @@ pub(crate) async fn read_whole(
 ) -> Result<(Bytes, Meta, Handle), Arc<Error>> {
     let too_long = || {
         let message = format!("the playlist is larger than {} bytes", MAX_PLAYLIST_BYTES);
-        UpstreamError::Protocol(message).into()
+        UpstreamError::protocol(message).into()
     };
     handle
         .reader(generation, 0, None, patience)
@@ -291,12 +294,10 @@ pub(crate) fn route_remote(rest: &str, query: Option<&str>) -> Result<String, Er
     let mut parts = rest.splitn(4, '/');
     let (_, scheme, host, path) = (parts.next(), parts.next(), parts.next(), parts.next());
     let (Some(scheme), Some(host)) = (scheme.filter(|s| !s.is_empty()), host.filter(|h| !h.is_empty())) else {
-        return Err(Error::InvalidArgument(
-            "expected /stream/SCHEME/HOST[:PORT]/PATH".into(),
-        ));
+        return Err(Error::invalid("expected /stream/SCHEME/HOST[:PORT]/PATH"));
     };
     if !matches!(scheme, "http" | "https") || host.contains(['@', '\\']) {
-        return Err(Error::InvalidArgument(format!("bad stream target {scheme}://{host}")));
+        return Err(Error::invalid(format!("bad stream target {scheme}://{host}")));
     }
     let mut text = format!("{scheme}://{host}/{}", path.unwrap_or(""));
     if let Some(q) = query {

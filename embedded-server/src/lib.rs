@@ -66,6 +66,6 @@ pub use catalog::{TrackInfo, TrackSpec};
 pub use config::{Config, TrustRoots};
 pub use download::{DownloadInfo, DownloadState, DownloadTarget, NetworkState, VariantChoice};
 pub use engine::{BlockingServer, DownloadEvents, Server};
-pub use error::{ConfigError, Error, ParseError, StorageError, UpstreamCause, UpstreamError};
+pub use error::{ArgumentError, ConfigError, Error, ParseError, StorageError, UpstreamCause, UpstreamError};
 pub use fetch::{Refreshed, Resolver};
 pub use telemetry::{HistogramStats, Stats, UpstreamFailure};

@@ -36,7 +36,7 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 /// Serves `listener` until `cancel` fires.
 pub(crate) async fn run(listener: TcpListener, inner: Arc<Inner>, cancel: CancellationToken) {
-    let permits = Arc::new(Semaphore::new(inner.config.max_connections));
+    let permits = Arc::new(Semaphore::new(inner.config().max_connections));
     let mut connections = JoinSet::new();
     loop {
         let permit = tokio::select! {
@@ -63,8 +63,8 @@ pub(crate) async fn run(listener: TcpListener, inner: Arc<Inner>, cancel: Cancel
         connections.spawn(async move {
             let _permit = permit;
             let _ = stream.set_nodelay(true);
-            let header_timeout = inner.config.client_header_timeout;
-            let stream = StallGuard::new(stream, inner.config.client_stall_timeout);
+            let header_timeout = inner.config().client_header_timeout;
+            let stream = StallGuard::new(stream, inner.config().client_stall_timeout);
             let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let inner = inner.clone();
                 async move {

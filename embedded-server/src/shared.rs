@@ -22,20 +22,21 @@ pub(crate) struct MediaTarget {
     pub(crate) mime: Option<String>,
 }
 
-/// State shared by the facade and the HTTP handlers.
+/// State shared by the facade and the HTTP handlers. Built only by [`Inner::open`]; its parts
+/// are read through the accessors below and never replaced.
 pub(crate) struct Inner {
-    pub(crate) config: Config,
-    pub(crate) token: String,
-    pub(crate) base_url: String,
-    pub(crate) cache: Arc<Cache>,
-    pub(crate) fetcher: Arc<Fetcher>,
-    pub(crate) counters: Arc<Counters>,
-    pub(crate) catalog: Arc<Catalog>,
-    pub(crate) downloader: Arc<Downloader>,
+    config: Config,
+    token: String,
+    base_url: String,
+    cache: Arc<Cache>,
+    fetcher: Arc<Fetcher>,
+    counters: Arc<Counters>,
+    catalog: Arc<Catalog>,
+    downloader: Arc<Downloader>,
     /// When the cached live HLS playlists were fetched (refetched once older than their target duration).
-    pub(crate) live_playlists: crate::hls::LiveTable,
+    live_playlists: crate::hls::LiveTable,
     /// Held for the server's lifetime: one server per cache (and downloads) directory.
-    pub(crate) _lock: Vec<std::fs::File>,
+    _lock: Vec<std::fs::File>,
 }
 
 impl Inner {
@@ -91,6 +92,46 @@ impl Inner {
         }))
     }
 
+    /// The configuration the server was started with (validated).
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The secret every route but `/healthz` is under.
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// `http://ADDR/TOKEN/`: what every local URL starts with.
+    pub(crate) fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The cache.
+    pub(crate) fn cache(&self) -> &Arc<Cache> {
+        &self.cache
+    }
+
+    /// The backend client (its origin list and headers).
+    pub(crate) fn fetcher(&self) -> &Fetcher {
+        &self.fetcher
+    }
+
+    /// The counters behind stats and metrics.
+    pub(crate) fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// The download queue and its workers.
+    pub(crate) fn downloader(&self) -> &Arc<Downloader> {
+        &self.downloader
+    }
+
+    /// When each cached live playlist was fetched.
+    pub(crate) fn live_playlists(&self) -> &crate::hls::LiveTable {
+        &self.live_playlists
+    }
+
     /// How long a request may wait for the backend before giving up: every attempt's timeout.
     pub(crate) fn patience(&self) -> Duration {
         self.config.patience()
@@ -102,7 +143,7 @@ impl Inner {
             .catalog
             .get(id)
             .ok_or_else(|| Error::NotFound(format!("no track with ID {id:?}")))?;
-        let url = Url::parse(&track.url).map_err(|e| Error::InvalidArgument(format!("bad track URL: {e}")))?;
+        let url = Url::parse(&track.url).map_err(|e| Error::invalid_caused("bad track URL", e))?;
         Ok(MediaTarget {
             key: track_key(id),
             url,
@@ -146,12 +187,12 @@ impl Inner {
         let url = self.fetcher.check_origin(&spec.url)?;
         let sha256 = match spec.sha256 {
             Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => Some(h.to_ascii_lowercase()),
-            Some(_) => return Err(Error::InvalidArgument("sha256 must be 64 hex digits".into())),
+            Some(_) => return Err(Error::invalid("sha256 must be 64 hex digits")),
             None => None,
         };
         if let Some(mime) = &spec.mime {
             if mime.parse::<mime_guess::mime::Mime>().is_err() {
-                return Err(Error::InvalidArgument(format!("bad MIME type {mime:?}")));
+                return Err(Error::invalid(format!("bad MIME type {mime:?}")));
             }
         }
         let row = TrackRow {
@@ -205,7 +246,7 @@ fn validate_track_id(id: &str) -> Result<(), Error> {
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidArgument(format!(
+        Err(Error::invalid(format!(
             "bad track ID {id:?}: use 1-128 characters of A-Z a-z 0-9 . _ ~ - (not starting with .)"
         )))
     }
@@ -214,7 +255,7 @@ fn validate_track_id(id: &str) -> Result<(), Error> {
 /// 128 random bits, hex.
 fn random_token() -> Result<String, Error> {
     let mut bytes = [0u8; 16];
-    getrandom::getrandom(&mut bytes).map_err(|e| Error::config(format!("no randomness for the token: {e}")))?;
+    getrandom::getrandom(&mut bytes).map_err(|e| Error::config_caused("no randomness for the token", e))?;
     Ok(hex::encode(bytes))
 }
 

@@ -250,7 +250,7 @@ async fn exhausted_retries_fail_the_reader_after_the_bytes_that_came() {
     t.backend.then(URL, Answer::default().break_after(0));
     let mut r = reader(acquire(&t.cache, URL).await, 0, None).await;
     let (got, end) = drain(&mut r).await;
-    let reset = UpstreamError::Protocol("body: connection reset by the script".into());
+    let reset = UpstreamError::protocol("body: connection reset by the script");
     assert_upstream_error(end, &reset);
     assert_bytes(&got, &v1, 0, false);
     assert_eq!(got.len(), n);

@@ -136,9 +136,9 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64, trac
                 // The backend says we asked past the end: learn the length and stop.
                 let total = header_str(headers, CONTENT_RANGE)
                     .and_then(|v| parse_content_range(&v)?.total)
-                    .ok_or_else(|| UpstreamError::Protocol("HTTP 416 without a usable Content-Range".into()))?;
+                    .ok_or_else(|| UpstreamError::protocol("HTTP 416 without a usable Content-Range"))?;
                 if total > pos {
-                    return Err(UpstreamError::Protocol(format!("HTTP 416 for byte {pos} of {total}")).into());
+                    return Err(UpstreamError::protocol(format!("HTTP 416 for byte {pos} of {total}")).into());
                 }
                 meta.size = Some(total);
                 cache.adopt_meta(res, meta).await?;
@@ -147,9 +147,9 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64, trac
             206 => {
                 let range = header_str(headers, CONTENT_RANGE)
                     .and_then(|v| parse_content_range(&v))
-                    .ok_or_else(|| UpstreamError::Protocol("HTTP 206 without a usable Content-Range".into()))?;
+                    .ok_or_else(|| UpstreamError::protocol("HTTP 206 without a usable Content-Range"))?;
                 if range.start > pos {
-                    return Err(UpstreamError::Protocol(format!(
+                    return Err(UpstreamError::protocol(format!(
                         "asked for bytes from {pos}, got a range starting at {}",
                         range.start
                     ))
@@ -271,7 +271,7 @@ async fn stream_body(
     let size = st.meta.as_ref().and_then(|m| m.size);
     match size {
         Some(size) if *pos < size => Ok(BodyEnd::Broken {
-            error: UpstreamError::Protocol(format!("body ended at byte {} of {size}", *pos)),
+            error: UpstreamError::protocol(format!("body ended at byte {} of {size}", *pos)),
             progressed,
         }),
         Some(_) => Ok(BodyEnd::Done),

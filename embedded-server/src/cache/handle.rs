@@ -100,7 +100,7 @@ impl Handle {
                 }
                 if fruitless >= FRUITLESS_FILLS {
                     return Err(Arc::new(
-                        UpstreamError::Protocol("the backend never described the resource".into()).into(),
+                        UpstreamError::protocol("the backend never described the resource").into(),
                     ));
                 }
                 if waiting_on.is_none() {

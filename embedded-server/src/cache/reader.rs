@@ -206,7 +206,7 @@ impl Reader {
                 }
                 if self.fruitless >= FRUITLESS_FILLS {
                     let message = format!("the backend did not deliver byte {}", self.pos);
-                    return Err(Arc::new(UpstreamError::Protocol(message).into()));
+                    return Err(Arc::new(UpstreamError::protocol(message).into()));
                 }
                 if self.waiting_on.is_none() {
                     let covering = st.covering_fill(self.pos);

@@ -25,7 +25,7 @@ const OUTCOMES_KEPT: usize = 16;
 /// The error for bytes that went stale under a reader (the backend replaced the resource, or its
 /// bytes were dropped).
 pub(crate) fn stale_error() -> Error {
-    crate::error::UpstreamError::Protocol("the backend replaced the resource while it was being read".into()).into()
+    crate::error::UpstreamError::protocol("the backend replaced the resource while it was being read").into()
 }
 
 /// What the backend told us about the representation the cached bytes belong to.

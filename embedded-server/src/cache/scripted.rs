@@ -247,7 +247,7 @@ fn body(data: Bytes, answer: &Answer) -> Body {
         async move {
             let sent = sent?;
             if sent >= cut {
-                let error = UpstreamError::Protocol("body: connection reset by the script".into());
+                let error = UpstreamError::protocol("body: connection reset by the script");
                 return broken.then_some((Err(error), None));
             }
             if let Some(d) = stall.filter(|_| sent > 0) {

@@ -16,7 +16,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::error::{Error, ParseError, UpstreamError};
+use crate::error::{Error, ParseError, UpstreamCause, UpstreamError};
 
 /// Which rendition of a master playlist to download.
 ///
@@ -110,7 +110,8 @@ impl<'de> Deserialize<'de> for VariantChoice {
 /// Parses a playlist the backend sent.
 pub(crate) fn parse(bytes: &[u8]) -> Result<Playlist, Error> {
     m3u8_rs::parse_playlist_res(bytes)
-        .map_err(|_| UpstreamError::Protocol("the backend sent a playlist that does not parse".into()).into())
+        // m3u8-rs's error borrows the bytes: only its verdict can be kept.
+        .map_err(|_| UpstreamError::protocol("the backend sent a playlist that does not parse").into())
 }
 
 /// The media playlists to download from a master: the chosen variant's, then its default audio
@@ -128,11 +129,7 @@ pub(crate) fn choose(master: &MasterPlaylist, base: &Url, choice: VariantChoice)
         VariantChoice::MaxBandwidth(cap) => variants.iter().rev().find(|v| v.bandwidth <= cap).or(variants.first()),
         VariantChoice::Middle => variants.get(variants.len().saturating_sub(1) / 2),
     }
-    .ok_or_else(|| {
-        Error::from(UpstreamError::Protocol(
-            "the master playlist names no variant stream".into(),
-        ))
-    })?;
+    .ok_or_else(|| Error::from(UpstreamError::protocol("the master playlist names no variant stream")))?;
     let mut out = vec![join(base, &chosen.uri)?];
     if let Some(group) = &chosen.audio {
         let in_group: Vec<_> = master
@@ -176,8 +173,13 @@ pub(crate) fn resources(media: &MediaPlaylist, base: &Url) -> Result<Vec<Url>, E
 }
 
 fn join(base: &Url, uri: &str) -> Result<Url, Error> {
-    base.join(uri.trim())
-        .map_err(|e| UpstreamError::Protocol(format!("the playlist names a bad URI {uri:?}: {e}")).into())
+    base.join(uri.trim()).map_err(|e| {
+        UpstreamError::Protocol(UpstreamCause::new(
+            format!("the playlist names a bad URI {uri:?}: {e}"),
+            e,
+        ))
+        .into()
+    })
 }
 
 #[cfg(test)]

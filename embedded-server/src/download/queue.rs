@@ -215,7 +215,7 @@ impl Queue {
             let mut entries = self.lock();
             let e = entries.get_mut(id).ok_or_else(|| unknown(id))?;
             if matches!(e.state, DownloadState::Completed | DownloadState::Failed) {
-                return Err(Error::InvalidArgument(format!(
+                return Err(Error::invalid(format!(
                     "download {id} is {}; nothing to pause",
                     e.state
                 )));
@@ -451,6 +451,7 @@ fn sync_row(e: &mut Entry) -> DownloadRow {
 /// A fresh download ID: `d` and 64 random bits in hex.
 fn new_id() -> Result<String, Error> {
     let mut bytes = [0u8; 8];
-    getrandom::getrandom(&mut bytes).map_err(|e| Error::storage(format!("no randomness for an ID: {e}")))?;
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| crate::error::StorageError::io(e.into()).context("no randomness for an ID"))?;
     Ok(format!("d{}", hex::encode(bytes)))
 }

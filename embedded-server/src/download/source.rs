@@ -149,7 +149,7 @@ impl Source {
             Playlist::MediaPlaylist(m) => Ok((key, m, base)),
             Playlist::MasterPlaylist(_) => {
                 let message = "a variant stream names another master playlist";
-                Err(Error::from(UpstreamError::Protocol(message.into())).into())
+                Err(Error::from(UpstreamError::protocol(message)).into())
             }
         }
     }

@@ -233,7 +233,7 @@ impl<L: Ledger> DownloadTask<L> {
                 let last_event = &last_event;
                 async move {
                     let url = Url::parse(key)
-                        .map_err(|e| Failure::from(Error::InvalidArgument(format!("bad URL {key:?}: {e}"))))?;
+                        .map_err(|e| Failure::from(Error::invalid_caused(format_args!("bad URL {key:?}"), e)))?;
                     self.source.cache_whole(cache.acquire(key, &url, None).await?).await?;
                     let mut last = last_event.lock().unwrap_or_else(|p| p.into_inner());
                     if last.elapsed() >= PROGRESS_EVERY {

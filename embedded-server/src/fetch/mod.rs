@@ -99,7 +99,7 @@ impl Fetcher {
         let origins = OriginList::parse(&config.origins)?;
         let mut headers = HeaderMap::new();
         for (name, value) in &config.upstream_headers {
-            let (name, value) = header_pair(name, value).map_err(|e| Error::config(e.to_string()))?;
+            let (name, value) = header_pair(name, value).map_err(|e| Error::config_caused("upstream_headers", e))?;
             headers.insert(name, value);
         }
         let roots = roots::root_store(&config.trust_roots, config.ca_cert_pem.as_deref())?;
@@ -144,12 +144,12 @@ impl Fetcher {
         let mut headers = self.headers.write().unwrap_or_else(|p| p.into_inner());
         match value {
             Some(value) => {
-                let (name, value) = header_pair(name, value)?;
+                let (name, value) =
+                    header_pair(name, value).map_err(|e| Error::invalid_caused("cannot set the header", e))?;
                 headers.insert(name, value);
             }
             None => {
-                let name = HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| Error::InvalidArgument(format!("bad header name {name:?}")))?;
+                let name = header_name(name).map_err(|e| Error::invalid_caused("cannot remove the header", e))?;
                 headers.remove(name);
             }
         }
@@ -234,7 +234,7 @@ impl Fetcher {
             }
             let mut request = builder
                 .body(Empty::new())
-                .map_err(|e| UpstreamError::Protocol(format!("cannot build request: {e}")))?;
+                .map_err(|e| UpstreamError::Protocol(UpstreamCause::new(format!("cannot build request: {e}"), e)))?;
             for (name, value) in self.headers.read().unwrap_or_else(|p| p.into_inner()).iter() {
                 request.headers_mut().insert(name, value.clone());
             }
@@ -260,10 +260,10 @@ impl Fetcher {
                         .headers()
                         .get(LOCATION)
                         .and_then(|v| v.to_str().ok())
-                        .ok_or_else(|| UpstreamError::Protocol(format!("HTTP {status} without Location")))?;
+                        .ok_or_else(|| UpstreamError::protocol(format!("HTTP {status} without Location")))?;
                     let next = url
                         .join(location)
-                        .map_err(|e| UpstreamError::Protocol(format!("bad redirect: {e}")))?;
+                        .map_err(|e| UpstreamError::Protocol(UpstreamCause::new(format!("bad redirect: {e}"), e)))?;
                     if !self.origins.read().unwrap_or_else(|p| p.into_inner()).allows(&next) {
                         return Err(UpstreamError::RedirectNotAllowed(next.origin().ascii_serialization()));
                     }
@@ -275,17 +275,29 @@ impl Fetcher {
                 other => return Err(UpstreamError::Status(other)),
             }
         }
-        Err(UpstreamError::Protocol(format!("more than {MAX_REDIRECTS} redirects")))
+        Err(UpstreamError::protocol(format!("more than {MAX_REDIRECTS} redirects")))
     }
 }
 
+/// A header from the app or the CLI that cannot be sent.
+#[derive(Debug, thiserror::Error)]
+enum BadHeader {
+    #[error("bad header name {0:?}")]
+    Name(String, #[source] http::header::InvalidHeaderName),
+    /// The value is a credential: the message never echoes it.
+    #[error("bad value for header {0}")]
+    Value(HeaderName, #[source] http::header::InvalidHeaderValue),
+}
+
+/// Validates a header name from the app or the CLI.
+fn header_name(name: &str) -> Result<HeaderName, BadHeader> {
+    HeaderName::from_bytes(name.trim().as_bytes()).map_err(|e| BadHeader::Name(name.to_owned(), e))
+}
+
 /// Validates a header pair from the app or the CLI.
-fn header_pair(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Error> {
-    let name = HeaderName::from_bytes(name.trim().as_bytes())
-        .map_err(|_| Error::InvalidArgument(format!("bad header name {name:?}")))?;
-    // The value is a credential: never echo it in the error.
-    let value = HeaderValue::from_str(value.trim())
-        .map_err(|_| Error::InvalidArgument(format!("bad value for header {name}")))?;
+fn header_pair(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), BadHeader> {
+    let name = header_name(name)?;
+    let value = HeaderValue::from_str(value.trim()).map_err(|e| BadHeader::Value(name.clone(), e))?;
     Ok((name, value))
 }
 
@@ -303,7 +315,7 @@ fn classify(e: hyper_util::client::legacy::Error) -> UpstreamError {
     if e.is_connect() {
         UpstreamError::Unreachable(UpstreamCause::new(error_chain(&e), e))
     } else {
-        UpstreamError::Protocol(error_chain(&e))
+        UpstreamError::Protocol(UpstreamCause::new(error_chain(&e), e))
     }
 }
 
@@ -338,6 +350,7 @@ pub(crate) fn redact(url: &Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
 
     #[test]
     fn backoff_grows_and_is_bounded() {
@@ -358,5 +371,93 @@ mod tests {
     fn bad_header_values_do_not_echo_the_value() {
         let err = header_pair("Authorization", "Bearer \nsecret").err().unwrap();
         assert!(!err.to_string().contains("secret"));
+    }
+
+    /// Whether one of `e`'s sources is a `T`.
+    fn caused_by<T: std::error::Error + 'static>(e: &dyn std::error::Error) -> bool {
+        std::iter::successors(e.source(), |s| s.source()).any(|s| s.is::<T>())
+    }
+
+    /// A fetcher allowed to reach `origin`, trying each request once.
+    fn fetcher(origin: &str) -> Fetcher {
+        let mut config = Config::new("unused");
+        config.origins = vec![origin.to_owned()];
+        config.upstream_attempts = 1;
+        Fetcher::new(&config, Arc::new(Counters::default())).unwrap()
+    }
+
+    /// A backend on loopback that answers one request with `answer` and closes the connection.
+    async fn backend(answer: &'static [u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the client closed before its request ended");
+                request.extend_from_slice(&buf[..n]);
+            }
+            socket.write_all(answer).await.unwrap();
+        });
+        origin
+    }
+
+    fn request(url: &str) -> FetchRequest {
+        FetchRequest {
+            url: Url::parse(url).unwrap(),
+            start: 0,
+            if_range: None,
+            track_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_keeps_the_clients_error() {
+        let origin = backend(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b").await;
+        let response = fetcher(&origin).send(request(&format!("{origin}/a"))).await.unwrap();
+        let error = response.body.collect().await.err().unwrap();
+        assert!(matches!(error, UpstreamError::Protocol(_)), "{error:?}");
+        assert!(
+            error.to_string().starts_with("bad answer from the backend: body: "),
+            "{error}"
+        );
+        assert!(caused_by::<hyper::Error>(&error), "{error:?}");
+        assert!(error.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn a_bad_redirect_keeps_the_url_error() {
+        let origin = backend(b"HTTP/1.1 302 Found\r\nLocation: http://[::1\r\nContent-Length: 0\r\n\r\n").await;
+        let error = fetcher(&origin)
+            .send(request(&format!("{origin}/a")))
+            .await
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("bad redirect"), "{error}");
+        assert!(caused_by::<url::ParseError>(&error), "{error:?}");
+    }
+
+    #[test]
+    fn bad_arguments_and_settings_keep_the_parsers_error() {
+        let e = fetcher("http://127.0.0.1:1").check_origin("not a url").err().unwrap();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+        assert!(caused_by::<url::ParseError>(&e), "{e:?}");
+
+        let e = fetcher("http://127.0.0.1:1")
+            .set_header("bad name", Some("v"))
+            .err()
+            .unwrap();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+        assert!(caused_by::<http::header::InvalidHeaderName>(&e), "{e:?}");
+
+        let mut config = Config::new("unused");
+        config.upstream_headers = vec![("X-Key".into(), "sec\nret".into())];
+        let e = Fetcher::new(&config, Arc::new(Counters::default())).err().unwrap();
+        assert!(matches!(e, Error::Config(_)), "{e:?}");
+        assert!(!e.to_string().contains("ret"), "{e}");
+        assert!(caused_by::<http::header::InvalidHeaderValue>(&e), "{e:?}");
     }
 }

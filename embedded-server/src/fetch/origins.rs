@@ -61,9 +61,9 @@ impl OriginList {
 
     /// Parses `url` and checks it against the list.
     pub(crate) fn check(&self, url: &str) -> Result<Url, Error> {
-        let parsed = Url::parse(url).map_err(|e| Error::InvalidArgument(format!("bad URL {url:?}: {e}")))?;
+        let parsed = Url::parse(url).map_err(|e| Error::invalid_caused(format_args!("bad URL {url:?}"), e))?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(Error::InvalidArgument(format!(
+            return Err(Error::invalid(format!(
                 "bad URL {url:?}: only http and https are supported"
             )));
         }

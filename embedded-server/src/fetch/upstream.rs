@@ -10,7 +10,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::BodyExt;
 
 use super::{FetchRequest, FetchResponse, Fetcher};
-use crate::error::UpstreamError;
+use crate::error::{UpstreamCause, UpstreamError};
 
 /// An answer's body still to be read: data frames, or the error that broke it off.
 pub(crate) type Body = UnsyncBoxBody<Bytes, UpstreamError>;
@@ -37,6 +37,6 @@ impl Upstream for Fetcher {
 
 /// A hyper body as a [`Body`]: a transport error is a broken body.
 pub(super) fn from_incoming(body: hyper::body::Incoming) -> Body {
-    body.map_err(|e| UpstreamError::Protocol(format!("body: {e}")))
+    body.map_err(|e| UpstreamError::Protocol(UpstreamCause::new(format!("body: {e}"), e)))
         .boxed_unsync()
 }

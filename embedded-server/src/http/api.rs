@@ -70,7 +70,7 @@ pub(crate) async fn downloads(
     id: Option<&str>,
     action: Option<&str>,
 ) -> Response<Body> {
-    let downloader = &inner.downloader;
+    let downloader = &inner.downloader();
     let method = req.method().clone();
     let result = match (method, id, action) {
         (Method::GET, None, None) => return response::json(StatusCode::OK, &downloader.list()),
@@ -84,15 +84,9 @@ pub(crate) async fn downloads(
                 (None, Some(url), None) => DownloadTarget::Url(url),
                 (None, Some(url), Some(variant)) => DownloadTarget::Hls { url, variant },
                 (Some(_), None, Some(_)) => {
-                    return error(&Error::InvalidArgument(
-                        "\"variant\" applies to HLS \"url\" downloads".into(),
-                    ))
+                    return error(&Error::invalid("\"variant\" applies to HLS \"url\" downloads"))
                 }
-                _ => {
-                    return error(&Error::InvalidArgument(
-                        "give exactly one of \"track\" or \"url\"".into(),
-                    ))
-                }
+                _ => return error(&Error::invalid("give exactly one of \"track\" or \"url\"")),
             };
             return match downloader.enqueue(target, body.priority).await {
                 Ok(info) => response::json(StatusCode::ACCEPTED, &info),
@@ -122,10 +116,10 @@ pub(crate) async fn downloads(
 /// `/api/network`: the app reports connectivity; GET shows the last report.
 pub(crate) async fn network(inner: &Arc<Inner>, req: Request<RequestBody>) -> Response<Body> {
     match *req.method() {
-        Method::GET => response::json(StatusCode::OK, &inner.downloader.network()),
+        Method::GET => response::json(StatusCode::OK, &inner.downloader().network()),
         Method::POST | Method::PUT => match read_json::<NetworkState>(req).await {
             Ok(state) => {
-                inner.downloader.set_network(state);
+                inner.downloader().set_network(state);
                 response::json(StatusCode::OK, &state)
             }
             Err(e) => error(&e),
@@ -143,8 +137,8 @@ pub(crate) async fn prefetch(inner: &Arc<Inner>, req: Request<RequestBody>) -> R
         Ok(b) => b,
         Err(e) => return error(&e),
     };
-    let bytes = body.bytes.unwrap_or(inner.config.prefetch_bytes);
-    match inner.downloader.prefetch(&body.tracks, bytes) {
+    let bytes = body.bytes.unwrap_or(inner.config().prefetch_bytes);
+    match inner.downloader().prefetch(&body.tracks, bytes) {
         Ok(()) => response::json(
             StatusCode::ACCEPTED,
             &serde_json::json!({ "tracks": body.tracks, "bytes": bytes }),
@@ -174,7 +168,7 @@ pub(crate) async fn resources(inner: &Arc<Inner>, method: &Method) -> Response<B
     if method != Method::GET {
         return method_not_allowed("GET");
     }
-    match inner.cache.resources().await {
+    match inner.cache().resources().await {
         Ok(list) => response::json(StatusCode::OK, &list),
         Err(e) => response::error(e.status(), e.to_string()),
     }
@@ -186,12 +180,12 @@ async fn read_json<T: serde::de::DeserializeOwned>(req: Request<RequestBody>) ->
         .collect()
         .await
         .map_err(|e| {
-            Error::InvalidArgument(format!(
+            Error::invalid(format!(
                 "cannot read the request body (at most {MAX_JSON_BYTES} bytes): {e}"
             ))
         })?
         .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| Error::InvalidArgument(format!("bad JSON: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| Error::invalid_caused("bad JSON", e))
 }
 
 /// An error as a JSON response with its status.

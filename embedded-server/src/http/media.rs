@@ -69,7 +69,7 @@ enum Attempt {
 }
 
 async fn serve_once(inner: &Arc<Inner>, req: &MediaRequest) -> Attempt {
-    let handle = match inner.cache.acquire(&req.key, &req.url, req.track_id.as_deref()).await {
+    let handle = match inner.cache().acquire(&req.key, &req.url, req.track_id.as_deref()).await {
         Ok(h) => h,
         Err(e) => return Attempt::Done(response::error(e.status(), e.to_string())),
     };
@@ -121,9 +121,9 @@ async fn serve_once(inner: &Arc<Inner>, req: &MediaRequest) -> Attempt {
     let count = || {
         Counters::add(
             if hit {
-                &inner.counters.hits
+                &inner.counters().hits
             } else {
-                &inner.counters.misses
+                &inner.counters().misses
             },
             1,
         )
@@ -133,8 +133,8 @@ async fn serve_once(inner: &Arc<Inner>, req: &MediaRequest) -> Attempt {
         reader: handle.reader(generation, start, end, inner.patience()),
         snapshot,
         tx,
-        counters: inner.counters.clone(),
-        stall: inner.config.client_stall_timeout,
+        counters: inner.counters().clone(),
+        stall: inner.config().client_stall_timeout,
         arrived: req.arrived,
         sent: 0,
     };
@@ -151,7 +151,7 @@ async fn serve_once(inner: &Arc<Inner>, req: &MediaRequest) -> Attempt {
     }
     count();
     // Counted before the task runs, so a stats reader never sees a committed response as idle.
-    Counters::add(&inner.counters.active_streams, 1);
+    Counters::add(&inner.counters().active_streams, 1);
     // In the request's span, which it completes with `bytes` and `duration_ms`.
     tokio::spawn(producer.run().instrument(tracing::Span::current()));
     let mut response = response::media(&rep, outcome, response::streamed(body));
@@ -224,7 +224,7 @@ impl Producer {
             let permit = match tokio::time::timeout(self.stall, self.tx.clone().reserve_owned()).await {
                 Ok(Ok(permit)) => permit,
                 Ok(Err(_)) => return Ok(()), // the client went away
-                Err(_) => return Err(Arc::new(Error::InvalidArgument("the client stopped reading".into()))),
+                Err(_) => return Err(Arc::new(Error::invalid("the client stopped reading"))),
             };
             let pos = self.reader.pos();
             let data = tokio::select! {
@@ -300,7 +300,7 @@ async fn playlist(
 
 /// Reads the playlist whole, makes sure a live one is fresh, and rewrites it: `(ETag, body)`.
 ///
-/// Freshness of a live playlist (no `EXT-X-ENDLIST`): `inner.live_playlists` remembers, per cache
+/// Freshness of a live playlist (no `EXT-X-ENDLIST`): `inner.live_playlists()` remembers, per cache
 /// generation, a time no later than the fetch (`fetched_since`: the moment a request found the
 /// resource not yet described by the backend). A copy older than its target duration, or of
 /// unknown age (cached before a restart), is dropped with `Cache::discard` — while this request
@@ -325,7 +325,7 @@ async fn rewritten_playlist(
         handle = held;
         let checked = hls::check(&bytes).map_err(Arc::new)?;
         if let Some(target) = checked.live_target {
-            let live = &inner.live_playlists;
+            let live = &inner.live_playlists();
             if let Some(at) = fetched_since {
                 live.record(&req.key, generation, at, target);
             }
@@ -338,13 +338,13 @@ async fn rewritten_playlist(
             }
         }
         let counter = if hit {
-            &inner.counters.hits
+            &inner.counters().hits
         } else {
-            &inner.counters.misses
+            &inner.counters().misses
         };
         Counters::add(counter, 1);
         if hit {
-            Counters::add(&inner.counters.bytes_from_cache, bytes.len() as u64);
+            Counters::add(&inner.counters().bytes_from_cache, bytes.len() as u64);
         }
         // Relative URIs resolve against where the playlist really came from (after redirects).
         let from = hls::base_of(&meta, &req.url);
@@ -352,14 +352,14 @@ async fn rewritten_playlist(
         let narrowed;
         let text = if checked.master && handle.snapshot().pinned {
             narrowed = hls::narrow(checked.text, &from, |url| {
-                inner.cache.info(url.as_str()).is_some_and(|i| i.pinned)
+                inner.cache().info(url.as_str()).is_some_and(|i| i.pinned)
             });
             narrowed.as_str()
         } else {
             checked.text
         };
-        let rewritten = hls::rewrite(text, &from, &inner.base_url, |url| {
-            inner.fetcher.check_origin(url.as_str()).is_ok()
+        let rewritten = hls::rewrite(text, &from, inner.base_url(), |url| {
+            inner.fetcher().check_origin(url.as_str()).is_ok()
         });
         let mut h = Sha256::new();
         h.update(meta.served_etag(&req.key).as_bytes());

@@ -61,7 +61,7 @@ pub(crate) async fn handle(inner: Arc<Inner>, req: Request<RequestBody>) -> Resp
     let arrived = Instant::now();
     // The route borrows from the path while `req` moves on to its handler.
     let uri = req.uri().clone();
-    let route = Route::parse(uri.path(), &inner.token);
+    let route = Route::parse(uri.path(), inner.token());
     let range = RangeRequest::from_headers(req.headers());
     let span = tracing::info_span!(
         "request",
@@ -73,7 +73,7 @@ pub(crate) async fn handle(inner: Arc<Inner>, req: Request<RequestBody>) -> Resp
         bytes = Empty,
         duration_ms = Empty,
     );
-    let counters = inner.counters.clone();
+    let counters = inner.counters().clone();
     let response = dispatch(inner, req, route, range, arrived)
         .instrument(span.clone())
         .await;
@@ -178,7 +178,7 @@ async fn media_route(
 fn stream_target(inner: &Inner, rest: &str, query: Option<&str>) -> Result<MediaTarget, Error> {
     // The route form is defined next to the playlist rewriter that writes it.
     let text = crate::hls::route_remote(rest, query)?;
-    let url = inner.fetcher.check_origin(&text)?;
+    let url = inner.fetcher().check_origin(&text)?;
     Ok(MediaTarget {
         key: url.to_string(),
         url,
