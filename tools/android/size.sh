@@ -19,6 +19,20 @@ cargo build -p embedded-server --features jni --profile "$profile" --target "$ta
 so="${CARGO_TARGET_DIR:-target}/$target/$profile/libembedded_server.so"
 stripped=$(mktemp)
 trap 'rm -f "$stripped"' EXIT
+# link-approx.sh leaves every unresolved symbol unresolved, so a symbol nothing will provide (a
+# SQLite function compiled out by an OMIT but still called) would link here and fail dlopen on
+# a phone. Every undefined symbol must be one the system provides: the C library (the cross
+# sysroot's glibc stands in for bionic), liblog, or the NDK's libunwind.
+sysroot_libs=(/usr/aarch64-linux-gnu/lib/{libc.so.6,libm.so.6,libdl.so.2,libpthread.so.0})
+unknown=$(comm -23 \
+  <(llvm-nm -D --undefined-only "$so" | awk '{print $NF}' | sed 's/@.*//' | sort -u) \
+  <(for lib in "${sysroot_libs[@]}"; do llvm-nm -D --defined-only "$lib"; done | awk '{print $NF}' | sed 's/@.*//' | sort -u) |
+  grep -vE '^(_Unwind_[A-Za-z]+|__android_log_[a-z_]+|__errno)$' || true)
+if [ -n "$unknown" ]; then
+  echo "tools/android/size.sh: the cdylib needs symbols no Android system library provides (it would fail to load):" >&2
+  echo "$unknown" | sed 's/^/  /' >&2
+  exit 1
+fi
 llvm-strip --strip-all -o "$stripped" "$so"
 size=$(stat -c %s "$stripped")
 budget=$((4 * 1024 * 1024))
