@@ -11,6 +11,10 @@ use crate::error::Error;
 /// `Long.MAX_VALUE` from Kotlin), and arithmetic on it could overflow.
 const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// The largest `Config::playback_ahead_bytes` accepted (1 GiB): beyond it a player would never
+/// count as satisfied and downloads would wait for the whole of every track.
+const MAX_AHEAD_BYTES: u64 = 1 << 30;
+
 /// Everything needed to start a server. Build it with [`Config::new`] and adjust fields.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -73,6 +77,51 @@ pub struct Config {
     /// about a kilobyte each, the default costs well under a megabyte; 0 keeps only what is in
     /// use.
     pub resident_resources: usize,
+    /// Whether downloads and prefetch give the link to a player that is waiting for bytes
+    /// ([`LinkPolicy::Yield`], the default) or share it as TCP does ([`LinkPolicy::Share`]).
+    pub link_policy: LinkPolicy,
+    /// How far ahead of a player's position the bytes of its resource must be present before
+    /// the player counts as satisfied and downloads and prefetch may take the link again
+    /// (1 MiB: about 26 s of a 320 kbit/s stream). The end of the resource satisfies it too.
+    pub playback_ahead_bytes: u64,
+}
+
+/// Who gets the backend link when a player and downloads (or prefetch) want it at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkPolicy {
+    /// While a player waits for bytes (or has less than `playback_ahead_bytes` ahead of it),
+    /// downloads and prefetch take no bytes from their connections and start none; they go on
+    /// once every player is satisfied. The playing resource's own fill never waits.
+    #[default]
+    Yield,
+    /// Nothing waits: every transfer takes what TCP gives it.
+    Share,
+}
+
+impl std::fmt::Display for LinkPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Yield => "yield",
+            Self::Share => "share",
+        })
+    }
+}
+
+impl std::str::FromStr for LinkPolicy {
+    type Err = crate::error::ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "yield" => Ok(Self::Yield),
+            "share" => Ok(Self::Share),
+            _ => Err(crate::error::ParseError::new(
+                "link policy",
+                s,
+                "\"yield\" or \"share\"",
+            )),
+        }
+    }
 }
 
 /// The device's connectivity, as reported by the app's connectivity callback.
@@ -141,6 +190,8 @@ impl Config {
             initial_network: NetworkState::default(),
             prefetch_bytes: 512 * 1024,
             resident_resources: 256,
+            link_policy: LinkPolicy::Yield,
+            playback_ahead_bytes: 1024 * 1024,
         }
     }
 
@@ -179,6 +230,12 @@ impl Config {
             return Err(Error::config(format!(
                 "resident_resources must be at most 1000000, not {}",
                 self.resident_resources
+            )));
+        }
+        if self.playback_ahead_bytes == 0 || self.playback_ahead_bytes > MAX_AHEAD_BYTES {
+            return Err(Error::config(format!(
+                "playback_ahead_bytes must be between 1 and {MAX_AHEAD_BYTES}, not {}",
+                self.playback_ahead_bytes
             )));
         }
         if self.cache_dir.as_os_str().is_empty() {
@@ -236,6 +293,8 @@ mod tests {
         assert!(refused(|c| c.cache_dir = PathBuf::new()).starts_with("cache_dir"));
         assert!(refused(|c| c.resident_resources = usize::MAX).starts_with("resident_resources"));
         assert!(refused(|c| c.token = Some("a/b".into())).contains("token"));
+        assert!(refused(|c| c.playback_ahead_bytes = 0).starts_with("playback_ahead_bytes"));
+        assert!(refused(|c| c.playback_ahead_bytes = u64::MAX).starts_with("playback_ahead_bytes"));
     }
 
     #[test]

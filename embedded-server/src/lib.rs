@@ -63,7 +63,7 @@ mod shared;
 mod telemetry;
 
 pub use catalog::{TrackInfo, TrackSpec};
-pub use config::{Config, TrustRoots};
+pub use config::{Config, LinkPolicy, TrustRoots};
 pub use download::{DownloadInfo, DownloadState, DownloadTarget, NetworkState, VariantChoice};
 pub use engine::{BlockingServer, DownloadEvents, Server};
 pub use error::{ArgumentError, ConfigError, Error, ParseError, StorageError, UpstreamCause, UpstreamError};

@@ -100,6 +100,24 @@ pub(crate) fn render(stats: &Stats) -> String {
         .map(|(state, n)| (vec![("state", state.as_str())], *n))
         .collect();
     out.family("downloads", "gauge", "Offline downloads by state.", &downloads);
+    out.single(
+        "playback_hungry",
+        "gauge",
+        "Resources whose player lacks bytes ahead of it now.",
+        stats.playback_hungry,
+    );
+    out.single(
+        "fills_yielding",
+        "gauge",
+        "Download and prefetch fills holding back for players now.",
+        stats.fills_yielding,
+    );
+    out.header(
+        "yield_seconds_total",
+        "counter",
+        "Time during which downloads or prefetch held back for players.",
+    );
+    out.sample("yield_seconds_total", &[], seconds(stats.yield_ms.saturating_mul(1000)));
     let unpinned = stats.cache_bytes.saturating_sub(stats.pinned_bytes);
     out.family(
         "cache_bytes",

@@ -61,6 +61,8 @@ impl Inner {
             max_bytes: config.max_cache_bytes,
             attempts: config.upstream_attempts,
             resident_max: config.resident_resources,
+            link_policy: config.link_policy,
+            playback_ahead: config.playback_ahead_bytes,
         };
         let (workers, allow_metered) = (config.download_workers, config.allow_metered_downloads);
         let patience = config.patience();
@@ -230,6 +232,9 @@ impl Inner {
             ttfb: c.ttfb.snapshot(),
             seek_ttfb: c.seek_ttfb.snapshot(),
             downloads: self.downloader.count_by_state(),
+            playback_hungry: self.cache.arbiter().hungry() as u64,
+            fills_yielding: self.cache.arbiter().waiting_fills() as u64,
+            yield_ms: self.cache.arbiter().yield_ms(),
             recent_errors: c.recent_errors(),
         }
     }

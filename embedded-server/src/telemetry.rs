@@ -228,6 +228,12 @@ pub struct Stats {
     pub seek_ttfb: HistogramStats,
     /// Downloads by state (`queued`, `running`, ...), every state present.
     pub downloads: BTreeMap<String, u64>,
+    /// Resources whose player lacks bytes ahead of it now (see `Config::link_policy`).
+    pub playback_hungry: u64,
+    /// Download and prefetch fills holding back for players now.
+    pub fills_yielding: u64,
+    /// Milliseconds since start during which downloads or prefetch held back for players.
+    pub yield_ms: u64,
     /// The last few upstream failures, oldest first.
     pub recent_errors: Vec<UpstreamFailure>,
 }

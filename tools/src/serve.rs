@@ -76,6 +76,15 @@ pub struct ServeArgs {
     /// are loaded on first use. 0 keeps only what is in use.
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub resident_resources: u32,
+
+    /// Who gets the backend link when a player and downloads want it at once: `yield` (downloads
+    /// and prefetch hold back while a player lacks bytes) or `share` (TCP decides).
+    #[arg(long, value_name = "POLICY", default_value = "yield")]
+    pub link_policy: embedded_server::LinkPolicy,
+
+    /// Bytes a player must have ahead of it before downloads take the link again (`yield`).
+    #[arg(long, value_name = "N", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    pub playback_ahead_bytes: u64,
 }
 
 /// Runs `streamer serve` until Ctrl-C or SIGTERM; the exit code says whether it stopped cleanly.
@@ -116,6 +125,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     config.downloads_dir = args.downloads_dir;
     config.sync_interval = std::time::Duration::from_millis(args.sync_interval_ms);
     config.resident_resources = args.resident_resources as usize;
+    config.link_policy = args.link_policy;
+    config.playback_ahead_bytes = args.playback_ahead_bytes;
     config.port = args.port;
     config.token = args.token;
     config.ca_cert_pem = args.ca_cert;

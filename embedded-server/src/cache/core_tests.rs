@@ -14,6 +14,7 @@ use super::resource::stale_error;
 use super::resource::SOON_BYTES;
 use super::scripted::{Answer, Scripted, Seen, CHUNK};
 use super::{Cache, Handle, Options};
+use crate::config::LinkPolicy;
 use crate::error::{Error, UpstreamError};
 use crate::telemetry::Counters;
 
@@ -25,6 +26,8 @@ const LEN: usize = 1024 * 1024;
 const SMALL: usize = 40_000;
 /// How long a reader waits for its next bytes before it gives up.
 const PATIENCE: Duration = Duration::from_secs(60);
+/// Bytes a player must have ahead of it before downloads may take the link again.
+const PLAYBACK_AHEAD: u64 = 256 * 1024;
 /// How long a fill waits for the next body chunk.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -64,10 +67,23 @@ impl Env {
 
 /// Opens the cache in `dir` with `backend` as its upstream.
 fn open(dir: &Path, backend: &Arc<Scripted>, max_bytes: u64, resident_max: usize) -> Arc<Cache> {
+    open_with(dir, backend, max_bytes, resident_max, LinkPolicy::Yield)
+}
+
+/// Opens the cache in `dir` with `backend` as its upstream and downloads under `policy`.
+fn open_with(
+    dir: &Path,
+    backend: &Arc<Scripted>,
+    max_bytes: u64,
+    resident_max: usize,
+    link_policy: LinkPolicy,
+) -> Arc<Cache> {
     let options = Options {
         max_bytes,
         attempts: 3,
         resident_max,
+        link_policy,
+        playback_ahead: PLAYBACK_AHEAD,
     };
     Cache::open(dir, None, backend.clone(), Arc::new(Counters::default()), options)
         .expect("open cache")
@@ -573,4 +589,166 @@ async fn a_resource_loaded_evicted_and_loaded_again_while_a_reader_waits() {
     drop(held);
     t.cache.persist().unwrap();
     super::interleavings::assert_totals_recount(&t.cache);
+}
+
+// Players before downloads (`priority`).
+
+/// What a download reads while a player plays `URL`.
+const ALBUM: &str = "http://127.0.0.1:9/core/album.flac";
+
+/// A download of `url` in a task: it passes every byte without a player, as downloads do.
+fn download(cache: &Arc<Cache>, url: &str) -> tokio::task::JoinHandle<Result<(), Arc<Error>>> {
+    let (cache, url) = (cache.clone(), url.to_owned());
+    tokio::spawn(async move {
+        let handle = acquire(&cache, &url).await;
+        let described = handle.meta(0, PATIENCE).await?;
+        let mut r = handle.reader(described.generation, 0, None, PATIENCE);
+        while r.skip().await?.is_some() {}
+        Ok(())
+    })
+}
+
+/// Waits until `holds()` on tokio's clock (paused: no real time passes), failing after ten
+/// minutes of it.
+async fn until(what: &str, holds: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    while !holds() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Bytes of `url` present now, seen through `watch` (a handle that reads nothing).
+fn present(watch: &Handle) -> u64 {
+    watch.snapshot().present.len()
+}
+
+/// The album comes a chunk a second; the player's first answer starts after 30 s, then a chunk
+/// a second; a seek's answer starts after 30 s, then at full speed.
+fn script_album_and_track(t: &Env, album: &[u8], track: &[u8]) {
+    t.backend.serve(ALBUM, album, "a1");
+    t.backend.serve(URL, track, "t1");
+    let slow = Answer::default().stall_between_chunks(Duration::from_secs(1));
+    t.backend.then(ALBUM, slow.clone());
+    let first = slow.stall_before_headers(Duration::from_secs(30));
+    t.backend.then(URL, first);
+    t.backend
+        .then(URL, Answer::default().stall_before_headers(Duration::from_secs(30)));
+}
+
+/// Asserts that the album's fill takes no bytes for `secs` seconds of the backend's pace.
+async fn assert_held(watch: &Handle, cache: &Cache, secs: u64) {
+    until("the download holds back", || cache.arbiter().waiting_fills() == 1).await;
+    let at = present(watch);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    assert_eq!(present(watch), at, "the download took bytes while a player waited");
+    assert_eq!(cache.arbiter().waiting_fills(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_download_holds_back_while_a_player_lacks_bytes_and_again_after_a_seek() {
+    let t = Env::big();
+    let (album, track) = (truth(20, LEN), truth(21, LEN));
+    script_album_and_track(&t, &album, &track);
+    let arbiter = t.cache.arbiter();
+    let running = download(&t.cache, ALBUM);
+    let watch = acquire(&t.cache, ALBUM).await;
+    until("the download is under way", || present(&watch) > 0).await;
+
+    // A player waits 30 s for the track's first bytes: the download takes none meanwhile.
+    let player = acquire(&t.cache, URL).await.for_player();
+    let (described, ()) = tokio::join!(player.meta(0, PATIENCE), assert_held(&watch, &t.cache, 20));
+    let described = described.unwrap();
+    // It reads the first quarter, a chunk a second; short of `PLAYBACK_AHEAD` ahead until its
+    // end, it stays hungry, and the download keeps holding back.
+    let quarter = LEN as u64 / 4;
+    assert!(quarter <= PLAYBACK_AHEAD);
+    let mut r = player.reader(described.generation, 0, Some(quarter), PATIENCE);
+    let at = present(&watch);
+    let (got, end) = drain(&mut r).await;
+    end.unwrap();
+    assert_bytes(&got, &track, 0, false);
+    assert_eq!(got.len() as u64, quarter);
+    assert_eq!(present(&watch), at, "the download took bytes while the player read");
+    // Held for the 30 s wait and the quarter's chunks, a second apart after the first.
+    let reading_ms = (quarter / CHUNK as u64 - 1) * 1000;
+    assert!(
+        arbiter.yield_ms() >= 30_000 + reading_ms - 1000,
+        "{} ms",
+        arbiter.yield_ms()
+    );
+
+    // Satisfied (its range is read), the player leaves the link: the download goes on.
+    let player = r.into_handle();
+    until("the download goes on", || present(&watch) > at).await;
+    assert_eq!(arbiter.hungry(), 0);
+
+    // A seek to uncached bytes makes the player hungry again: the download holds back again.
+    let seek = 3 * quarter;
+    let described = player.meta(seek, PATIENCE).await.unwrap();
+    let mut r = player.reader(described.generation, seek, None, PATIENCE);
+    let (got, ()) = tokio::join!(drain(&mut r), assert_held(&watch, &t.cache, 10));
+    got.1.unwrap();
+    assert_bytes(&got.0, &track, seek as usize, true);
+
+    // Then the download ends, every byte its own.
+    drop(r);
+    running.await.unwrap().unwrap();
+    assert_eq!(arbiter.waiting_fills(), 0);
+    assert_eq!(arbiter.hungry(), 0);
+    drop(watch);
+    read_whole(&t.cache, ALBUM, &album).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn under_the_share_policy_a_download_never_holds_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = Scripted::new(READ_TIMEOUT);
+    let cache = open_with(dir.path(), &backend, 1 << 30, 0, LinkPolicy::Share);
+    let t = Env { dir, backend, cache };
+    let (album, track) = (truth(22, LEN), truth(23, LEN));
+    t.backend.serve(ALBUM, &album, "a1");
+    t.backend.serve(URL, &track, "t1");
+    let slow = Answer::default().stall_between_chunks(Duration::from_millis(100));
+    t.backend.then(ALBUM, slow);
+    t.backend
+        .then(URL, Answer::default().stall_before_headers(Duration::from_secs(30)));
+    let running = download(&t.cache, ALBUM);
+    let player = acquire(&t.cache, URL).await.for_player();
+    // The album (64 chunks, 6.4 s) is whole before the player's first byte arrives (30 s).
+    let (described, done) = tokio::join!(player.meta(0, PATIENCE), running);
+    done.unwrap().unwrap();
+    assert_eq!(t.cache.arbiter().yield_ms(), 0);
+    let mut r = player.reader(described.unwrap().generation, 0, None, PATIENCE);
+    let (got, end) = drain(&mut r).await;
+    end.unwrap();
+    assert_bytes(&got, &track, 0, true);
+    read_whole(&t.cache, ALBUM, &album).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_download_of_the_resource_a_player_reads_never_holds_back() {
+    let t = Env::big();
+    let track = truth(24, LEN);
+    t.backend.serve(URL, &track, "t1");
+    t.backend.serve(ALBUM, &truth(25, LEN), "a1");
+    t.backend
+        .then(URL, Answer::default().stall_between_chunks(Duration::from_secs(1)));
+    // Another player waits for the album's first bytes for ever: it is hungry throughout.
+    t.backend
+        .then(ALBUM, Answer::default().stall_before_headers(Duration::from_secs(3600)));
+    let hungry = acquire(&t.cache, ALBUM).await.for_player();
+    let waiting = tokio::spawn(async move { hungry.meta(0, Duration::from_secs(3600)).await.map(|_| ()) });
+    until("the other player is hungry", || t.cache.arbiter().hungry() == 1).await;
+    // The track is downloaded and played at once: its fill is the player's, and never waits.
+    let running = download(&t.cache, URL);
+    let player = acquire(&t.cache, URL).await.for_player();
+    let described = player.meta(0, PATIENCE).await.unwrap();
+    let mut r = player.reader(described.generation, 0, None, PATIENCE);
+    let (got, end) = drain(&mut r).await;
+    end.unwrap();
+    assert_bytes(&got, &track, 0, true);
+    running.await.unwrap().unwrap();
+    assert_eq!(t.cache.arbiter().yield_ms(), 0);
+    waiting.abort();
 }

@@ -6,6 +6,9 @@
 //! with `Range` + `If-Range`, so readers see a stall, never an error; only when the retries are
 //! exhausted does the fill fail, and then its waiting readers abort their responses.
 //!
+//! A fill of a resource no player reads (a download, a prefetch) waits for its turn before each
+//! request and each body chunk while a player is hungry (see `priority`).
+//!
 //! Each fill runs in an `info` span `fill{id, key, start, upstream_status, retries}`, a child of
 //! the request span that started it (if any). `key` is the cache key as `loggable_key` shows it
 //! (a URL without its query or credentials); `upstream_status` is the backend's first
@@ -98,6 +101,8 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64, trac
     let mut failures = 0u32;
     Counters::add(&cache.counters.upstream_fetches, 1);
     loop {
+        // Downloads and prefetch send no request while a player is hungry.
+        cache.arbiter().turn(res).await;
         let (url, track_id, if_range, asked_in) = {
             let st = res.lock();
             if should_stop(&st, id, pos) {
@@ -224,6 +229,15 @@ async fn stream_body(
     let mut progressed = false;
     let mut rx = res.subscribe();
     loop {
+        // A download's or prefetch's fill takes no bytes while a player is hungry: TCP gives
+        // the link to the player's connection. A connection the backend closes meanwhile is
+        // resumed by Range, and that break is not counted against the backend.
+        if cache.arbiter().turn(res).await {
+            progressed = true;
+            if should_stop(&res.lock(), id, *pos) {
+                return Ok(BodyEnd::Done);
+            }
+        }
         let next = tokio::select! {
             next = tokio::time::timeout(read_timeout, body.frame()) => next,
             // The last reader left (a paused or cancelled download, a player that stopped):

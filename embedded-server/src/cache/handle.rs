@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use super::priority::Player;
 use super::range_set::RangeSet;
 use super::resource::{Meta, Resource};
 use super::Cache;
@@ -48,9 +49,18 @@ pub(crate) struct Snapshot {
 pub(crate) struct Handle {
     pub(super) cache: Arc<Cache>,
     pub(super) res: Arc<Resource>,
+    /// Held for a player (see [`Handle::for_player`]).
+    pub(super) player: bool,
 }
 
 impl Handle {
+    /// Marks the handle as a player's: while it waits for the backend's description, and while
+    /// its readers lack bytes ahead, downloads and prefetch hold back (see `priority`).
+    pub(crate) fn for_player(mut self) -> Self {
+        self.player = true;
+        self
+    }
+
     /// The cache key.
     pub(crate) fn key(&self) -> &str {
         &self.res.key
@@ -81,6 +91,8 @@ impl Handle {
         let mut waiting_on = None;
         let mut fruitless = 0;
         let deadline = tokio::time::Instant::now() + patience;
+        // A player waiting for the first bytes of a resource is as hungry as can be.
+        let _player = (self.player && res.lock().meta.is_none()).then(|| Player::join(self, hint, None));
         loop {
             rx.borrow_and_update();
             {

@@ -84,6 +84,7 @@ impl Cache {
             if let Some(slot) = st.fills.iter_mut().find(|f| f.id == id) {
                 slot.pos = pos + len;
             }
+            self.arbiter().judge(&mut st);
             self.mark_dirty(res, &mut st);
         }
         self.count_upstream_bytes(len);

@@ -22,6 +22,7 @@
 //! - `handle`: what a reader holds: the resource's description, pin, discard, hash
 //! - `reader`: a reader's position, waiting for bytes, starting fills and reading them
 //! - `fill`: the upstream fetch that writes a resource's bytes
+//! - `priority`: players before downloads and prefetch on the backend link
 //! - `resource`: one resource's state, its waiters and fills
 //! - `range_set`: sorted byte ranges (present / recorded)
 //! - `store`: the sparse data files
@@ -39,6 +40,7 @@ mod handle;
 mod incarnation;
 mod index;
 mod persist;
+pub(crate) mod priority;
 pub(crate) mod range_set;
 mod reader;
 mod report;
@@ -79,6 +81,10 @@ pub(crate) struct Options {
     pub(crate) attempts: u32,
     /// Idle resources kept in memory (beyond those in use) before the least recently used go.
     pub(crate) resident_max: usize,
+    /// Whether downloads and prefetch yield the link to hungry players.
+    pub(crate) link_policy: crate::config::LinkPolicy,
+    /// Bytes a player must have ahead of it to be satisfied.
+    pub(crate) playback_ahead: u64,
 }
 
 /// The cache of one directory (or of two: evictable bytes and downloads).
@@ -110,6 +116,8 @@ pub(crate) struct Cache {
     next_token: AtomicU64,
     cancel: CancellationToken,
     fills: TaskTracker,
+    /// Players before downloads and prefetch.
+    arbiter: priority::Arbiter,
 }
 
 impl Cache {
@@ -155,6 +163,7 @@ impl Cache {
             dirty: Mutex::new(Vec::new()),
             dirtied: tokio::sync::Notify::new(),
             upstream,
+            arbiter: priority::Arbiter::new(options.link_policy, options.playback_ahead),
             counters,
             max_bytes: options.max_bytes,
             attempts: options.attempts,
@@ -222,6 +231,7 @@ impl Cache {
             .await?
             .ok_or_else(|| Error::storage(format!("{} could not be created", loggable_key(key))))?;
         Ok(Handle {
+            player: false,
             cache: self.clone(),
             res,
         })
@@ -235,6 +245,11 @@ impl Cache {
         tracing::debug!(key = %loggable_key(&res.key), start, id, "starting fill");
         self.fills.spawn(fill::run(self.clone(), res.clone(), id, start));
         id
+    }
+
+    /// Who gets the backend link.
+    pub(crate) fn arbiter(&self) -> &priority::Arbiter {
+        &self.arbiter
     }
 
     /// Accounts bytes received from upstream.

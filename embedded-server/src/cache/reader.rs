@@ -16,6 +16,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::handle::Handle;
+use super::priority::Player;
 use super::resource::{stale_error, Meta};
 use crate::error::{Error, UpstreamError};
 
@@ -35,9 +36,11 @@ pub(crate) fn stale() -> Arc<Error> {
 
 impl Handle {
     /// A reader of the bytes of incarnation `generation` (see `Described`) from `start` to `end`
-    /// (`None`: to the end).
+    /// (`None`: to the end). A player's (see [`Handle::for_player`]) holds downloads and
+    /// prefetch back while it lacks bytes ahead (see `priority`).
     pub(crate) fn reader(self, generation: u64, start: u64, end: Option<u64>, patience: Duration) -> Reader {
-        Reader::new(self, generation, start, end, patience)
+        let player = self.player;
+        Reader::new(self, generation, start, end, patience, player)
     }
 }
 
@@ -58,13 +61,25 @@ pub(crate) struct Reader {
     fruitless: u32,
     fruitless_at: u64,
     patience: Duration,
+    /// Registered as a player (a response to the app's player), whose hunger holds downloads
+    /// and prefetch back; `None` for downloads and prefetch themselves.
+    player: Option<Player>,
 }
 
 impl Reader {
-    /// A reader at `pos` of generation `generation`.
-    pub(super) fn new(handle: Handle, generation: u64, pos: u64, end: Option<u64>, patience: Duration) -> Self {
+    /// A reader at `pos` of generation `generation`; `player`: a response to a player.
+    pub(super) fn new(
+        handle: Handle,
+        generation: u64,
+        pos: u64,
+        end: Option<u64>,
+        patience: Duration,
+        player: bool,
+    ) -> Self {
         let rx = handle.res.subscribe();
+        let player = player.then(|| Player::join(&handle, pos, end));
         Self {
+            player,
             handle,
             rx,
             generation,
@@ -181,6 +196,9 @@ impl Reader {
             self.rx.borrow_and_update();
             {
                 let mut st = res.lock();
+                if let Some(player) = &self.player {
+                    player.moved(&mut st, self.pos);
+                }
                 let limit = self.end.or(st.meta.as_ref().and_then(|m| m.size));
                 if st.generation != self.generation {
                     return Err(stale());

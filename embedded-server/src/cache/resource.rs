@@ -91,6 +91,17 @@ pub(crate) struct FillSlot {
     pub(crate) pos: u64,
 }
 
+/// A player reading a resource: where it is, and where the bytes it asked for end (exclusive).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PlayerPos {
+    /// The reader's ID.
+    pub(crate) id: u64,
+    /// The next byte it reads.
+    pub(crate) pos: u64,
+    /// The end of its range, if it asked for one.
+    pub(crate) end: Option<u64>,
+}
+
 /// The mutable part of a resource.
 #[derive(Debug)]
 pub(crate) struct State {
@@ -110,6 +121,11 @@ pub(crate) struct State {
     pub(crate) outcomes: VecDeque<(u64, Option<Arc<Error>>)>,
     /// Responses currently reading this resource.
     pub(crate) readers: usize,
+    /// Where the players among the readers are (downloads and prefetch are not here): a
+    /// resource with players is filled at playback's priority (see `priority`).
+    pub(crate) players: Vec<PlayerPos>,
+    /// Counted as hungry by the arbiter: a player lacks bytes ahead of it.
+    pub(crate) hungry: bool,
     /// The incarnation: unique in the cache, it names the data file and changes whenever the
     /// cached bytes are dropped (stale or lost). Readers and fills compare it (see `cache`'s
     /// invariant).
@@ -141,6 +157,8 @@ impl State {
             fills: Vec::new(),
             outcomes: VecDeque::new(),
             readers: 0,
+            players: Vec::new(),
+            hungry: false,
             generation,
             last_access_ms: crate::clock::now_ms(),
             pinned: false,
@@ -154,6 +172,18 @@ impl State {
     /// check before a file is opened or a byte written for an incarnation.
     pub(crate) fn is_current(&self, generation: u64) -> bool {
         !self.evicted && self.generation == generation
+    }
+
+    /// Whether a player lacks bytes: fewer than `ahead` present from its position on, short of
+    /// the end of what it asked for.
+    pub(crate) fn starving(&self, ahead: u64) -> bool {
+        let size = self.meta.as_ref().and_then(|m| m.size);
+        !self.evicted
+            && self.players.iter().any(|p| {
+                let end = p.end.or(size).unwrap_or(u64::MAX);
+                let want = p.pos.saturating_add(ahead).min(end);
+                p.pos < end && self.present.run_end(p.pos).unwrap_or(p.pos) < want
+            })
     }
 
     /// Whether every byte of the resource is present.

@@ -74,6 +74,8 @@ impl Downloader {
     /// downloads.
     pub(crate) fn start(&self) {
         self.scheduler.start();
+        let (queue, shutdown) = (self.queue.clone(), self.shutdown.clone());
+        self.tasks.spawn(async move { queue.publish_yielding(shutdown).await });
     }
 
     /// Queues a download (or returns the existing one for the same resource, re-queued if it had

@@ -143,6 +143,9 @@ pub struct DownloadInfo {
     pub segments_done: Option<u64>,
     /// For an HLS download: resources it needs, once its playlists have been read.
     pub segments_total: Option<u64>,
+    /// Running, but holding back its transfer while a player lacks bytes
+    /// ([`LinkPolicy::Yield`](crate::LinkPolicy::Yield)); it goes on by itself.
+    pub yielding: bool,
     /// Orders the snapshots of one server: of two snapshots of a download, the one with the
     /// higher version is the newer (it was read later). Listeners keep the highest per ID, so an
     /// update that arrives late never overwrites a newer state.

@@ -205,6 +205,7 @@ impl Queue {
             pinned,
             segments_done: segments.map(|s| s.0),
             segments_total: segments.map(|s| s.1),
+            yielding: state == DownloadState::Running && self.cache.arbiter().holding(),
             version,
         })
     }
@@ -370,6 +371,33 @@ impl Queue {
     /// Resolves at the next [`wake`](Self::wake) (or at once, if one came while nobody waited).
     pub(super) fn woken(&self) -> Notified<'_> {
         self.wake.notified()
+    }
+
+    /// Publishes the running downloads whenever they start or stop holding back for players
+    /// (their `yielding`), until `shutdown`.
+    pub(super) async fn publish_yielding(&self, shutdown: CancellationToken) {
+        let arbiter = self.cache.arbiter();
+        let mut hungry = arbiter.watch_hungry();
+        let mut was = arbiter.holding();
+        loop {
+            tokio::select! {
+                r = hungry.changed() => if r.is_err() { return },
+                () = shutdown.cancelled() => return,
+            }
+            let now = arbiter.holding();
+            if now != was {
+                was = now;
+                let running: Vec<String> = self
+                    .lock()
+                    .iter()
+                    .filter(|(_, e)| e.state == DownloadState::Running)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in running {
+                    self.changed(&id);
+                }
+            }
+        }
     }
 
     /// Publishes the current state of `id`.

@@ -70,7 +70,7 @@ enum Attempt {
 
 async fn serve_once(inner: &Arc<Inner>, req: &MediaRequest) -> Attempt {
     let handle = match inner.cache().acquire(&req.key, &req.url, req.track_id.as_deref()).await {
-        Ok(h) => h,
+        Ok(h) => h.for_player(),
         Err(e) => return Attempt::Done(response::error(e.status(), e.to_string())),
     };
     let hint = req.range.start_hint();

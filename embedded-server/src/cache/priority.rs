@@ -1,0 +1,199 @@
+//! Who gets the backend link: players before downloads and prefetch (Media3's
+//! `PriorityTaskManager`, built into the cache because only the cache sees both the players'
+//! reads and the downloads' fills).
+//!
+//! A resource is *hungry* while one of its players has fewer than `ahead` bytes present from its
+//! position on (short of the end of what it asked for). While any resource is hungry and the
+//! policy is [`LinkPolicy::Yield`], the fills of resources no player reads (downloads, prefetch)
+//! stop taking bytes from their backend connections and send no new request, so TCP gives the
+//! link to the players; they go on once no resource is hungry. A resource with a player is
+//! filled at playback's priority whoever started its fill. Under [`LinkPolicy::Share`] nothing
+//! waits.
+//!
+//! Hunger is judged under the resource's state lock whenever it can change: a player reads or
+//! leaves, a fill writes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::handle::Handle;
+use super::resource::{PlayerPos, Resource, State};
+use crate::config::LinkPolicy;
+
+/// Decides which fills may take bytes.
+pub(crate) struct Arbiter {
+    policy: LinkPolicy,
+    /// Bytes a player must have ahead of it to be satisfied.
+    ahead: u64,
+    /// How many resources are hungry.
+    hungry: watch::Sender<usize>,
+    /// Fills waiting now, and since when one has been.
+    waiting: Mutex<Waiting>,
+    /// Milliseconds of waits that ended.
+    waited_ms: AtomicU64,
+    /// Reader IDs for [`super::resource::PlayerPos`].
+    next_player: AtomicU64,
+}
+
+#[derive(Default)]
+struct Waiting {
+    fills: usize,
+    since: Option<Instant>,
+}
+
+impl Arbiter {
+    pub(crate) fn new(policy: LinkPolicy, ahead: u64) -> Self {
+        Self {
+            policy,
+            ahead,
+            hungry: watch::Sender::new(0),
+            waiting: Mutex::new(Waiting::default()),
+            waited_ms: AtomicU64::new(0),
+            next_player: AtomicU64::new(1),
+        }
+    }
+
+    /// An ID for a new player.
+    pub(crate) fn player_id(&self) -> u64 {
+        self.next_player.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Judges `st` again after its players or bytes changed; under the state lock.
+    pub(crate) fn judge(&self, st: &mut State) {
+        let hungry = st.starving(self.ahead);
+        if hungry != st.hungry {
+            st.hungry = hungry;
+            self.hungry.send_modify(|n| {
+                *n = if hungry { *n + 1 } else { n.saturating_sub(1) };
+            });
+        }
+    }
+
+    /// Changes whenever the number of hungry resources does.
+    pub(crate) fn watch_hungry(&self) -> watch::Receiver<usize> {
+        self.hungry.subscribe()
+    }
+
+    /// How many resources are hungry now.
+    pub(crate) fn hungry(&self) -> usize {
+        *self.hungry.borrow()
+    }
+
+    /// Whether downloads and prefetch are held back now.
+    pub(crate) fn holding(&self) -> bool {
+        self.policy == LinkPolicy::Yield && self.hungry() > 0
+    }
+
+    /// Fills waiting for their turn now.
+    pub(crate) fn waiting_fills(&self) -> usize {
+        self.lock_waiting().fills
+    }
+
+    /// Milliseconds during which at least one fill waited, the current wait included.
+    pub(crate) fn yield_ms(&self) -> u64 {
+        let now = self.lock_waiting().since.map_or(0, |s| s.elapsed().as_millis());
+        let ended = self.waited_ms.load(Ordering::Relaxed);
+        ended.saturating_add(u64::try_from(now).unwrap_or(u64::MAX))
+    }
+
+    /// Waits until a fill of `res` may take bytes: at once under [`LinkPolicy::Share`], when a
+    /// player reads `res`, or when nobody reads it any more (the fill stops then); otherwise
+    /// while any resource is hungry. `true` if it waited.
+    pub(crate) async fn turn(&self, res: &Resource) -> bool {
+        if self.policy == LinkPolicy::Share {
+            return false;
+        }
+        let mut hungry = self.hungry.subscribe();
+        let mut changes = res.subscribe();
+        let mut waiting: Option<WaitGuard<'_>> = None;
+        loop {
+            changes.borrow_and_update();
+            let free = {
+                let st = res.lock();
+                !st.players.is_empty() || st.readers == 0 || st.evicted
+            };
+            if free || *hungry.borrow_and_update() == 0 {
+                return waiting.is_some();
+            }
+            if waiting.is_none() {
+                waiting = Some(self.start_waiting());
+            }
+            tokio::select! {
+                r = hungry.changed() => if r.is_err() { return true },
+                r = changes.changed() => if r.is_err() { return true },
+            }
+        }
+    }
+
+    fn start_waiting(&self) -> WaitGuard<'_> {
+        let mut w = self.lock_waiting();
+        w.fills += 1;
+        if w.fills == 1 {
+            w.since = Some(Instant::now());
+        }
+        WaitGuard(self)
+    }
+
+    fn lock_waiting(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One waiting fill; while any waits, the time counts as yield time.
+struct WaitGuard<'a>(&'a Arbiter);
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        let mut w = self.0.lock_waiting();
+        w.fills = w.fills.saturating_sub(1);
+        if w.fills == 0 {
+            if let Some(since) = w.since.take() {
+                let ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+                self.0.waited_ms.fetch_add(ms, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A player's place among its resource's players (a reader, or a handle waiting for the
+/// backend's description); leaves it when dropped.
+pub(super) struct Player {
+    cache: Arc<super::Cache>,
+    res: Arc<Resource>,
+    id: u64,
+}
+
+impl Player {
+    /// Registers a player at `pos` of `handle`'s resource.
+    pub(super) fn join(handle: &Handle, pos: u64, end: Option<u64>) -> Self {
+        let (cache, res) = (handle.cache.clone(), handle.res.clone());
+        let id = cache.arbiter().player_id();
+        let mut st = res.lock();
+        st.players.push(PlayerPos { id, pos, end });
+        cache.arbiter().judge(&mut st);
+        drop(st);
+        Self { cache, res, id }
+    }
+
+    /// Moves the player to `pos`; under the state lock.
+    pub(super) fn moved(&self, st: &mut State, pos: u64) {
+        if let Some(p) = st.players.iter_mut().find(|p| p.id == self.id) {
+            p.pos = pos;
+        }
+        self.cache.arbiter().judge(st);
+    }
+}
+
+impl Drop for Player {
+    fn drop(&mut self) {
+        let mut st = self.res.lock();
+        st.players.retain(|p| p.id != self.id);
+        self.cache.arbiter().judge(&mut st);
+        drop(st);
+        // A fill waiting for its turn looks again: this resource may have lost its last player.
+        self.res.notify();
+    }
+}
