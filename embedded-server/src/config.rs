@@ -73,6 +73,13 @@ pub struct Config {
     /// about a kilobyte each, the default costs well under a megabyte; 0 keeps only what is in
     /// use.
     pub resident_resources: usize,
+    /// The most bits per second (an HLS variant's `BANDWIDTH`) of the variants a served HLS master
+    /// offers the player while the network is metered: those above it are left out, the lowest
+    /// always stays. `None`: no cap. Applies from the next fetch of a master after the network
+    /// changes; downloads keep their own variant choice, and a downloaded master is not capped.
+    pub metered_max_bandwidth: Option<u64>,
+    /// The same cap while the network is not metered (Wi-Fi, Ethernet); `None`: no cap.
+    pub unmetered_max_bandwidth: Option<u64>,
 }
 
 /// The device's connectivity, as reported by the app's connectivity callback.
@@ -141,6 +148,8 @@ impl Config {
             initial_network: NetworkState::default(),
             prefetch_bytes: 512 * 1024,
             resident_resources: 256,
+            metered_max_bandwidth: None,
+            unmetered_max_bandwidth: None,
         }
     }
 
@@ -196,6 +205,16 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The bandwidth cap on the HLS variants a served master offers on a network of `network`'s
+    /// kind, if any.
+    pub(crate) fn variant_cap(&self, network: NetworkState) -> Option<u64> {
+        if network.metered {
+            self.metered_max_bandwidth
+        } else {
+            self.unmetered_max_bandwidth
+        }
     }
 
     /// How long a request may wait for the backend before giving up: every attempt's timeouts.

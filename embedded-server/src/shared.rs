@@ -96,6 +96,12 @@ impl Inner {
         self.config.patience()
     }
 
+    /// The bandwidth cap on the HLS variants a served master offers now: the configured cap of the
+    /// network kind the app last reported, if any (SPEC §7).
+    pub(crate) fn variant_cap(&self) -> Option<u64> {
+        self.config.variant_cap(self.downloader.network())
+    }
+
     /// Resolves `tracks/ID` to its cache key and backend URL.
     pub(crate) fn track_target(&self, id: &str) -> Result<MediaTarget, Error> {
         let track = self

@@ -76,6 +76,15 @@ pub struct ServeArgs {
     /// are loaded on first use. 0 keeps only what is in use.
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub resident_resources: u32,
+
+    /// While the network is metered (POST /api/network), a served HLS master offers only the
+    /// variants of at most this many bits per second (BANDWIDTH); the lowest always stays.
+    #[arg(long, value_name = "BPS")]
+    pub metered_max_bandwidth: Option<u64>,
+
+    /// The same cap while the network is not metered.
+    #[arg(long, value_name = "BPS")]
+    pub unmetered_max_bandwidth: Option<u64>,
 }
 
 /// Runs `streamer serve` until Ctrl-C or SIGTERM; the exit code says whether it stopped cleanly.
@@ -127,6 +136,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     config.download_workers = usize::from(args.download_workers);
     config.allow_metered_downloads = args.allow_metered;
+    config.metered_max_bandwidth = args.metered_max_bandwidth;
+    config.unmetered_max_bandwidth = args.unmetered_max_bandwidth;
     if let Some(max) = args.max_cache_bytes {
         config.max_cache_bytes = max;
     }
