@@ -102,6 +102,12 @@ impl Inner {
         self.config.variant_cap(self.downloader.network())
     }
 
+    /// Fetches the first `bytes` of each track into the evictable cache in the background; of an
+    /// HLS track, the start of the variant a player would pick under the current variant cap.
+    pub(crate) fn prefetch(&self, tracks: &[String], bytes: u64) -> Result<(), Error> {
+        self.downloader.prefetch(tracks, bytes, self.variant_cap())
+    }
+
     /// Resolves `tracks/ID` to its cache key and backend URL.
     pub(crate) fn track_target(&self, id: &str) -> Result<MediaTarget, Error> {
         let track = self

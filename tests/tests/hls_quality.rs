@@ -116,3 +116,31 @@ fn a_download_keeps_its_own_variant_choice_on_a_metered_network() {
     // The downloaded master offers the downloaded rendition, not the metered cap's.
     assert_eq!(variant_bitrates(&server.stream_url(&origin, MASTER)), [150_000]);
 }
+
+#[test]
+fn a_prefetch_on_a_metered_network_caches_the_variant_the_player_will_be_offered() {
+    let origin = Origin::start(&[]);
+    hls_fixtures::generate(origin.dir(), &origin.url);
+    let server = Server::start_with(None, &[origin.origin_arg()], &["--metered-max-bandwidth", "100000"]);
+    server.put_track("show", &json!({"url": format!("{}{MASTER}", origin.url)}));
+    set_metered(&server, true);
+    let r = http_with_body(
+        "POST",
+        &server.api_url("prefetch"),
+        &[],
+        &json!({"tracks": ["show"]}).to_string(),
+    );
+    assert_eq!(r.status, 202, "POST prefetch: {}", r.text());
+    // Unmetered, the player's likely first pick would be the 150 kbit/s variant; metered, it is
+    // offered 60 and 90 kbit/s and picks the better one, the single-file variant.
+    wait_until(
+        Duration::from_secs(30),
+        "the prefetch caches the single-file variant",
+        || origin.log_for("/hls/single/index.ts").iter().any(|e| e.complete),
+    );
+    let log = origin.log();
+    assert!(
+        !log.iter().any(|e| e.path.starts_with("/hls/high/")),
+        "nothing of the variant above the metered cap is fetched: {log:?}"
+    );
+}

@@ -144,7 +144,7 @@ pub(crate) async fn prefetch(inner: &Arc<Inner>, req: Request<RequestBody>) -> R
         Err(e) => return error(&e),
     };
     let bytes = body.bytes.unwrap_or(inner.config.prefetch_bytes);
-    match inner.downloader.prefetch(&body.tracks, bytes) {
+    match inner.prefetch(&body.tracks, bytes) {
         Ok(()) => response::json(
             StatusCode::ACCEPTED,
             &serde_json::json!({ "tracks": body.tracks, "bytes": bytes }),
