@@ -21,6 +21,10 @@
 //!
 //! A URI on an origin that is not on the allow-list is left as it is (the player may fetch it
 //! directly, the server never does) and logged with `warn`, once per rewrite.
+//!
+//! Before the rewrite, a master may be narrowed by the same line walk ([`retain`]): to the
+//! renditions a download pinned ([`narrow`]), or to the variants within the current network's
+//! bandwidth cap ([`cap_variants`], which judges each variant by what `m3u8-rs` parsed).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

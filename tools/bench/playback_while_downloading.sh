@@ -143,6 +143,8 @@ for kind, name in (("alone", "a track played alone"), ("with", "the same with 6 
 ratios = [w / a for w, a in zip(med["with"], med["alone"])]
 print(f"  {'ratio (with / alone)':38} {ratios[0]:8.2f}x {ratios[1]:8.2f}x {ratios[2]:8.2f}x"
       f"   goal for 1 MiB: <= 1.2x")
+print("  1 MiB, each run: alone " + ", ".join(f"{r[2]:.2f}s" for r in rows["alone"])
+      + "; with downloads " + ", ".join(f"{r[2]:.2f}s" for r in rows["with"]))
 for p in progress:
     print(f"  downloads: {p}")
 PY
@@ -157,7 +159,7 @@ for r in $(seq "$reps"); do run_rep "$origin" "shared$r"; done > "$work/shared.t
 report "shared link (streamer origin --shared-link $rate)" "$work/shared.txt"
 
 # 2. A real shaped link: nginx in a network namespace behind tc tbf, when the machine allows.
-ns=pwdbench$$
+ns=pwb$$   # veth names below stay within 15 characters
 octet=$(( $$ % 200 + 20 ))
 host_ip=10.216.$octet.1
 ns_ip=10.216.$octet.2
