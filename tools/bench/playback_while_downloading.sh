@@ -22,11 +22,13 @@
 # medians; on a loaded machine take the ratios, not the absolute times.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --release -q -p tools
-bin=$PWD/target/release/streamer
 reps=${REPS:-3}
 rate=${RATE_BPS:-250000}
 size=$((6 * 1000 * 1000))   # the issue's 6 MB files
+[[ $reps =~ ^[1-9][0-9]*$ ]] || { echo "REPS must be a positive integer, not '$reps'" >&2; exit 2; }
+[[ $rate =~ ^[1-9][0-9]*$ ]] || { echo "RATE_BPS must be a positive integer (bytes/s), not '$rate'" >&2; exit 2; }
+cargo build --release -q -p tools
+bin=$PWD/target/release/streamer
 # shellcheck source=tools/bench/common.sh
 source tools/bench/common.sh
 
