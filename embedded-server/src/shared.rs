@@ -99,7 +99,12 @@ impl Inner {
     /// The bandwidth cap on the HLS variants a served master offers now: the configured cap of the
     /// network kind the app last reported, if any (SPEC §7).
     pub(crate) fn variant_cap(&self) -> Option<u64> {
-        self.config.variant_cap(self.downloader.network())
+        self.variant_cap_on(self.downloader.network())
+    }
+
+    /// The bandwidth cap on the HLS variants a served master offers on a network like `network`.
+    pub(crate) fn variant_cap_on(&self, network: crate::config::NetworkState) -> Option<u64> {
+        self.config.variant_cap(network)
     }
 
     /// Fetches the first `bytes` of each track into the evictable cache in the background; of an

@@ -43,11 +43,16 @@ fn variant_bitrates(url: &str) -> Vec<u64> {
     rates
 }
 
-/// Reports the network to the server as the app's connectivity callback does.
-fn set_metered(server: &Server, metered: bool) {
+/// Reports the network to the server as the app's connectivity callback does; returns the
+/// variant cap the answer says is in force.
+fn set_metered(server: &Server, metered: bool) -> Option<u64> {
     let body = json!({"online": true, "metered": metered}).to_string();
     let r = http_with_body("POST", &server.api_url("network"), &[], &body);
     assert!(r.status < 300, "POST api/network: {} {}", r.status, r.text());
+    let answer = r.json();
+    assert_eq!(answer["metered"], metered, "{answer}");
+    assert_eq!(answer, server.api_get("network"), "GET api/network shows the same");
+    answer["variant_cap"].as_u64()
 }
 
 #[test]
@@ -57,13 +62,17 @@ fn a_metered_network_caps_the_variants_of_a_served_master() {
     let server = Server::start_with(None, &[origin.origin_arg()], &["--metered-max-bandwidth", "100000"]);
     let master = server.stream_url(&origin, MASTER);
     assert_eq!(variant_bitrates(&master), ALL, "unmetered (the default): every variant");
-    set_metered(&server, true);
+    assert_eq!(
+        set_metered(&server, true),
+        Some(100_000),
+        "the cap in force, as the API reports it"
+    );
     assert_eq!(
         variant_bitrates(&master),
         [60_000, 90_000],
         "metered: only the variants within 100 kbit/s"
     );
-    set_metered(&server, false);
+    assert_eq!(set_metered(&server, false), None, "no cap unmetered");
     assert_eq!(variant_bitrates(&master), ALL, "unmetered again: every variant");
 }
 
@@ -78,7 +87,7 @@ fn each_network_kind_has_its_cap_and_the_lowest_variant_always_stays() {
     );
     let master = server.stream_url(&origin, MASTER);
     assert_eq!(variant_bitrates(&master), [60_000, 90_000], "unmetered cap");
-    set_metered(&server, true);
+    assert_eq!(set_metered(&server, true), Some(1000));
     assert_eq!(
         variant_bitrates(&master),
         [60_000],
