@@ -84,6 +84,13 @@ pub struct Config {
     /// the player counts as satisfied and downloads and prefetch may take the link again
     /// (1 MiB: about 26 s of a 320 kbit/s stream). The end of the resource satisfies it too.
     pub playback_ahead_bytes: u64,
+    /// The most bits per second (an HLS variant's `BANDWIDTH`) of the variants a served HLS master
+    /// offers the player while the network is metered: those above it are left out, the lowest
+    /// always stays. `None`: no cap. Applies from the next fetch of a master after the network
+    /// changes; downloads keep their own variant choice, and a downloaded master is not capped.
+    pub metered_max_bandwidth: Option<u64>,
+    /// The same cap while the network is not metered (Wi-Fi, Ethernet); `None`: no cap.
+    pub unmetered_max_bandwidth: Option<u64>,
 }
 
 /// Who gets the backend link when a player and downloads (or prefetch) want it at once.
@@ -192,6 +199,8 @@ impl Config {
             resident_resources: 256,
             link_policy: LinkPolicy::Yield,
             playback_ahead_bytes: 1024 * 1024,
+            metered_max_bandwidth: None,
+            unmetered_max_bandwidth: None,
         }
     }
 
@@ -253,6 +262,16 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The bandwidth cap on the HLS variants a served master offers on a network of `network`'s
+    /// kind, if any.
+    pub(crate) fn variant_cap(&self, network: NetworkState) -> Option<u64> {
+        if network.metered {
+            self.metered_max_bandwidth
+        } else {
+            self.unmetered_max_bandwidth
+        }
     }
 
     /// How long a request may wait for the backend before giving up: every attempt's timeouts.

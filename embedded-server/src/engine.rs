@@ -187,7 +187,6 @@ impl Server {
     pub fn prefetch(&self, tracks: &[String], bytes: Option<u64>) -> Result<(), Error> {
         self.check()?;
         self.inner
-            .downloader()
             .prefetch(tracks, bytes.unwrap_or(self.inner.config().prefetch_bytes))
     }
 

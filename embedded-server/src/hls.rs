@@ -21,6 +21,10 @@
 //!
 //! A URI on an origin that is not on the allow-list is left as it is (the player may fetch it
 //! directly, the server never does) and logged with `warn`, once per rewrite.
+//!
+//! Before the rewrite, a master may be narrowed by the same line walk ([`retain`]): to the
+//! renditions a download pinned ([`narrow`]), or to the variants within the current network's
+//! bandwidth cap ([`cap_variants`], which judges each variant by what `m3u8-rs` parsed).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -195,18 +199,72 @@ pub(crate) fn rewrite(text: &str, playlist: &Url, base: &str, allowed: impl Fn(&
 /// playlist `keep` rejects — a downloaded master is offered with only what was downloaded, so a
 /// player cannot switch to a rendition that is not there offline. Everything else is kept as is.
 pub(crate) fn narrow(text: &str, playlist: &Url, keep: impl Fn(&Url) -> bool) -> String {
-    let kept = |uri: &str| playlist.join(uri.trim()).map(|u| keep(&u)).unwrap_or(true);
+    retain(text, |listed| {
+        playlist.join(listed.uri.trim()).map(|u| keep(&u)).unwrap_or(true)
+    })
+}
+
+/// Drops from a master playlist the variant streams whose `BANDWIDTH` (peak bits per second, as
+/// a download's `max_bandwidth` reads it) is above `cap`, and likewise the I-frame streams; of
+/// each kind the lowest always stays, so a player is never left without a stream. This is how a
+/// served master obeys the quality policy of the current network (SPEC §7). Renditions and every
+/// other line are kept as they are; a text that does not parse as a master is returned unchanged.
+pub(crate) fn cap_variants(text: &str, cap: u64) -> String {
+    let Ok(master) = m3u8_rs::parse_master_playlist_res(text.as_bytes()) else {
+        return text.to_string();
+    };
+    let lowest = |i_frame: bool| {
+        let kind = master.variants.iter().filter(|v| v.is_i_frame == i_frame);
+        kind.map(|v| v.bandwidth).min().unwrap_or(0)
+    };
+    // Within the cap, or the lowest of its kind when none is.
+    let limits = [cap.max(lowest(false)), cap.max(lowest(true))];
+    if master
+        .variants
+        .iter()
+        .all(|v| v.bandwidth <= limits[usize::from(v.is_i_frame)])
+    {
+        return text.to_string();
+    }
+    retain(text, |listed| {
+        // m3u8-rs lists both kinds of variant in the order of their tags; one that does not line
+        // up with the text (a tag it could not read) is kept rather than judged blindly.
+        match listed.variant.and_then(|i| master.variants.get(i)) {
+            Some(v) if v.uri.trim() == listed.uri => v.bandwidth <= limits[usize::from(v.is_i_frame)],
+            _ => true,
+        }
+    })
+}
+
+/// A stream a master playlist lists, as [`retain`] asks about it.
+struct Listed<'a> {
+    /// For an `EXT-X-STREAM-INF` or `EXT-X-I-FRAME-STREAM-INF`: its position among both kinds,
+    /// in the order of the text; `None` for an `EXT-X-MEDIA` rendition.
+    variant: Option<usize>,
+    /// The URI it names, as written.
+    uri: &'a str,
+}
+
+/// Copies a master playlist without the variant streams, I-frame streams and renditions `keep`
+/// rejects (a variant stream goes with its tag lines and its URI line); every other line is
+/// copied byte for byte.
+fn retain(text: &str, mut keep: impl FnMut(Listed<'_>) -> bool) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut pending: Option<String> = None; // an EXT-X-STREAM-INF waiting for its URI line
+    let mut pending: Option<(usize, String)> = None; // an EXT-X-STREAM-INF waiting for its URI line
+    let mut variants = 0;
     for raw in text.split_inclusive('\n') {
         let line = raw.trim_end_matches(['\r', '\n']);
-        if let Some(held) = pending.as_mut() {
+        if let Some((_, held)) = pending.as_mut() {
             if line.trim().is_empty() || line.starts_with('#') {
                 held.push_str(raw);
                 continue;
             }
-            let held = pending.take().unwrap_or_default();
-            if kept(line) {
+            let (variant, held) = pending.take().unwrap_or_default();
+            let uri = line.trim();
+            if keep(Listed {
+                variant: Some(variant),
+                uri,
+            }) {
                 out.push_str(&held);
                 out.push_str(raw);
             }
@@ -214,22 +272,35 @@ pub(crate) fn narrow(text: &str, playlist: &Url, keep: impl Fn(&Url) -> bool) ->
         }
         if let Some(tag) = line.strip_prefix('#') {
             let name = tag.split(':').next().unwrap_or("");
-            if name == "EXT-X-STREAM-INF" {
-                pending = Some(raw.to_string());
-                continue;
-            }
-            if matches!(name, "EXT-X-MEDIA" | "EXT-X-I-FRAME-STREAM-INF") {
-                let attrs = line.get(name.len() + 2..).unwrap_or("");
-                if let Some((start, end)) = uri_attribute(attrs) {
-                    if !kept(&attrs[start..end]) {
-                        continue;
-                    }
+            let variant = match name {
+                "EXT-X-STREAM-INF" => {
+                    pending = Some((variants, raw.to_string()));
+                    variants += 1;
+                    continue;
+                }
+                "EXT-X-I-FRAME-STREAM-INF" => {
+                    variants += 1;
+                    Some(variants - 1)
+                }
+                "EXT-X-MEDIA" => None,
+                _ => {
+                    out.push_str(raw);
+                    continue;
+                }
+            };
+            let attrs = line.get(name.len() + 2..).unwrap_or("");
+            if let Some((start, end)) = uri_attribute(attrs) {
+                if !keep(Listed {
+                    variant,
+                    uri: &attrs[start..end],
+                }) {
+                    continue;
                 }
             }
         }
         out.push_str(raw);
     }
-    if let Some(held) = pending {
+    if let Some((_, held)) = pending {
         out.push_str(&held);
     }
     out
@@ -593,6 +664,80 @@ mod tests {
                 }
             }
         }
+    }
+
+    const LADDER: &str = "#EXTM3U\n#EXT-X-VERSION:4\n\
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",DEFAULT=YES,URI=\"en/index.m3u8\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=256000,AVERAGE-BANDWIDTH=200000,AUDIO=\"a\"\nhi/index.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=64000,AUDIO=\"a\"\nlo/index.m3u8?sig=1\n\
+#EXT-X-SESSION-DATA:DATA-ID=\"x\",VALUE=\"y\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=128000,AUDIO=\"a\"\r\n/m/mid/index.m3u8\r\n\
+#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=90000,URI=\"if-hi.m3u8\"\n\
+#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=20000,URI=\"if-lo.m3u8\"\n";
+
+    /// The variant and I-frame URIs a capped master still offers, as m3u8-rs reads them.
+    fn offered(cap: u64) -> Vec<(bool, u64, String)> {
+        let text = cap_variants(LADDER, cap);
+        let master = m3u8_rs::parse_master_playlist_res(text.as_bytes()).expect("still a master playlist");
+        assert_eq!(master.alternatives.len(), 1, "renditions stay: {text}");
+        assert!(
+            text.contains("#EXT-X-SESSION-DATA:DATA-ID=\"x\""),
+            "other tags stay: {text}"
+        );
+        master
+            .variants
+            .iter()
+            .map(|v| (v.is_i_frame, v.bandwidth, v.uri.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_cap_keeps_the_variants_within_it() {
+        assert_eq!(
+            offered(128_000),
+            vec![
+                (false, 64_000, "lo/index.m3u8?sig=1".to_string()),
+                (false, 128_000, "/m/mid/index.m3u8".to_string()),
+                (true, 90_000, "if-hi.m3u8".to_string()),
+                (true, 20_000, "if-lo.m3u8".to_string()),
+            ]
+        );
+        assert_eq!(
+            offered(80_000),
+            vec![
+                (false, 64_000, "lo/index.m3u8?sig=1".to_string()),
+                (true, 20_000, "if-lo.m3u8".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cap_under_every_variant_keeps_the_lowest_of_each_kind() {
+        assert_eq!(
+            offered(0),
+            vec![
+                (false, 64_000, "lo/index.m3u8?sig=1".to_string()),
+                (true, 20_000, "if-lo.m3u8".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cap_above_every_variant_changes_nothing() {
+        assert_eq!(cap_variants(LADDER, 256_000), LADDER);
+        assert_eq!(cap_variants(LADDER, u64::MAX), LADDER);
+        let media = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\ns.ts\n#EXT-X-ENDLIST\n";
+        assert_eq!(cap_variants(media, 0), media, "not a master: unchanged");
+    }
+
+    #[test]
+    fn variants_are_judged_one_by_one_even_when_they_share_a_uri() {
+        let text = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=64000\na.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=900000,CODECS=\"ec-3\"\na.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=900000\n\nb.m3u8\n";
+        assert_eq!(
+            cap_variants(text, 100_000),
+            "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=64000\na.m3u8\n"
+        );
     }
 
     #[test]

@@ -139,6 +139,23 @@ impl Inner {
         self.config.patience()
     }
 
+    /// The bandwidth cap on the HLS variants a served master offers now: the configured cap of the
+    /// network kind the app last reported, if any (SPEC §7).
+    pub(crate) fn variant_cap(&self) -> Option<u64> {
+        self.variant_cap_on(self.downloader.network())
+    }
+
+    /// The bandwidth cap on the HLS variants a served master offers on a network like `network`.
+    pub(crate) fn variant_cap_on(&self, network: crate::config::NetworkState) -> Option<u64> {
+        self.config.variant_cap(network)
+    }
+
+    /// Fetches the first `bytes` of each track into the evictable cache in the background; of an
+    /// HLS track, the start of the variant a player would pick under the current variant cap.
+    pub(crate) fn prefetch(&self, tracks: &[String], bytes: u64) -> Result<(), Error> {
+        self.downloader.prefetch(tracks, bytes, self.variant_cap())
+    }
+
     /// Resolves `tracks/ID` to its cache key and backend URL.
     pub(crate) fn track_target(&self, id: &str) -> Result<MediaTarget, Error> {
         let track = self

@@ -52,6 +52,8 @@ pub fn range_start(header: &str) -> Option<u64> {
 pub struct Faults {
     /// Bytes per second per response, or unthrottled.
     pub throttle_bps: Option<u64>,
+    /// Bytes per second of one link shared by every connection's bodies, or no shared limit.
+    pub shared_link_bps: Option<u64>,
     /// Cut a response's connection after this many body bytes.
     pub drop_after: Option<u64>,
     /// How many responses `drop_after` applies to.

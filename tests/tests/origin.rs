@@ -167,3 +167,53 @@ fn origin_demo_writes_a_catalog() {
         assert!(e["duration_secs"].as_f64().is_some(), "{e}");
     }
 }
+
+#[test]
+fn origin_shared_link_is_shared_by_every_connection_and_switchable() {
+    // 256 KiB/s for 2 x 1 MiB: several seconds of transfer, so both readers are mid-body at once.
+    let origin = Origin::start(&["--shared-link", "262144"]);
+    let (a, b) = (seeded_bytes(0x1601, MIB), seeded_bytes(0x1602, MIB));
+    origin.put_file("a.bin", &a);
+    origin.put_file("b.bin", &b);
+    let faults = get(&format!("{}_control/faults", origin.url)).json();
+    assert_eq!(
+        faults["shared_link_bps"], 262_144,
+        "the flag shows in the control JSON: {faults}"
+    );
+
+    let first = BackgroundRead::start(&format!("{}a.bin", origin.url), &[]);
+    let second = BackgroundRead::start(&format!("{}b.bin", origin.url), &[]);
+    // Both make progress while the other is still running: the link is shared chunk by chunk,
+    // not given to one connection until its body is done.
+    wait_until(Duration::from_secs(20), "both readers received 64 KiB", || {
+        first.received() >= 64 * KIB as u64 && second.received() >= 64 * KIB as u64
+    });
+    let log = origin.log();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(
+        log.iter().all(|e| !e.complete && e.body_bytes > 0),
+        "both bodies under way at once: {log:?}"
+    );
+
+    // Off through the control API: the control JSON says so and the bodies in flight finish.
+    origin.set_faults(&Faults::default());
+    let faults = get(&format!("{}_control/faults", origin.url)).json();
+    assert!(faults["shared_link_bps"].is_null(), "switched off: {faults}");
+    let (first, second) = (first.join().expect("first read"), second.join().expect("second read"));
+    first.assert_complete("a.bin over the shared link");
+    second.assert_complete("b.bin over the shared link");
+    assert_bytes_eq("a.bin over the shared link", &first.body, &a);
+    assert_bytes_eq("b.bin over the shared link", &second.body, &b);
+
+    // On again through the control API, as the benchmark switches it: reported, and bodies
+    // still arrive whole and exact.
+    origin.set_faults(&Faults {
+        shared_link_bps: Some(4 * MIB as u64),
+        ..Faults::default()
+    });
+    let faults = get(&format!("{}_control/faults", origin.url)).json();
+    assert_eq!(faults["shared_link_bps"], 4 * MIB as u64, "switched on: {faults}");
+    let range = get_range(&format!("{}b.bin", origin.url), "bytes=1000-300999");
+    assert_eq!(range.status, 206);
+    assert_bytes_eq("a range over the shared link", &range.body, &b[1000..301_000]);
+}

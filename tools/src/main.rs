@@ -66,6 +66,11 @@ struct OriginArgs {
     #[arg(long, value_name = "BPS", value_parser = clap::value_parser!(u64).range(1..))]
     throttle: Option<u64>,
 
+    /// Make all connections share one link of about this many bytes per second (one token
+    /// bucket over every body, as a phone's mobile link), on top of --throttle.
+    #[arg(long, value_name = "BPS", value_parser = clap::value_parser!(u64).range(1..))]
+    shared_link: Option<u64>,
+
     /// Close the connection after this many body bytes (see --drop-times).
     #[arg(long, value_name = "N")]
     drop_after: Option<u64>,
@@ -142,6 +147,7 @@ fn run_origin(args: OriginArgs) -> Result<(), String> {
     }
     let faults = Faults {
         throttle_bps: args.throttle,
+        shared_link_bps: args.shared_link,
         drop_after: args.drop_after,
         drop_times: args.drop_times,
         fail_first: args.fail_first,

@@ -85,6 +85,15 @@ pub struct ServeArgs {
     /// Bytes a player must have ahead of it before downloads take the link again (`yield`).
     #[arg(long, value_name = "N", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
     pub playback_ahead_bytes: u64,
+
+    /// While the network is metered (POST /api/network), a served HLS master offers only the
+    /// variants of at most this many bits per second (BANDWIDTH); the lowest always stays.
+    #[arg(long, value_name = "BPS")]
+    pub metered_max_bandwidth: Option<u64>,
+
+    /// The same cap while the network is not metered.
+    #[arg(long, value_name = "BPS")]
+    pub unmetered_max_bandwidth: Option<u64>,
 }
 
 /// Runs `streamer serve` until Ctrl-C or SIGTERM; the exit code says whether it stopped cleanly.
@@ -138,6 +147,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     config.download_workers = usize::from(args.download_workers);
     config.allow_metered_downloads = args.allow_metered;
+    config.metered_max_bandwidth = args.metered_max_bandwidth;
+    config.unmetered_max_bandwidth = args.unmetered_max_bandwidth;
     if let Some(max) = args.max_cache_bytes {
         config.max_cache_bytes = max;
     }

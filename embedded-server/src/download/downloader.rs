@@ -130,9 +130,10 @@ impl Downloader {
     }
 
     /// Fetches the first `bytes` of each track into the ordinary (evictable) cache, in the
-    /// background, so that starting them is instant. Skipped while offline.
-    pub(crate) fn prefetch(&self, tracks: &[String], bytes: u64) -> Result<(), Error> {
-        self.prefetcher.prefetch(tracks, bytes)
+    /// background, so that starting them is instant; of an HLS track, the variant a player would
+    /// pick from a master capped at `variant_cap` bits per second. Skipped while offline.
+    pub(crate) fn prefetch(&self, tracks: &[String], bytes: u64, variant_cap: Option<u64>) -> Result<(), Error> {
+        self.prefetcher.prefetch(tracks, bytes, variant_cap)
     }
 
     /// Stops every task (downloads stay queued in the index and resume at the next start).

@@ -57,8 +57,9 @@ impl Prefetcher {
     }
 
     /// Fetches the first `bytes` of each track into the ordinary (evictable) cache, in the
-    /// background, so that starting them is instant. Skipped while offline.
-    pub(super) fn prefetch(&self, tracks: &[String], bytes: u64) -> Result<(), Error> {
+    /// background, so that starting them is instant; of an HLS track, the variant a player would
+    /// pick from a master capped at `variant_cap` bits per second. Skipped while offline.
+    pub(super) fn prefetch(&self, tracks: &[String], bytes: u64, variant_cap: Option<u64>) -> Result<(), Error> {
         let mut targets = Vec::new();
         for id in tracks {
             let track = self
@@ -75,7 +76,7 @@ impl Prefetcher {
             let (source, shutdown) = (self.source.clone(), self.shutdown.clone());
             let prefetch = async move {
                 tokio::select! {
-                    r = async { fetch_prefix(&source, source.cache().acquire(&key, &url, Some(&id)).await?, bytes).await } => {
+                    r = async { fetch_prefix(&source, source.cache().acquire(&key, &url, Some(&id)).await?, bytes, variant_cap).await } => {
                         if let Err(e) = r {
                             tracing::info!(track = %id, error = %e.message(), "prefetch failed");
                         }
@@ -91,14 +92,15 @@ impl Prefetcher {
 
 /// Fetches the first `bytes` of a resource into the cache (a prefetch for instant start). For
 /// an HLS playlist: the first [`PREFETCH_SEGMENTS`] segments (and their init section and keys)
-/// of the variant the player is likely to pick.
-async fn fetch_prefix(source: &Source, handle: Handle, bytes: u64) -> Result<(), Failure> {
+/// of the variant the player is likely to pick from the master it is served (capped at
+/// `variant_cap` bits per second, if a cap applies).
+async fn fetch_prefix(source: &Source, handle: Handle, bytes: u64, variant_cap: Option<u64>) -> Result<(), Failure> {
     let patience = source.patience();
     let described = handle.meta(0, patience).await?;
     let (meta, generation) = (described.meta, described.generation);
     let url = handle.snapshot().url;
     if crate::hls::is_playlist(meta.mime.as_deref(), url.path()) {
-        return prefetch_hls(source, handle, generation, url).await;
+        return prefetch_hls(source, handle, generation, url, variant_cap).await;
     }
     let end = meta.size.map_or(bytes, |s| s.min(bytes));
     let mut reader = handle.reader(generation, 0, Some(end), patience);
@@ -107,13 +109,22 @@ async fn fetch_prefix(source: &Source, handle: Handle, bytes: u64) -> Result<(),
 }
 
 /// The HLS half of [`fetch_prefix`]. ExoPlayer's first pick is the best variant under its
-/// initial bandwidth estimate (about 1 Mbit/s) times its bandwidth fraction (0.7).
-async fn prefetch_hls(source: &Source, top: Handle, generation: u64, top_url: Url) -> Result<(), Failure> {
+/// initial bandwidth estimate (about 1 Mbit/s) times its bandwidth fraction (0.7), among the
+/// variants a served master offers: those within `variant_cap`, or the lowest.
+async fn prefetch_hls(
+    source: &Source,
+    top: Handle,
+    generation: u64,
+    top_url: Url,
+    variant_cap: Option<u64>,
+) -> Result<(), Failure> {
     let (text, base) = source.read_all(top, generation, &top_url).await?;
     let (mut media, base) = match hls::parse(&text)? {
         Playlist::MediaPlaylist(m) => (m, base),
         Playlist::MasterPlaylist(master) => {
-            let choice = VariantChoice::MaxBandwidth(PLAYER_FIRST_PICK_BPS);
+            let choice = VariantChoice::MaxBandwidth(
+                variant_cap.map_or(PLAYER_FIRST_PICK_BPS, |cap| cap.min(PLAYER_FIRST_PICK_BPS)),
+            );
             let url = hls::choose(&master, &base, choice)?.swap_remove(0);
             let (_, media, base) = source.media_playlist(&url).await?;
             (media, base)

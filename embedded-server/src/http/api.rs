@@ -113,19 +113,31 @@ pub(crate) async fn downloads(
     }
 }
 
-/// `/api/network`: the app reports connectivity; GET shows the last report.
+/// `/api/network`: the app reports connectivity; GET shows the last report. Both answer the state
+/// and the HLS variant cap it puts in force.
 pub(crate) async fn network(inner: &Arc<Inner>, req: Request<RequestBody>) -> Response<Body> {
     match *req.method() {
-        Method::GET => response::json(StatusCode::OK, &inner.downloader().network()),
+        Method::GET => network_answer(inner, inner.downloader().network()),
         Method::POST | Method::PUT => match read_json::<NetworkState>(req).await {
             Ok(state) => {
                 inner.downloader().set_network(state);
-                response::json(StatusCode::OK, &state)
+                network_answer(inner, state)
             }
             Err(e) => error(&e),
         },
         _ => method_not_allowed("GET, POST"),
     }
+}
+
+/// `{"online", "metered", "variant_cap"}`: `variant_cap` is the most bits per second of the HLS
+/// variants a served master offers on this network, or null for no cap.
+fn network_answer(inner: &Inner, state: NetworkState) -> Response<Body> {
+    let body = serde_json::json!({
+        "online": state.online,
+        "metered": state.metered,
+        "variant_cap": inner.variant_cap_on(state),
+    });
+    response::json(StatusCode::OK, &body)
 }
 
 /// `/api/prefetch`: fetch the first bytes of the next few tracks.
@@ -138,7 +150,7 @@ pub(crate) async fn prefetch(inner: &Arc<Inner>, req: Request<RequestBody>) -> R
         Err(e) => return error(&e),
     };
     let bytes = body.bytes.unwrap_or(inner.config().prefetch_bytes);
-    match inner.downloader().prefetch(&body.tracks, bytes) {
+    match inner.prefetch(&body.tracks, bytes) {
         Ok(()) => response::json(
             StatusCode::ACCEPTED,
             &serde_json::json!({ "tracks": body.tracks, "bytes": bytes }),

@@ -348,12 +348,16 @@ async fn rewritten_playlist(
         }
         // Relative URIs resolve against where the playlist really came from (after redirects).
         let from = hls::base_of(&meta, &req.url);
-        // A downloaded (pinned) master offers only the renditions that were downloaded.
+        // A downloaded (pinned) master offers only the renditions that were downloaded; any
+        // other master only the variants the current network's quality policy allows.
         let narrowed;
         let text = if checked.master && handle.snapshot().pinned {
             narrowed = hls::narrow(checked.text, &from, |url| {
                 inner.cache().info(url.as_str()).is_some_and(|i| i.pinned)
             });
+            narrowed.as_str()
+        } else if let Some(cap) = inner.variant_cap().filter(|_| checked.master) {
+            narrowed = hls::cap_variants(checked.text, cap);
             narrowed.as_str()
         } else {
             checked.text

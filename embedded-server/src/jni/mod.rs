@@ -72,6 +72,9 @@ struct ConfigArgs {
     /// `{"online": bool, "metered": bool}`: the device's connectivity at start.
     initial_network: Option<NetworkState>,
     resident_resources: Option<usize>,
+    /// This and the next: bits per second; absent or null: no cap.
+    metered_max_bandwidth: Option<u64>,
+    unmetered_max_bandwidth: Option<u64>,
 }
 
 impl ConfigArgs {
@@ -98,6 +101,8 @@ impl ConfigArgs {
         config.prefetch_bytes = self.prefetch_bytes.unwrap_or(config.prefetch_bytes);
         config.initial_network = self.initial_network.unwrap_or(config.initial_network);
         config.resident_resources = self.resident_resources.unwrap_or(config.resident_resources);
+        config.metered_max_bandwidth = self.metered_max_bandwidth;
+        config.unmetered_max_bandwidth = self.unmetered_max_bandwidth;
         config
     }
 }

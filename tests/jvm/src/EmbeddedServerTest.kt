@@ -213,6 +213,30 @@ fun hlsVariantDownload() {
     } }
 }
 
+/**
+ * Streaming quality by network: with `meteredMaxBandwidth`, the master a player reads through the
+ * server offers only the variants within the cap while the network is metered, all of them again
+ * once it is not; a negative cap is refused when the Config is made.
+ */
+fun qualityByNetwork() {
+    val dir = File(work, "origin-quality")
+    dir.mkdirs()
+    File(dir, "master.m3u8").writeText(
+        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=256000\nhi/index.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=64000\nlo/index.m3u8\n",
+    )
+    assertFailsWith<IllegalArgumentException> { config("quality-bad").copy(meteredMaxBandwidth = -1) }
+    val quality = config("quality").copy(meteredMaxBandwidth = 128_000)
+    assertTrue(quality.toString().contains("meteredMaxBandwidth=128000"), quality.toString())
+    Origin(dir).use { origin -> EmbeddedServer.start(quality.copy(origins = listOf(origin.url))).use { server ->
+        val master = server.proxyUrl("${origin.url}/master.m3u8")
+        fun variants() = String(get(master).second).lines().filter { it.endsWith("index.m3u8") }
+        server.setNetwork(online = true, metered = true)
+        assertEquals(listOf(server.proxyUrl("${origin.url}/lo/index.m3u8")), variants(), "metered: within 128 kbit/s")
+        server.setNetwork(online = true, metered = false)
+        assertEquals(2, variants().size, "unmetered: every variant")
+    } }
+}
+
 fun errorsAreExceptions() {
     EmbeddedServer.start(config("errors", "http://127.0.0.1:9")).use { server ->
         val missing = assertFailsWith<EmbeddedServerException> { server.track("no-such-track") }
@@ -390,6 +414,7 @@ fun main() {
         "a track through the server, with a seek" to ::trackThroughServer,
         "a download reports progress and completes" to ::downloadReportsProgress,
         "an HLS download keeps the variant asked for" to ::hlsVariantDownload,
+        "a metered network caps the variants of a served master" to ::qualityByNetwork,
         "errors surface as exceptions" to ::errorsAreExceptions,
         "a closed server throws" to ::closedServerThrows,
         "prefetch puts the first bytes in the cache" to ::prefetchFillsTheCache,

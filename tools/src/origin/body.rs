@@ -1,5 +1,5 @@
 //! File bodies: a producer task reads the file in chunks into a bounded channel, paced by the live
-//! throttle and cut where a drop fault chose, and [`ChannelBody`] hands the chunks to hyper,
+//! throttle and the shared link and cut where a drop fault chose, and [`ChannelBody`] hands the chunks to hyper,
 //! counting them into the request log. An error ends the body by aborting the connection, so a
 //! client always learns that a body is incomplete and never receives padding.
 
@@ -40,7 +40,8 @@ pub(super) fn stream(
     ChannelBody::new(rx, slot, len)
 }
 
-/// Producer of a file body: reads `len` bytes from `start`, paced by the live throttle and cut at
+/// Producer of a file body: reads `len` bytes from `start`, paced by the live throttle and the
+/// shared link, and cut at
 /// `cut_at` bytes when a drop fault chose this response. An error sent down the channel makes
 /// hyper abort the connection, which is how the client learns the body is incomplete.
 async fn pump(
@@ -72,13 +73,19 @@ async fn pump_chunks(
     let mut pacer = Pacer::new();
     let mut sent = 0;
     while sent < limit {
-        let chunk = pacer.next_chunk(switches.throttle_bps()).await.min(limit - sent);
+        let mut chunk = pacer.next_chunk(switches.throttle_bps()).await.min(limit - sent);
+        // Room in the channel first: a body nobody reads must not hold the shared link.
+        let Ok(permit) = tx.reserve().await else {
+            return Ok(()); // the client went away
+        };
+        if let Some(bps) = switches.shared_link_bps() {
+            chunk = chunk.min(chunk_at(bps));
+            switches.cross_link(chunk, bps).await;
+        }
         let mut buf = vec![0; usize::try_from(chunk).map_err(io::Error::other)?];
         // A file that shrank under us ends in an error (and an aborted response), never padding.
         file.read_exact(&mut buf).await?;
-        if tx.send(Ok(Bytes::from(buf))).await.is_err() {
-            return Ok(()); // the client went away
-        }
+        permit.send(Ok(Bytes::from(buf)));
         pacer.sent(chunk);
         sent += chunk;
     }
@@ -89,6 +96,12 @@ async fn pump_chunks(
         ));
     }
     Ok(())
+}
+
+/// The chunk size for a rate of `bps` bytes per second: about [`THROTTLE_TICKS_PER_SEC`] chunks a
+/// second, so paced bytes flow smoothly and bodies sharing a link take short turns.
+fn chunk_at(bps: u64) -> u64 {
+    (bps / THROTTLE_TICKS_PER_SEC).clamp(1, CHUNK)
 }
 
 /// Spaces chunks so that bytes leave at the throttle rate; restarts its clock when the rate
@@ -126,7 +139,7 @@ impl Pacer {
         if let Some(due) = self.since.checked_add(offset) {
             tokio::time::sleep_until(due).await;
         }
-        (bps / THROTTLE_TICKS_PER_SEC).clamp(1, CHUNK)
+        chunk_at(bps)
     }
 
     fn sent(&mut self, bytes: u64) {

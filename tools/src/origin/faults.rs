@@ -1,12 +1,16 @@
 //! The fault switches: what the origin is told to do wrong ([`Faults`]), what is left of the
-//! counted faults, and the counter behind `changing_etag`. One [`Switchboard`] is shared by the
-//! request path, the body producers (which read the throttle live, so a new rate also applies to
-//! bodies in flight) and the control API, which replaces the faults as a whole.
+//! counted faults, the counter behind `changing_etag`, and the shared [`Link`]. One
+//! [`Switchboard`] is shared by the request path, the body producers (which read the throttle and
+//! the shared link live, so a new rate also applies to bodies in flight) and the control API,
+//! which replaces the faults as a whole.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::link::Link;
 
 /// Misbehaviours the origin can be told to show; all off by default.
 ///
@@ -18,6 +22,10 @@ pub struct Faults {
     /// Pace file bodies at about this many bytes per second. `None` or `0`: full speed. Applies
     /// live, also to bodies already in flight.
     pub throttle_bps: Option<u64>,
+    /// One link of this many bytes per second shared by the bodies of every connection (as a
+    /// phone's radio link is), on top of `throttle_bps`. `None` or `0`: no shared limit. Applies
+    /// live, also to bodies already in flight.
+    pub shared_link_bps: Option<u64>,
     /// Abort the connection after this many body bytes of a file response (the client sees a body
     /// shorter than its `Content-Length`, or an unterminated chunked body). Only responses whose
     /// body is longer than this are cut.
@@ -41,6 +49,7 @@ impl Default for Faults {
     fn default() -> Self {
         Faults {
             throttle_bps: None,
+            shared_link_bps: None,
             drop_after: None,
             // One drop is what "drop after N bytes" means when nobody says how many.
             drop_times: 1,
@@ -59,6 +68,8 @@ pub(super) struct Switchboard {
     state: Mutex<FaultState>,
     /// Source of the per-response suffix for `changing_etag`.
     etag_counter: AtomicU64,
+    /// The link `shared_link_bps` paces; reset whenever faults are replaced.
+    link: Link,
 }
 
 /// Faults plus the remaining budget of the counted ones; reset whenever faults are replaced.
@@ -83,6 +94,7 @@ impl Switchboard {
         Switchboard {
             state: Mutex::new(FaultState::new(faults)),
             etag_counter: AtomicU64::new(0),
+            link: Link::default(),
         }
     }
 
@@ -94,6 +106,7 @@ impl Switchboard {
     /// Replaces the faults and resets the `fail_first` and `drop_times` budgets.
     pub(super) fn set(&self, faults: Faults) {
         *self.state() = FaultState::new(faults);
+        self.link.reset();
     }
 
     /// The faults one file request runs under, and whether it spends a `fail_first` budget (and
@@ -121,6 +134,18 @@ impl Switchboard {
     /// The current throttle in bytes per second; `None` when off (`0` counts as off).
     pub(super) fn throttle_bps(&self) -> Option<u64> {
         self.state().faults.throttle_bps.filter(|&bps| bps > 0)
+    }
+
+    /// The shared link's rate in bytes per second; `None` when off (`0` counts as off).
+    pub(super) fn shared_link_bps(&self) -> Option<u64> {
+        self.state().faults.shared_link_bps.filter(|&bps| bps > 0)
+    }
+
+    /// Waits until `bytes` have crossed the shared link at `bps`, after every chunk of any
+    /// connection that reserved it earlier.
+    pub(super) async fn cross_link(&self, bytes: u64, bps: u64) {
+        let due = self.link.reserve(Instant::now(), bytes, bps);
+        tokio::time::sleep_until(due).await;
     }
 
     /// The `changing_etag` suffix for the next response, when `faults` asks for one.

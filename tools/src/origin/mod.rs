@@ -31,16 +31,18 @@
 //! - [`response`] — the one place an outcome becomes status, headers and body;
 //! - [`body`] — the producer task and the body hyper polls: chunks, throttle, deliberate cuts;
 //! - [`faults`] — [`Faults`] and the budgets of the counted ones, shared and replaceable;
+//! - [`link`] — the link `shared_link_bps` paces: one rate over every connection's body bytes;
 //! - [`log`] — the request log the control API reports;
 //! - [`control`] — the control API under `/_control/`.
 //!
 //! Dependencies run one way: `mod.rs` uses the modules and none of them uses `mod.rs`; `range`,
-//! `faults` and `log` use none of the others.
+//! `link` and `log` use none of the others, `faults` only `link`.
 
 mod body;
 mod control;
 mod faults;
 mod files;
+mod link;
 mod log;
 mod range;
 mod response;

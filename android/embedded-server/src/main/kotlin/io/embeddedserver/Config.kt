@@ -55,7 +55,25 @@ data class Config(
      * what is in use.
      */
     val residentResources: Int? = null,
+    /**
+     * Streaming quality on mobile data: while [EmbeddedServer.setNetwork] last said metered, an HLS
+     * master the player reads through the server offers only the variants of at most this many
+     * bits per second (their `BANDWIDTH`; the lowest always stays). Null: no cap. A change of
+     * network applies to the next load of the master; downloads keep their own [HlsVariant].
+     */
+    val meteredMaxBandwidth: Long? = null,
+    /** The same cap while the network is not metered (Wi-Fi); null: no cap. */
+    val unmeteredMaxBandwidth: Long? = null,
 ) {
+    init {
+        require(meteredMaxBandwidth == null || meteredMaxBandwidth >= 0) {
+            "meteredMaxBandwidth must be at least 0 bits per second, not $meteredMaxBandwidth"
+        }
+        require(unmeteredMaxBandwidth == null || unmeteredMaxBandwidth >= 0) {
+            "unmeteredMaxBandwidth must be at least 0 bits per second, not $unmeteredMaxBandwidth"
+        }
+    }
+
     class Builder(private var config: Config) {
         constructor(cacheDir: String) : this(Config(cacheDir))
 
@@ -76,6 +94,8 @@ data class Config(
         fun prefetchBytes(bytes: Long) = apply { config = config.copy(prefetchBytes = bytes) }
         fun initialNetwork(state: NetworkState?) = apply { config = config.copy(initialNetwork = state) }
         fun residentResources(n: Int) = apply { config = config.copy(residentResources = n) }
+        fun meteredMaxBandwidth(bitsPerSecond: Long?) = apply { config = config.copy(meteredMaxBandwidth = bitsPerSecond) }
+        fun unmeteredMaxBandwidth(bitsPerSecond: Long?) = apply { config = config.copy(unmeteredMaxBandwidth = bitsPerSecond) }
         fun build() = config
     }
 
@@ -111,6 +131,8 @@ data class Config(
         put("prefetchBytes", prefetchBytes)
         put("initialNetwork", initialNetwork)
         put("residentResources", residentResources)
+        put("meteredMaxBandwidth", meteredMaxBandwidth)
+        put("unmeteredMaxBandwidth", unmeteredMaxBandwidth)
         return fields.joinToString(",", "{", "}")
     }
 
@@ -122,5 +144,6 @@ data class Config(
             "connectTimeoutMs=$connectTimeoutMs, readTimeoutMs=$readTimeoutMs, upstreamAttempts=$upstreamAttempts, " +
             "maxConnections=$maxConnections, downloadWorkers=$downloadWorkers, " +
             "allowMeteredDownloads=$allowMeteredDownloads, prefetchBytes=$prefetchBytes, initialNetwork=$initialNetwork, " +
-            "residentResources=$residentResources)"
+            "residentResources=$residentResources, meteredMaxBandwidth=$meteredMaxBandwidth, " +
+            "unmeteredMaxBandwidth=$unmeteredMaxBandwidth)"
 }
