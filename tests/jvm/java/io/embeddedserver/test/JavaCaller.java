@@ -5,6 +5,7 @@ import io.embeddedserver.Download;
 import io.embeddedserver.DownloadProgress;
 import io.embeddedserver.DownloadRequirements;
 import io.embeddedserver.EmbeddedServer;
+import io.embeddedserver.EmbeddedServerException;
 import io.embeddedserver.EmbeddedServerHost;
 import io.embeddedserver.PendingWork;
 import io.embeddedserver.Track;
@@ -28,6 +29,22 @@ final class JavaCaller {
             Download byUrl = server.downloadUrl("https://example.com/a.m3u8");
             server.setNetwork(true, false);
             System.out.println(track.getId() + byTrack.getId() + byUrl.getId() + server.getBaseUrl());
+        }
+    }
+
+    /** Typed failures as a Java app catches them: by subclass, the most specific first. */
+    static String typedErrors(EmbeddedServer server) {
+        try {
+            return server.track("t1").getUrl();
+        } catch (EmbeddedServerException.NotFound e) {
+            return "register it first: " + e.getMessage();
+        } catch (EmbeddedServerException.Upstream e) {
+            Integer status = e.getStatus();
+            return (e.isRetryable() ? "retry later: " : "backend refused: ") + status;
+        } catch (EmbeddedServerException.NoSpace | EmbeddedServerException.Closed e) {
+            return e.getMessage();
+        } catch (EmbeddedServerException e) {
+            return "failed: " + e.getMessage();
         }
     }
 
