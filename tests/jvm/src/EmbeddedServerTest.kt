@@ -395,6 +395,8 @@ fun main() {
         "failures arrive as the exception subclass of their kind" to ::failuresArriveByKind,
         "a closed server throws EmbeddedServerException.Closed, from Kotlin and from native" to ::closedIsTyped,
         "a full disk (a real tmpfs) throws EmbeddedServerException.NoSpace; freed, the server works on" to ::noSpaceIsTyped,
+        "tracks listed and removed, the cache cleared, its limit changed, a URL's cached bytes" to ::cacheIsManagedFromKotlin,
+        "a download's app data is kept, size-limited, and survives a restart" to ::downloadDataSurvivesRestart,
         "prefetch puts the first bytes in the cache" to ::prefetchFillsTheCache,
         "a download looked up by ID equals the listed one; a bad ID throws" to ::downloadInfoById,
         "with downloadsDir, pinned bytes live under downloadsDir/data" to ::downloadsDirHoldsPinnedBytes,

@@ -1,5 +1,7 @@
 package io.embeddedserver.test;
 
+import io.embeddedserver.CachedResource;
+import io.embeddedserver.ClearedCache;
 import io.embeddedserver.Config;
 import io.embeddedserver.Download;
 import io.embeddedserver.DownloadProgress;
@@ -29,6 +31,16 @@ final class JavaCaller {
             Download byUrl = server.downloadUrl("https://example.com/a.m3u8");
             server.setNetwork(true, false);
             System.out.println(track.getId() + byTrack.getId() + byUrl.getId() + server.getBaseUrl());
+            // Cache management, and a download carrying the app's data.
+            Download withData = server.download("t1", 5, "{\"title\": \"One\"}");
+            server.setDownloadData(withData.getId(), null);
+            List<Track> tracks = server.tracks();
+            CachedResource cached = server.cached("https://example.com/a.mp3");
+            boolean offline = server.isCached("https://example.com/a.mp3");
+            ClearedCache cleared = server.clearCache();
+            server.setCacheLimit(512L * 1024 * 1024);
+            server.removeTrack("t1");
+            System.out.println(tracks.size() + cached.getCachedBytes() + cleared.getBytes() + (offline ? 1 : 0));
         }
     }
 

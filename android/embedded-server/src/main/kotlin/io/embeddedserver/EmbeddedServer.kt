@@ -79,6 +79,52 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     @Throws(EmbeddedServerException::class)
     fun track(id: String): Track = Track.fromJson(call { NativeBridge.track(it, id) })
 
+    /** Every catalog track with its cache state, sorted by ID. */
+    @Throws(EmbeddedServerException::class)
+    fun tracks(): List<Track> = Track.listFromJson(call { NativeBridge.tracks(it) })
+
+    /**
+     * Removes catalog track [id]: cancels its downloads (they leave [downloadMap]), frees its
+     * cached bytes (bytes a player reads at this moment leave with ordinary eviction instead) and
+     * forgets the track, across restarts too. [EmbeddedServerException.NotFound] if unknown.
+     */
+    @Throws(EmbeddedServerException::class)
+    fun removeTrack(id: String) {
+        val downloads = state.value.values.filter { it.track == id }.map { it.id }
+        call { NativeBridge.removeTrack(it, id) }
+        cancelled.addAll(downloads)
+        state.update { current -> current - downloads.toSet() }
+    }
+
+    /**
+     * How much of remote [url] (on an allowed origin) the cache holds, under the key its
+     * [proxyUrl] and [downloadUrl] use; all zero when it holds nothing. For a catalog track, see
+     * [track].
+     */
+    @Throws(EmbeddedServerException::class)
+    fun cached(url: String): CachedResource = CachedResource.fromJson(call { NativeBridge.cached(it, url) })
+
+    /** Whether every byte of remote [url] is cached: it plays offline. */
+    @Throws(EmbeddedServerException::class)
+    fun isCached(url: String): Boolean = cached(url).complete
+
+    /**
+     * Removes every evictable resource from the cache (a "clear cache" button): downloaded
+     * (pinned) resources and those a player or a download is reading or filling now stay.
+     * Returns what went; [stats] follows at once.
+     */
+    @Throws(EmbeddedServerException::class)
+    fun clearCache(): ClearedCache = ClearedCache.fromJson(call { NativeBridge.clearCache(it) })
+
+    /**
+     * Sets the cache limit ([Config.maxCacheBytes]: bytes, downloads included) until the server
+     * closes, and evicts at once down to it, least recently used first. Downloaded and in-use
+     * resources stay, so downloads alone may keep the cache above a limit lowered under them (new
+     * downloads then fail "cache full"). [EmbeddedServerException.InvalidArgument] if negative.
+     */
+    @Throws(EmbeddedServerException::class)
+    fun setCacheLimit(bytes: Long) = call { NativeBridge.setCacheLimit(it, bytes) }
+
     /**
      * Starts fetching the first [bytes] of each catalog track in [trackIds] into the ordinary
      * (evictable, unpinned) cache in the background, so that starting them later is instant;
@@ -99,20 +145,31 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     @JvmOverloads
     fun prefetch(trackId: String, bytes: Long? = null) = prefetch(listOf(trackId), bytes)
 
-    /** Queues an offline download of catalog track [trackId]; higher [priority] runs first. */
-    @Throws(EmbeddedServerException::class)
-    @JvmOverloads
-    fun download(trackId: String, priority: Long = 0): Download =
-        remember(call { NativeBridge.download(it, trackId, false, priority, null) })
-
     /**
-     * Queues an offline download of remote [url] (on an allowed origin). For an HLS playlist it
-     * keeps one rendition: [variant], or by default [HlsVariant.Middle].
+     * Queues an offline download of catalog track [trackId]; higher [priority] runs first.
+     * [data] is the app's own metadata for it (a title, an album ID, a JSON document: opaque
+     * text of at most [MAX_DOWNLOAD_DATA] bytes of UTF-8, else [EmbeddedServerException.InvalidArgument]),
+     * kept in the index with the download and returned in [Download.data], across restarts too;
+     * for a download that already exists, non-null [data] replaces its data.
      */
     @Throws(EmbeddedServerException::class)
     @JvmOverloads
-    fun downloadUrl(url: String, priority: Long = 0, variant: HlsVariant? = null): Download =
-        remember(call { NativeBridge.download(it, url, true, priority, variant?.wire) })
+    fun download(trackId: String, priority: Long = 0, data: String? = null): Download =
+        remember(call { NativeBridge.download(it, trackId, false, priority, null, data) })
+
+    /**
+     * Queues an offline download of remote [url] (on an allowed origin). For an HLS playlist it
+     * keeps one rendition: [variant], or by default [HlsVariant.Middle]. [data] as for [download].
+     */
+    @Throws(EmbeddedServerException::class)
+    @JvmOverloads
+    fun downloadUrl(url: String, priority: Long = 0, variant: HlsVariant? = null, data: String? = null): Download =
+        remember(call { NativeBridge.download(it, url, true, priority, variant?.wire, data) })
+
+    /** Replaces download [id]'s app data ([Download.data]), or removes it with null. */
+    @Throws(EmbeddedServerException::class)
+    fun setDownloadData(id: String, data: String?): Download =
+        remember(call { NativeBridge.setDownloadData(it, id, data) })
 
     /** Every download, updated as they progress (progress at most every 250 ms each). */
     fun downloads(): Flow<List<Download>> = downloadMap().map { it.values.toList() }
