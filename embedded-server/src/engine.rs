@@ -165,8 +165,7 @@ impl Server {
 
     /// Queues an offline download (or returns the existing one for the same resource).
     pub async fn download(&self, target: DownloadTarget, priority: i64) -> Result<DownloadInfo, Error> {
-        self.check()?;
-        self.inner.downloader.enqueue(target, priority, None).await
+        self.download_with_data(target, priority, None).await
     }
 
     /// Queues an offline download carrying `data`, the app's own metadata (opaque text of at

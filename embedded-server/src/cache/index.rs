@@ -422,13 +422,13 @@ impl Index {
     }
 }
 
-/// A resource row from the columns `resource_columns!` names.
 /// Deletes catalog track `id`'s row.
 pub(crate) fn delete_track(tx: &Transaction<'_>, id: &str) -> Result<(), Error> {
     tx.execute("DELETE FROM tracks WHERE id = ?1", params![id])?;
     Ok(())
 }
 
+/// A resource row from the columns `resource_columns!` names.
 fn resource_of(r: &Row<'_>) -> rusqlite::Result<ResourceRow> {
     Ok(ResourceRow {
         key: r.get(0)?,

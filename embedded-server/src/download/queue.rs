@@ -158,13 +158,19 @@ impl Queue {
     /// Replaces (or with `None` removes) download `id`'s app data; recorded before it returns.
     pub(super) async fn set_data(&self, id: &str, data: Option<String>) -> Result<DownloadInfo, Error> {
         check_data(data.as_deref())?;
-        let row = {
+        let (row, previous) = {
             let mut entries = self.lock();
             let e = entries.get_mut(id).ok_or_else(|| unknown(id))?;
-            e.row.data = data;
-            sync_row(e)
+            let previous = std::mem::replace(&mut e.row.data, data);
+            (sync_row(e), previous)
         };
-        self.save(&row).await?;
+        if let Err(e) = self.save(&row).await {
+            // Not recorded (a full disk): the download keeps the data the index has.
+            if let Some(entry) = self.lock().get_mut(id).filter(|entry| entry.row.data == row.data) {
+                entry.row.data = previous;
+            }
+            return Err(e);
+        }
         let info = self.info(id)?;
         let _ = self.events.send(info.clone());
         Ok(info)

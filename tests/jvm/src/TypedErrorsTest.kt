@@ -131,6 +131,8 @@ fun noSpaceIsTyped() {
         val filler = File(disk.dir, "filler")
         EmbeddedServer.start(Config.Builder(cache.path).origin("http://127.0.0.1:9").build()).use { server ->
             server.registerTrack("before", "http://127.0.0.1:9/before.mp3")
+            server.setNetwork(online = false, metered = false) // the download waits, writing nothing
+            val download = server.download("before", data = "as queued")
             assertTrue(fillDisk(filler) > 0)
             // Each registration writes a row to the index; once SQLite needs a page the full disk
             // has not got, the call fails as NoSpace (never as another kind).
@@ -146,6 +148,9 @@ fun noSpaceIsTyped() {
             assertTrue(noSpace != null, "2,000 registrations on a full disk all succeeded")
             assertEquals("no space left on device", noSpace.message)
             assertFalse(noSpace.isRetryable)
+            // App data that cannot be recorded is not kept in memory either.
+            assertFailsWith<EmbeddedServerException.NoSpace> { server.setDownloadData(download.id, "x".repeat(4_000)) }
+            assertEquals("as queued", server.downloadInfo(download.id).data)
             // Space freed: the same server works again, and what it had is intact.
             assertTrue(filler.delete())
             server.registerTrack("after", "http://127.0.0.1:9/after.mp3")

@@ -59,6 +59,7 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     }
 
     /** `http://127.0.0.1:PORT/TOKEN/`. */
+    @get:Throws(EmbeddedServerException::class)
     val baseUrl: String get() = call { NativeBridge.baseUrl(it) }
 
     /** The local URL of catalog track [id]. */
