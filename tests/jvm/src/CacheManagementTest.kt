@@ -15,6 +15,10 @@ import kotlin.test.assertNull
 import kotlin.test.assertTrue
 import kotlinx.coroutines.runBlocking
 
+/** Waits until no response is streaming (a response ends just after its last byte is handed over). */
+fun awaitIdle(server: EmbeddedServer) =
+    eventually(what = { "active streams: ${server.stats().activeStreams}" }) { server.stats().activeStreams == 0L }
+
 fun cacheIsManagedFromKotlin() {
     val dir = File(work, "origin-manage")
     val kept = seed(dir, "kept.bin", 600_000)
@@ -41,7 +45,9 @@ fun cacheIsManagedFromKotlin() {
             val all = (kept.size + played.size + other.size).toLong()
             assertEquals(all, server.stats().cacheBytes)
 
-            // Clearing takes every evictable byte, exactly, and never the download.
+            // Clearing takes every evictable byte, exactly, and never the download (once the
+            // responses above have let their resources go).
+            awaitIdle(server)
             val cleared = server.clearCache()
             assertEquals(2, cleared.resources)
             assertEquals((played.size + other.size).toLong(), cleared.bytes)
@@ -56,6 +62,7 @@ fun cacheIsManagedFromKotlin() {
             // A limit below what is cached evicts at once, least recently used first.
             assertContentEquals(played, get(server.trackUrl("played")).second)
             assertContentEquals(other, get(server.proxyUrl(otherUrl)).second)
+            awaitIdle(server)
             runBlocking { server.suspending.setCacheLimit(kept.size.toLong() + other.size) }
             assertEquals(kept.size.toLong() + other.size, server.stats().maxCacheBytes)
             assertEquals(0, server.track("played").cachedBytes, "the least recently used goes")
