@@ -333,6 +333,8 @@ fn download_data_is_kept_returned_and_survives_a_restart() {
     r.assert_json_error("data over 16 KiB", 400);
     assert!(r.text().contains("at most 16384 bytes"), "{}", r.text());
     patch(r#"{"title": "x"}"#).assert_json_error("an unknown field", 400);
+    patch("{}").assert_json_error("no data field", 400);
+    patch(r#"{"data": 5}"#).assert_json_error("data that is not a string", 400);
     send(&server, "PATCH", "downloads/dnope", r#"{"data": "x"}"#).assert_json_error("an unknown download", 404);
     let big = json!({ "track": "t", "data": format!("{most}x") }).to_string();
     send(&server, "POST", "downloads", &big).assert_json_error("a new download with too much data", 400);

@@ -61,11 +61,24 @@ struct DownloadBody {
     data: Option<String>,
 }
 
-/// The body of `PATCH /api/downloads/ID`: the app data to keep (`null` removes it).
+/// The body of `PATCH /api/downloads/ID`: the app data to keep, a string or `null` (which
+/// removes it); the field is required, so `{}` is an error rather than a silent removal.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DownloadPatch {
-    data: Option<String>,
+    data: serde_json::Value,
+}
+
+impl DownloadPatch {
+    fn data(self) -> Result<Option<String>, Error> {
+        match self.data {
+            serde_json::Value::Null => Ok(None),
+            serde_json::Value::String(s) => Ok(Some(s)),
+            other => Err(Error::InvalidArgument(format!(
+                "\"data\" must be a string or null, not {other}"
+            ))),
+        }
+    }
 }
 
 /// The body of `PUT /api/cache`.
@@ -120,8 +133,8 @@ pub(crate) async fn downloads(
             };
         }
         (Method::GET, Some(id), None) => downloader.info(id),
-        (Method::PATCH, Some(id), None) => match read_json::<DownloadPatch>(req).await {
-            Ok(patch) => downloader.set_data(id, patch.data).await,
+        (Method::PATCH, Some(id), None) => match read_json::<DownloadPatch>(req).await.and_then(DownloadPatch::data) {
+            Ok(data) => downloader.set_data(id, data).await,
             Err(e) => Err(e),
         },
         (Method::DELETE, Some(id), None) => {
