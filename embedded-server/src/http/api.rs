@@ -62,23 +62,18 @@ struct DownloadBody {
 }
 
 /// The body of `PATCH /api/downloads/ID`: the app data to keep, a string or `null` (which
-/// removes it); the field is required, so `{}` is an error rather than a silent removal.
+/// removes it). The field is required, so `{}` is an error rather than a silent removal: absent
+/// it stays `None`, while `null` is `Some(None)`.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DownloadPatch {
-    data: serde_json::Value,
+    #[serde(default, deserialize_with = "present")]
+    data: Option<Option<String>>,
 }
 
-impl DownloadPatch {
-    fn data(self) -> Result<Option<String>, Error> {
-        match self.data {
-            serde_json::Value::Null => Ok(None),
-            serde_json::Value::String(s) => Ok(Some(s)),
-            other => Err(Error::InvalidArgument(format!(
-                "\"data\" must be a string or null, not {other}"
-            ))),
-        }
-    }
+/// A field that is present, `null` or not.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    serde::Deserialize::deserialize(d).map(Some)
 }
 
 /// The body of `PUT /api/cache`.
@@ -133,8 +128,11 @@ pub(crate) async fn downloads(
             };
         }
         (Method::GET, Some(id), None) => downloader.info(id),
-        (Method::PATCH, Some(id), None) => match read_json::<DownloadPatch>(req).await.and_then(DownloadPatch::data) {
-            Ok(data) => downloader.set_data(id, data).await,
+        (Method::PATCH, Some(id), None) => match read_json::<DownloadPatch>(req).await {
+            Ok(DownloadPatch { data: Some(data) }) => downloader.set_data(id, data).await,
+            Ok(DownloadPatch { data: None }) => Err(Error::InvalidArgument(
+                "give \"data\": a string, or null to remove it".into(),
+            )),
             Err(e) => Err(e),
         },
         (Method::DELETE, Some(id), None) => {
