@@ -82,6 +82,15 @@ impl Catalog {
         out
     }
 
+    /// Removes track `id`; whether it was registered.
+    pub(crate) fn remove(&self, id: &str) -> bool {
+        self.tracks
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+            .is_some()
+    }
+
     /// Adds or replaces a track.
     pub(crate) fn insert(&self, track: TrackRow) {
         self.tracks

@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::download::{DownloadInfo, DownloadTarget, NetworkState};
 use crate::error::Error;
 use crate::fetch::Resolver;
+use crate::management::{CachedResource, ClearedCache};
 use crate::shared::Inner;
 use crate::telemetry::Stats;
 
@@ -121,6 +122,36 @@ impl Server {
         self.inner.stats()
     }
 
+    /// Removes catalog track `id`: cancels its downloads, frees its cached bytes (those a player
+    /// reads now leave with ordinary eviction) and forgets it, in the index too.
+    pub async fn remove_track(&self, id: &str) -> Result<(), Error> {
+        self.check()?;
+        self.inner.remove_track(id).await
+    }
+
+    /// How much of remote `url` (on an allowed origin) the cache holds: `complete` means it
+    /// plays offline.
+    pub fn cached(&self, url: &str) -> Result<CachedResource, Error> {
+        self.check()?;
+        self.inner.cached(url)
+    }
+
+    /// Removes every evictable resource from the cache: pinned (downloaded) resources and those
+    /// being read or filled stay. Returns what went; the totals in [`stats`](Self::stats) follow.
+    pub async fn clear_cache(&self) -> Result<ClearedCache, Error> {
+        self.check()?;
+        self.inner.clear_cache().await
+    }
+
+    /// Sets the cache limit (bytes, pins included) and evicts at once down to it, least
+    /// recently used first; pinned and in-use resources stay, so pins alone may keep the cache
+    /// above a limit lowered under them (and new downloads then fail "cache full"). Lasts until
+    /// the server stops: the next start takes `Config::max_cache_bytes` again.
+    pub async fn set_cache_limit(&self, bytes: u64) -> Result<(), Error> {
+        self.check()?;
+        self.inner.set_cache_limit(bytes).await
+    }
+
     /// Sets (`Some`) or removes (`None`) a header sent upstream, e.g. a refreshed bearer token.
     pub fn set_header(&self, name: &str, value: Option<&str>) -> Result<(), Error> {
         self.check()?;
@@ -134,8 +165,26 @@ impl Server {
 
     /// Queues an offline download (or returns the existing one for the same resource).
     pub async fn download(&self, target: DownloadTarget, priority: i64) -> Result<DownloadInfo, Error> {
+        self.download_with_data(target, priority, None).await
+    }
+
+    /// Queues an offline download carrying `data`, the app's own metadata (opaque text of at
+    /// most [`MAX_DOWNLOAD_DATA`](crate::MAX_DOWNLOAD_DATA) bytes, kept with it across restarts);
+    /// for a download that already exists, `Some` data replaces its data.
+    pub async fn download_with_data(
+        &self,
+        target: DownloadTarget,
+        priority: i64,
+        data: Option<String>,
+    ) -> Result<DownloadInfo, Error> {
         self.check()?;
-        self.inner.downloader().enqueue(target, priority).await
+        self.inner.downloader().enqueue(target, priority, data).await
+    }
+
+    /// Replaces (or with `None` removes) download `id`'s app data.
+    pub async fn set_download_data(&self, id: &str, data: Option<String>) -> Result<DownloadInfo, Error> {
+        self.check()?;
+        self.inner.downloader().set_data(id, data).await
     }
 
     /// Every download, highest priority first.
@@ -355,6 +404,20 @@ blocking! {
     infallible fn set_resolver(&self, resolver: Option<Arc<dyn Resolver>>) -> ();
     /// Queues an offline download.
     wait fn download(&self, target: DownloadTarget, priority: i64) -> DownloadInfo;
+    /// Queues an offline download carrying the app's data.
+    wait fn download_with_data(&self, target: DownloadTarget, priority: i64, data: Option<String>) -> DownloadInfo;
+    /// Replaces or removes a download's app data.
+    wait fn set_download_data(&self, id: &str, data: Option<String>) -> DownloadInfo;
+    /// Every catalog track.
+    infallible fn tracks(&self) -> Vec<TrackInfo>;
+    /// Removes a catalog track, its downloads and its cached bytes.
+    wait fn remove_track(&self, id: &str) -> ();
+    /// How much of a remote URL the cache holds.
+    fallible fn cached(&self, url: &str) -> CachedResource;
+    /// Removes every evictable resource.
+    wait fn clear_cache(&self) -> ClearedCache;
+    /// Sets the cache limit, evicting down to it.
+    wait fn set_cache_limit(&self, bytes: u64) -> ();
     /// Every download.
     infallible fn downloads(&self) -> Vec<DownloadInfo>;
     /// One download.

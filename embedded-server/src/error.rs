@@ -57,6 +57,15 @@ impl UpstreamError {
             Self::NotFound(_) | Self::Denied(_) | Self::RedirectNotAllowed(_) => false,
         }
     }
+
+    /// The backend's HTTP status, when it answered with one (not when it was unreachable, timed
+    /// out, broke the protocol or redirected off the allowed origins).
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::NotFound(s) | Self::Denied(s) | Self::Status(s) => Some(*s),
+            Self::Unreachable(_) | Self::Timeout | Self::Protocol(_) | Self::RedirectNotAllowed(_) => None,
+        }
+    }
 }
 
 /// Why talking to the backend failed: the whole chain on one line, and the client's error itself,
@@ -448,6 +457,11 @@ mod tests {
         let Error::Upstream(upstream) = e else { unreachable!() };
         assert_eq!(upstream.clone(), upstream);
         assert!(upstream.is_retryable());
+        assert_eq!(upstream.status(), None);
+        assert_eq!(UpstreamError::NotFound(410).status(), Some(410));
+        assert_eq!(UpstreamError::Denied(403).status(), Some(403));
+        assert_eq!(UpstreamError::Status(503).status(), Some(503));
+        assert_eq!(UpstreamError::Timeout.status(), None);
     }
 
     #[tokio::test]

@@ -24,6 +24,7 @@
 //! - `server`: the accept loop, connection limits, graceful shutdown
 //! - `http`: token check, routing, Range, responses, media and API handlers
 //! - `catalog`: the app's tracks by ID ([`TrackSpec`], [`TrackInfo`])
+//! - `management`: what the cache-management calls return ([`CachedResource`], [`ClearedCache`])
 //! - `clock`: wall-clock milliseconds, as the index and the stats record them
 //! - `cache`: per-resource state, fills, sparse files, SQLite index, eviction
 //! - `download`: the persistent download queue, workers, network gate, verification, pins
@@ -57,6 +58,7 @@ mod http;
 // `jlong` back into the `Box` it came from: this module alone needs `unsafe`.
 #[allow(unsafe_code)]
 mod jni;
+mod management;
 mod metrics;
 mod server;
 mod shared;
@@ -64,8 +66,9 @@ mod telemetry;
 
 pub use catalog::{TrackInfo, TrackSpec};
 pub use config::{Config, LinkPolicy, TrustRoots};
-pub use download::{DownloadInfo, DownloadState, DownloadTarget, NetworkState, VariantChoice};
+pub use download::{DownloadInfo, DownloadState, DownloadTarget, NetworkState, VariantChoice, MAX_DOWNLOAD_DATA};
 pub use engine::{BlockingServer, DownloadEvents, Server};
 pub use error::{ArgumentError, ConfigError, Error, ParseError, StorageError, UpstreamCause, UpstreamError};
 pub use fetch::{Refreshed, Resolver};
+pub use management::{CachedResource, ClearedCache};
 pub use telemetry::{HistogramStats, Stats, UpstreamFailure};

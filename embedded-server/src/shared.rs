@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::download::Downloader;
 use crate::error::Error;
 use crate::fetch::Fetcher;
+use crate::management::{CachedResource, ClearedCache};
 use crate::telemetry::{Counters, Stats};
 
 /// What a media route resolves to.
@@ -225,6 +226,55 @@ impl Inner {
         self.cache.retarget(&track_key(id), &url).await?;
         self.catalog.insert(row.clone());
         Ok(self.info_of(&row))
+    }
+
+    /// Removes catalog track `id`: cancels its downloads (unpinning their bytes), removes its
+    /// cached bytes unless a player reads them now (then they leave with ordinary eviction), and
+    /// forgets the track, in the index too.
+    pub(crate) async fn remove_track(&self, id: &str) -> Result<(), Error> {
+        if self.catalog.get(id).is_none() {
+            return Err(Error::NotFound(format!("no track with ID {id:?}")));
+        }
+        for download in self.downloader.list() {
+            if download.track.as_deref() == Some(id) {
+                match self.downloader.cancel(&download.id).await {
+                    Ok(()) | Err(Error::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.cache.remove(vec![track_key(id)], true).await?;
+        self.cache.delete_track(id.to_string()).await?;
+        self.catalog.remove(id);
+        Ok(())
+    }
+
+    /// How much of remote `url` (on an allowed origin) the cache holds, under the key a stream
+    /// URL or a URL download uses; all zero when it holds nothing.
+    pub(crate) fn cached(&self, url: &str) -> Result<CachedResource, Error> {
+        let url = self.fetcher.check_origin(url)?.to_string();
+        let info = self.cache.info(&url).unwrap_or_default();
+        Ok(CachedResource {
+            url,
+            cached_bytes: info.cached_bytes,
+            size: info.size,
+            complete: info.complete,
+            pinned: info.pinned,
+        })
+    }
+
+    /// Removes every evictable resource (see [`Cache::clear_evictable`]).
+    pub(crate) async fn clear_cache(&self) -> Result<ClearedCache, Error> {
+        let (resources, bytes) = self.cache.clear_evictable().await?;
+        tracing::info!(resources, bytes, "evictable cache cleared");
+        Ok(ClearedCache { resources, bytes })
+    }
+
+    /// Sets the cache limit, evicting at once down to it (see [`Cache::set_max_bytes`]).
+    pub(crate) async fn set_cache_limit(&self, bytes: u64) -> Result<(), Error> {
+        self.cache.set_max_bytes(bytes).await?;
+        tracing::info!(bytes, "cache limit set");
+        Ok(())
     }
 
     /// A statistics snapshot.

@@ -10,7 +10,9 @@ What must be kept, read from the real artifacts:
   every class implementing it (`-keep class * implements I { ... }`), since the app's own
   implementation is what the call reaches;
 - every class the Rust code names as a string (`"io/embeddedserver/X"`: `throw_new`,
-  `find_class`, `new_object`), with the `(String)` constructor `throw_new` uses;
+  `find_class`, `new_object`), with the constructor named by the descriptor string that follows
+  it on the same line (`"io/embeddedserver/X", "(Ljava/lang/String;IZ)V"`, or a constant such as
+  `MESSAGE_ONLY` defined in the same file), else the `(String)` constructor `throw_new` uses;
 - every WorkManager worker of the library (a class extending `androidx.work.*Worker`, found with
   javap), with the `(Context, WorkerParameters)` constructor WorkManager calls through
   reflection, by the class name it stored with the work request.
@@ -177,10 +179,13 @@ def needs(classes):
                             lambda r, i=iface, n=name, a=args, t=ret: class_kept(r, i, n, a, t)))
                 out.append((f"{path.name}: {name}{desc} on every class implementing {iface}",
                             lambda r, i=iface, n=name, a=args, t=ret: implementors_kept(r, i, n, a, t)))
-        for m in re.finditer(r'"(io/embeddedserver/[\w/$]+)"', src):
+        consts = dict(re.findall(r'const (\w+): &str = "(\([^"]*\)V)";', src))
+        for m in re.finditer(r'"(io/embeddedserver/[\w/$]+)"(?:,\s*(?:"(\([^"]*\)V)"|(\w+)))?', src):
             cls = m.group(1).replace("/", ".")
-            out.append((f"{path.name}: names class {cls} (constructed with a message)",
-                        lambda r, c=cls: class_kept(r, c, "<init>", ["java.lang.String"], "void")))
+            desc = m.group(2) or consts.get(m.group(3) or "", "(Ljava/lang/String;)V")
+            args, _ = java_types(desc)
+            out.append((f"{path.name}: names class {cls} (constructed with {desc})",
+                        lambda r, c=cls, a=args: class_kept(r, c, "<init>", a, "void")))
     return out
 
 

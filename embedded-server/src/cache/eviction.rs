@@ -32,6 +32,19 @@ pub(super) enum Victim<'a> {
 /// The victims of one pass whose rows' deletion committed, keys still owned.
 pub(super) struct Victims<'a>(Vec<Victim<'a>>);
 
+impl Victims<'_> {
+    /// The bytes the victims hold (resident ones are inert: their bytes no longer change).
+    fn bytes(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|v| match v {
+                Victim::Resident(res, _) => res.lock().present.len(),
+                Victim::Cold(entry, _) => entry.bytes,
+            })
+            .sum()
+    }
+}
+
 impl Cache {
     /// Evicts least recently used idle resources until the cache fits its limit; blocking.
     pub(super) fn evict(&self) -> Result<(), Error> {
@@ -40,17 +53,33 @@ impl Cache {
         Ok(())
     }
 
+    /// Evicts least recently used idle resources until the cache holds at most `limit` bytes
+    /// (pins included, and never evicted: with `limit` 0, every unpinned resource nobody reads
+    /// or fills goes); blocking. Returns how many resources went and their bytes.
+    pub(super) fn evict_to(&self, limit: u64) -> Result<(u64, u64), Error> {
+        let victims = self.delete_victims_over(limit)?;
+        let freed = victims.bytes();
+        let count = victims.0.len() as u64;
+        self.let_go(victims);
+        Ok((count, freed))
+    }
+
     /// The first half of [`Cache::evict`]: chooses victims in LRU order and deletes their rows
     /// in one transaction. Every victim's key stays owned (busy) until the victims are let go
     /// ([`Cache::let_go`]), so no reader loads a row that is being deleted or finds a victim's
     /// file still there. If the transaction fails, nothing is evicted.
     pub(super) fn delete_victims(&self) -> Result<Victims<'_>, Error> {
-        if self.accounts.bytes() <= self.max_bytes {
+        self.delete_victims_over(self.max_bytes())
+    }
+
+    /// [`Cache::delete_victims`] down to `limit` bytes.
+    fn delete_victims_over(&self, limit: u64) -> Result<Victims<'_>, Error> {
+        if self.accounts.bytes() <= limit {
             return Ok(Victims(Vec::new()));
         }
         let mut victims: Vec<Victim<'_>> = Vec::new();
         let result = self.index.write(|tx| {
-            let mut over = self.accounts.bytes().saturating_sub(self.max_bytes);
+            let mut over = self.accounts.bytes().saturating_sub(limit);
             let mut after: Option<LruPos> = None;
             while over > 0 {
                 // Read in this transaction: it sees its own deletions, and holds no other lock.

@@ -23,7 +23,7 @@ use super::range_set::RangeSet;
 use crate::error::Error;
 
 /// The schema version this build writes.
-const SCHEMA_VERSION: u32 = 6;
+const SCHEMA_VERSION: u32 = 7;
 
 /// How long a connection waits for a lock held by another before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -124,6 +124,11 @@ CREATE TRIGGER resources_totals_update AFTER UPDATE ON resources BEGIN
 END;
 ";
 
+/// Version 7: each download carries the app's own metadata (`data`, opaque text; null when none).
+const SCHEMA_V7: &str = "
+ALTER TABLE downloads ADD COLUMN data TEXT;
+";
+
 /// The columns `resource_of` reads, in its order.
 macro_rules! resource_columns {
     () => {
@@ -171,6 +176,8 @@ pub(crate) struct DownloadRow {
     /// For an HLS download, the cache keys of every playlist, segment, init section and key it
     /// covers (empty for a single resource, which is `key`).
     pub(crate) members: Vec<String>,
+    /// The app's own metadata for it (opaque text), if it gave any.
+    pub(crate) data: Option<String>,
 }
 
 /// One row of `resources`, as stored.
@@ -415,6 +422,12 @@ impl Index {
     }
 }
 
+/// Deletes catalog track `id`'s row.
+pub(crate) fn delete_track(tx: &Transaction<'_>, id: &str) -> Result<(), Error> {
+    tx.execute("DELETE FROM tracks WHERE id = ?1", params![id])?;
+    Ok(())
+}
+
 /// A resource row from the columns `resource_columns!` names.
 fn resource_of(r: &Row<'_>) -> rusqlite::Result<ResourceRow> {
     Ok(ResourceRow {
@@ -517,7 +530,7 @@ pub(crate) fn resource_exists(tx: &Transaction<'_>, key: &str) -> Result<bool, E
 /// Every download row.
 pub(crate) fn load_downloads(tx: &Transaction<'_>) -> Result<Vec<DownloadRow>, Error> {
     let mut stmt = tx.prepare(
-        "SELECT id, key, url, track_id, state, error, priority, created_ms, variant, members FROM downloads",
+        "SELECT id, key, url, track_id, state, error, priority, created_ms, variant, members, data FROM downloads",
     )?;
     let rows = stmt
         .query_map([], |r| {
@@ -537,6 +550,7 @@ pub(crate) fn load_downloads(tx: &Transaction<'_>) -> Result<Vec<DownloadRow>, E
                     .filter(|l| !l.is_empty())
                     .map(str::to_owned)
                     .collect(),
+                data: r.get(10)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -546,10 +560,10 @@ pub(crate) fn load_downloads(tx: &Transaction<'_>) -> Result<Vec<DownloadRow>, E
 /// Inserts or replaces a download row.
 pub(crate) fn upsert_download(tx: &Transaction<'_>, row: &DownloadRow) -> Result<(), Error> {
     tx.execute(
-        "INSERT INTO downloads (id, key, url, track_id, state, error, priority, created_ms, variant, members)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+        "INSERT INTO downloads (id, key, url, track_id, state, error, priority, created_ms, variant, members, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT(id) DO UPDATE SET key = ?2, url = ?3, track_id = ?4, state = ?5, error = ?6,
-             priority = ?7, created_ms = ?8, variant = ?9, members = ?10",
+             priority = ?7, created_ms = ?8, variant = ?9, members = ?10, data = ?11",
         params![
             row.id,
             row.key,
@@ -560,7 +574,8 @@ pub(crate) fn upsert_download(tx: &Transaction<'_>, row: &DownloadRow) -> Result
             row.priority,
             row.created_ms as i64,
             row.variant,
-            row.members.join("\n")
+            row.members.join("\n"),
+            row.data
         ],
     )?;
     Ok(())
@@ -616,7 +631,9 @@ fn upgrade_from(tx: &Transaction<'_>, version: u32, legacy: &mut dyn FnMut(&str,
 /// The steps from `version` to `SCHEMA_VERSION`, one at a time: each its SQL, then its Rust part
 /// if it has one (`fill_v6`).
 fn run_steps(tx: &Transaction<'_>, version: u32, legacy: &mut dyn FnMut(&str, u64)) -> Result<(), Error> {
-    let steps = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6];
+    let steps = [
+        SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7,
+    ];
     for (to, step) in (1u32..).zip(steps).skip(version as usize) {
         tx.execute_batch(step)?;
         if to == 6 {
@@ -880,6 +897,7 @@ mod tests {
             created_ms: 9,
             variant: Some("lowest".into()),
             members: vec!["http://x/a.m3u8".into(), "http://x/s1.ts".into()],
+            data: Some("{\"album\": \"Ünïcode\"}\n".into()),
         };
         index.write(|tx| upsert_download(tx, &download)).unwrap();
         assert_eq!(index.write(load_downloads).unwrap(), vec![download]);
@@ -1039,7 +1057,7 @@ mod tests {
             .unwrap();
         let message = err.to_string();
         assert!(
-            message.contains("cannot upgrade the cache index from schema version 5 to 6"),
+            message.contains("cannot upgrade the cache index from schema version 5 to 7"),
             "{message}"
         );
         assert!(message.contains("UNIQUE"), "{message}");

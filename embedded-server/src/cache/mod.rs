@@ -100,7 +100,8 @@ pub(crate) struct Cache {
     /// Where fills fetch bytes from: the HTTP client, or a test's scripted backend.
     upstream: Arc<dyn Upstream>,
     counters: Arc<Counters>,
-    max_bytes: u64,
+    /// Upper bound on cached bytes; changed at run time by [`Cache::set_max_bytes`].
+    max_bytes: AtomicU64,
     attempts: u32,
     resident_max: usize,
     accounts: Accounts,
@@ -165,7 +166,7 @@ impl Cache {
             upstream,
             arbiter: priority::Arbiter::new(options.link_policy, options.playback_ahead),
             counters,
-            max_bytes: options.max_bytes,
+            max_bytes: AtomicU64::new(options.max_bytes),
             attempts: options.attempts,
             resident_max: options.resident_max,
             accounts: Accounts::new(&totals),
@@ -324,9 +325,31 @@ impl Cache {
         .await
     }
 
-    /// The configured upper bound on cached bytes.
+    /// The upper bound on cached bytes now.
     pub(crate) fn max_bytes(&self) -> u64 {
-        self.max_bytes
+        self.max_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Sets the upper bound on cached bytes and, if the cache holds more, evicts at once down to
+    /// it, by the rules of eviction (least recently used first; pinned resources and those read
+    /// or filled stay, so pins alone may keep it above the limit until they are cancelled).
+    /// What fills wrote but the index has not recorded is recorded first.
+    pub(crate) async fn set_max_bytes(self: &Arc<Self>, limit: u64) -> Result<(), Error> {
+        self.max_bytes.store(limit, Ordering::Relaxed);
+        let cache = self.clone();
+        self.blocking(move || cache.persist()).await
+    }
+
+    /// Removes every evictable resource: unpinned, and neither read nor filled now (those stay,
+    /// as they do from eviction). What fills wrote is recorded first, so the totals stay exact.
+    /// Returns how many resources went and their bytes.
+    pub(crate) async fn clear_evictable(self: &Arc<Self>) -> Result<(u64, u64), Error> {
+        let cache = self.clone();
+        self.blocking(move || {
+            cache.persist()?;
+            cache.evict_to(0)
+        })
+        .await
     }
 
     /// Every download row; blocking.
@@ -352,6 +375,13 @@ impl Cache {
     pub(crate) async fn put_track(&self, track: TrackRow) -> Result<(), Error> {
         let index = self.index.clone();
         self.blocking(move || index.put_track(&track)).await
+    }
+
+    /// Deletes a catalog track's row.
+    pub(crate) async fn delete_track(&self, id: String) -> Result<(), Error> {
+        let index = self.index.clone();
+        self.blocking(move || index.write(|tx| index::delete_track(tx, &id)))
+            .await
     }
 
     /// Points the cached track resource (if any) at a new URL.

@@ -80,8 +80,18 @@ impl Downloader {
 
     /// Queues a download (or returns the existing one for the same resource, re-queued if it had
     /// failed or was paused, and raised to `priority` if that is higher).
-    pub(crate) async fn enqueue(&self, target: DownloadTarget, priority: i64) -> Result<DownloadInfo, Error> {
-        self.queue.enqueue(target, priority).await
+    pub(crate) async fn enqueue(
+        &self,
+        target: DownloadTarget,
+        priority: i64,
+        data: Option<String>,
+    ) -> Result<DownloadInfo, Error> {
+        self.queue.enqueue(target, priority, data).await
+    }
+
+    /// Replaces (or with `None` removes) a download's app data.
+    pub(crate) async fn set_data(&self, id: &str, data: Option<String>) -> Result<DownloadInfo, Error> {
+        self.queue.set_data(id, data).await
     }
 
     /// Every download, highest priority first, then oldest first.

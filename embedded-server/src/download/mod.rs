@@ -150,7 +150,14 @@ pub struct DownloadInfo {
     /// higher version is the newer (it was read later). Listeners keep the highest per ID, so an
     /// update that arrives late never overwrites a newer state.
     pub version: u64,
+    /// The app's own metadata for this download (a title, an album ID, a JSON document...):
+    /// opaque text of at most [`MAX_DOWNLOAD_DATA`] bytes, kept in the index with the download
+    /// and returned unchanged; `None` when the app gave none.
+    pub data: Option<String>,
 }
+
+/// The largest app data ([`DownloadInfo::data`]) kept with a download, in bytes of UTF-8.
+pub const MAX_DOWNLOAD_DATA: usize = 16 * 1024;
 
 /// What to download.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::task::Ledger;
-use super::{DownloadInfo, DownloadState, DownloadTarget};
+use super::{DownloadInfo, DownloadState, DownloadTarget, MAX_DOWNLOAD_DATA};
 use crate::cache::{Cache, DownloadRow};
 use crate::catalog::{track_key, Catalog};
 use crate::clock::now_ms;
@@ -77,7 +77,13 @@ impl Queue {
     /// Queues a download (or returns the existing one for the same resource, re-queued if it had
     /// failed or was paused — asking again means "get it now" — and raised to `priority` if that
     /// is higher).
-    pub(super) async fn enqueue(&self, target: DownloadTarget, priority: i64) -> Result<DownloadInfo, Error> {
+    pub(super) async fn enqueue(
+        &self,
+        target: DownloadTarget,
+        priority: i64,
+        data: Option<String>,
+    ) -> Result<DownloadInfo, Error> {
+        check_data(data.as_deref())?;
         let mut variant = None;
         let (key, url, track_id) = match target {
             DownloadTarget::Track(id) => {
@@ -111,6 +117,9 @@ impl Queue {
                     if variant.is_some() && entry.state != DownloadState::Completed {
                         entry.row.variant = variant;
                     }
+                    if data.is_some() {
+                        entry.row.data = data;
+                    }
                     sync_row(entry)
                 }
                 None => {
@@ -125,6 +134,7 @@ impl Queue {
                         created_ms: now_ms(),
                         variant,
                         members: Vec::new(),
+                        data,
                     };
                     let entry = Entry {
                         row: row.clone(),
@@ -141,6 +151,27 @@ impl Queue {
         self.save(&row).await?;
         self.wake();
         let info = self.info(&row.id)?;
+        let _ = self.events.send(info.clone());
+        Ok(info)
+    }
+
+    /// Replaces (or with `None` removes) download `id`'s app data; recorded before it returns.
+    pub(super) async fn set_data(&self, id: &str, data: Option<String>) -> Result<DownloadInfo, Error> {
+        check_data(data.as_deref())?;
+        let (row, previous) = {
+            let mut entries = self.lock();
+            let e = entries.get_mut(id).ok_or_else(|| unknown(id))?;
+            let previous = std::mem::replace(&mut e.row.data, data);
+            (sync_row(e), previous)
+        };
+        if let Err(e) = self.save(&row).await {
+            // Not recorded (a full disk): the download keeps the data the index has.
+            if let Some(entry) = self.lock().get_mut(id).filter(|entry| entry.row.data == row.data) {
+                entry.row.data = previous;
+            }
+            return Err(e);
+        }
+        let info = self.info(id)?;
         let _ = self.events.send(info.clone());
         Ok(info)
     }
@@ -207,6 +238,7 @@ impl Queue {
             segments_total: segments.map(|s| s.1),
             yielding: state == DownloadState::Running && self.cache.arbiter().holding(),
             version,
+            data: row.data,
         })
     }
 
@@ -474,6 +506,17 @@ fn sync_row(e: &mut Entry) -> DownloadRow {
     e.row.state = e.state.as_str().into();
     e.row.error = e.error.clone();
     e.row.clone()
+}
+
+/// Refuses app data over [`MAX_DOWNLOAD_DATA`] bytes.
+fn check_data(data: Option<&str>) -> Result<(), Error> {
+    match data {
+        Some(d) if d.len() > MAX_DOWNLOAD_DATA => Err(Error::invalid(format!(
+            "download data is {} bytes; at most {MAX_DOWNLOAD_DATA} bytes (UTF-8) are kept",
+            d.len()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// A fresh download ID: `d` and 64 random bits in hex.

@@ -1,5 +1,5 @@
 //! The JSON control API: catalog tracks, downloads, network state, prefetch, statistics (also as
-//! Prometheus metrics) and the cache's resources.
+//! Prometheus metrics), the cache's resources, its limit and clearing.
 //!
 //! Handlers parse and validate, make one call on the engine, and answer JSON; every failure is a
 //! 4xx/5xx with `{"error": "..."}` that says what was wrong.
@@ -27,6 +27,10 @@ pub(crate) async fn tracks(inner: &Arc<Inner>, req: Request<RequestBody>, id: Op
             Ok(info) => response::json(StatusCode::OK, &info),
             Err(e) => error(&e),
         },
+        (Method::DELETE, Some(id)) => match inner.remove_track(id).await {
+            Ok(()) => response::json(StatusCode::OK, &serde_json::json!({ "id": id, "deleted": true })),
+            Err(e) => error(&e),
+        },
         (Method::PUT, Some(id)) => {
             let spec: TrackSpec = match read_json(req).await {
                 Ok(spec) => spec,
@@ -38,7 +42,7 @@ pub(crate) async fn tracks(inner: &Arc<Inner>, req: Request<RequestBody>, id: Op
             }
         }
         (_, None) => method_not_allowed("GET"),
-        (_, Some(_)) => method_not_allowed("GET, PUT"),
+        (_, Some(_)) => method_not_allowed("GET, PUT, DELETE"),
     }
 }
 
@@ -53,6 +57,30 @@ struct DownloadBody {
     /// For an HLS URL: `"lowest"`, `"highest"`, `"middle"`, `{"max_bandwidth": N}` or `"max:N"`
     /// (default: the middle); see [`VariantChoice`].
     variant: Option<VariantChoice>,
+    /// The app's own metadata, kept with the download.
+    data: Option<String>,
+}
+
+/// The body of `PATCH /api/downloads/ID`: the app data to keep, a string or `null` (which
+/// removes it). The field is required, so `{}` is an error rather than a silent removal: absent
+/// it stays `None`, while `null` is `Some(None)`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DownloadPatch {
+    #[serde(default, deserialize_with = "present")]
+    data: Option<Option<String>>,
+}
+
+/// A field that is present, `null` or not.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
+/// The body of `PUT /api/cache`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheLimit {
+    max_bytes: u64,
 }
 
 /// The body of `POST /api/prefetch`.
@@ -88,12 +116,17 @@ pub(crate) async fn downloads(
                 }
                 _ => return error(&Error::invalid("give exactly one of \"track\" or \"url\"")),
             };
-            return match downloader.enqueue(target, body.priority).await {
+            return match downloader.enqueue(target, body.priority, body.data).await {
                 Ok(info) => response::json(StatusCode::ACCEPTED, &info),
                 Err(e) => error(&e),
             };
         }
         (Method::GET, Some(id), None) => downloader.info(id),
+        (Method::PATCH, Some(id), None) => match read_json::<DownloadPatch>(req).await {
+            Ok(DownloadPatch { data: Some(data) }) => downloader.set_data(id, data).await,
+            Ok(DownloadPatch { data: None }) => Err(Error::invalid("give \"data\": a string, or null to remove it")),
+            Err(e) => Err(e),
+        },
         (Method::DELETE, Some(id), None) => {
             return match downloader.cancel(id).await {
                 Ok(()) => response::json(StatusCode::OK, &serde_json::json!({ "id": id, "deleted": true })),
@@ -103,7 +136,7 @@ pub(crate) async fn downloads(
         (Method::POST, Some(id), Some("pause")) => downloader.pause(id).await,
         (Method::POST, Some(id), Some("resume")) => downloader.resume(id).await,
         (_, None, None) => return method_not_allowed("GET, POST"),
-        (_, Some(_), None) => return method_not_allowed("GET, DELETE"),
+        (_, Some(_), None) => return method_not_allowed("GET, PATCH, DELETE"),
         (_, Some(_), Some("pause" | "resume")) => return method_not_allowed("POST"),
         (_, _, Some(other)) => return response::error(StatusCode::NOT_FOUND, format!("no such action: {other}")),
     };
@@ -183,6 +216,57 @@ pub(crate) async fn resources(inner: &Arc<Inner>, method: &Method) -> Response<B
     match inner.cache().resources().await {
         Ok(list) => response::json(StatusCode::OK, &list),
         Err(e) => response::error(e.status(), e.to_string()),
+    }
+}
+
+/// `/api/cache`: GET the limit and totals, PUT `{"max_bytes": N}` to change the limit (evicting
+/// down to it at once), DELETE to clear the evictable cache.
+pub(crate) async fn cache(inner: &Arc<Inner>, req: Request<RequestBody>) -> Response<Body> {
+    let usage = |inner: &Inner| {
+        let stats = inner.stats();
+        serde_json::json!({
+            "max_bytes": stats.max_cache_bytes,
+            "cache_bytes": stats.cache_bytes,
+            "pinned_bytes": stats.pinned_bytes,
+            "evictable_bytes": stats.cache_bytes.saturating_sub(stats.pinned_bytes),
+            "entries": stats.entries,
+        })
+    };
+    match *req.method() {
+        Method::GET => response::json(StatusCode::OK, &usage(inner)),
+        Method::PUT => {
+            let body: CacheLimit = match read_json(req).await {
+                Ok(b) => b,
+                Err(e) => return error(&e),
+            };
+            match inner.set_cache_limit(body.max_bytes).await {
+                Ok(()) => response::json(StatusCode::OK, &usage(inner)),
+                Err(e) => error(&e),
+            }
+        }
+        Method::DELETE => match inner.clear_cache().await {
+            Ok(cleared) => response::json(StatusCode::OK, &cleared),
+            Err(e) => error(&e),
+        },
+        _ => method_not_allowed("GET, PUT, DELETE"),
+    }
+}
+
+/// `/api/cached?url=URL` (the URL percent-encoded): how much of it the cache holds.
+pub(crate) fn cached(inner: &Arc<Inner>, req: &Request<RequestBody>) -> Response<Body> {
+    if req.method() != Method::GET {
+        return method_not_allowed("GET");
+    }
+    let query = req.uri().query().unwrap_or("");
+    let url = url::form_urlencoded::parse(query.as_bytes()).find_map(|(k, v)| (k == "url").then_some(v));
+    let Some(url) = url else {
+        return error(&Error::invalid(
+            "give the remote URL as the query parameter \"url\" (percent-encoded)",
+        ));
+    };
+    match inner.cached(&url) {
+        Ok(info) => response::json(StatusCode::OK, &info),
+        Err(e) => error(&e),
     }
 }
 

@@ -139,6 +139,8 @@ async fn dispatch(
         Route::ApiNetwork => api::network(&inner, req).await,
         Route::ApiPrefetch => api::prefetch(&inner, req).await,
         Route::ApiResources => api::resources(&inner, req.method()).await,
+        Route::ApiCache => api::cache(&inner, req).await,
+        Route::ApiCached => api::cached(&inner, &req),
         Route::Metrics => api::metrics(&inner, req.method()),
         Route::Dashboard => dashboard::page(req.method(), req.uri().path()),
         Route::NotFound(rest) => response::error(StatusCode::NOT_FOUND, format!("no such route: /{rest}")),

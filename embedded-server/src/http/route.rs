@@ -41,6 +41,10 @@ pub(crate) enum Route<'a> {
     ApiPrefetch,
     /// `api/resources`.
     ApiResources,
+    /// `api/cache`: the cache's limit and totals; set the limit; clear the evictable cache.
+    ApiCache,
+    /// `api/cached?url=URL`: how much of one remote URL the cache holds.
+    ApiCached,
     /// `metrics`: the Prometheus text.
     Metrics,
     /// The empty path under the token (`/TOKEN/` or `/TOKEN`): the dashboard.
@@ -73,6 +77,8 @@ impl<'a> Route<'a> {
             [Some("api"), Some("network"), None, ..] => Self::ApiNetwork,
             [Some("api"), Some("prefetch"), None, ..] => Self::ApiPrefetch,
             [Some("api"), Some("resources"), None, ..] => Self::ApiResources,
+            [Some("api"), Some("cache"), None, ..] => Self::ApiCache,
+            [Some("api"), Some("cached"), None, ..] => Self::ApiCached,
             [Some("metrics"), None, ..] => Self::Metrics,
             [Some(""), None, ..] => Self::Dashboard,
             _ => Self::NotFound(rest),
@@ -96,6 +102,8 @@ impl<'a> Route<'a> {
             Self::ApiNetwork => "api/network",
             Self::ApiPrefetch => "api/prefetch",
             Self::ApiResources => "api/resources",
+            Self::ApiCache => "api/cache",
+            Self::ApiCached => "api/cached",
             Self::Metrics => "metrics",
             Self::Dashboard => "dashboard",
             Self::NotFound(_) => "unknown",
@@ -116,7 +124,9 @@ impl<'a> Route<'a> {
             | Self::ApiDownloadAction(..)
             | Self::ApiNetwork
             | Self::ApiPrefetch
-            | Self::ApiResources => RouteFamily::Api,
+            | Self::ApiResources
+            | Self::ApiCache
+            | Self::ApiCached => RouteFamily::Api,
             Self::Metrics => RouteFamily::Metrics,
             Self::Dashboard => RouteFamily::Dashboard,
             Self::NotFound(rest) => match rest.split('/').next() {
@@ -219,6 +229,8 @@ mod tests {
             ("/tok/api/tracks", Route::ApiTracks, "api/tracks", "api"),
             ("/tok/api/tracks/t1", Route::ApiTrack("t1"), "api/tracks/:id", "api"),
             ("/tok/api/stats", Route::ApiStats, "api/stats", "api"),
+            ("/tok/api/cache", Route::ApiCache, "api/cache", "api"),
+            ("/tok/api/cached", Route::ApiCached, "api/cached", "api"),
             ("/tok/api/downloads", Route::ApiDownloads, "api/downloads", "api"),
             (
                 "/tok/api/downloads/d1",

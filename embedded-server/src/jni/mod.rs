@@ -253,8 +253,9 @@ export! {
     }
 
     /// Queues an offline download of a catalog track (`isUrl` false) or a remote URL, for an HLS
-    /// URL keeping `variant` (`lowest`, `highest`, `middle`, `max:BPS`; null: the middle one);
-    /// returns its JSON.
+    /// URL keeping `variant` (`lowest`, `highest`, `middle`, `max:BPS`; null: the middle one),
+    /// with the app's `data` (nullable); returns its JSON.
+    #[allow(clippy::too_many_arguments)] // the JNI signature: env, class, handle and five fields
     fn Java_io_embeddedserver_NativeBridge_download<'l>(
         env,
         handle: jlong,
@@ -262,9 +263,11 @@ export! {
         is_url: jboolean,
         priority: jlong,
         variant: JString<'l>,
+        data: JString<'l>,
     ) -> jstring {
         let target = string(env, &target, "target")?;
         let variant = optional_string(env, &variant)?;
+        let data = optional_string(env, &data)?;
         let target = match (flag(is_url), variant) {
             (true, None) => DownloadTarget::Url(target),
             (true, Some(v)) => DownloadTarget::Hls {
@@ -276,8 +279,47 @@ export! {
             (false, None) => DownloadTarget::Track(target),
             (false, Some(_)) => return Err(Failure::Argument("a variant applies to an HLS URL, not a track".into())),
         };
-        let info = policy::get(handle)?.server.download(target, priority)?;
+        let info = policy::get(handle)?.server.download_with_data(target, priority, data)?;
         json(env, &info)
+    }
+
+    /// Replaces (or with null removes) download `id`'s app data; returns its JSON.
+    fn Java_io_embeddedserver_NativeBridge_setDownloadData<'l>(env, handle: jlong, id: JString<'l>, data: JString<'l>) -> jstring {
+        let id = string(env, &id, "id")?;
+        let data = optional_string(env, &data)?;
+        let info = policy::get(handle)?.server.set_download_data(&id, data)?;
+        json(env, &info)
+    }
+
+    /// Every catalog track with its cache state, as a JSON array.
+    fn Java_io_embeddedserver_NativeBridge_tracks<'l>(env, handle: jlong) -> jstring {
+        let tracks = policy::get(handle)?.server.tracks()?;
+        json(env, &tracks)
+    }
+
+    /// Removes catalog track `id`, its downloads and its cached bytes.
+    fn Java_io_embeddedserver_NativeBridge_removeTrack<'l>(env, handle: jlong, id: JString<'l>) {
+        let id = string(env, &id, "id")?;
+        Ok(policy::get(handle)?.server.remove_track(&id)?)
+    }
+
+    /// How much of remote `url` the cache holds, as JSON.
+    fn Java_io_embeddedserver_NativeBridge_cached<'l>(env, handle: jlong, url: JString<'l>) -> jstring {
+        let url = string(env, &url, "url")?;
+        let info = policy::get(handle)?.server.cached(&url)?;
+        json(env, &info)
+    }
+
+    /// Removes every evictable resource; returns what went, as JSON.
+    fn Java_io_embeddedserver_NativeBridge_clearCache<'l>(env, handle: jlong) -> jstring {
+        let cleared = policy::get(handle)?.server.clear_cache()?;
+        json(env, &cleared)
+    }
+
+    /// Sets the cache limit in bytes, evicting down to it at once.
+    fn Java_io_embeddedserver_NativeBridge_setCacheLimit<'l>(_, handle: jlong, bytes: jlong) {
+        let bytes = u64::try_from(bytes).map_err(|_| Failure::Argument(format!("the cache limit must not be negative: {bytes}")))?;
+        Ok(policy::get(handle)?.server.set_cache_limit(bytes)?)
     }
 
     /// Every download, as a JSON array.

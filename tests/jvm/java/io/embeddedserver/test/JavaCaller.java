@@ -1,10 +1,13 @@
 package io.embeddedserver.test;
 
+import io.embeddedserver.CachedResource;
+import io.embeddedserver.ClearedCache;
 import io.embeddedserver.Config;
 import io.embeddedserver.Download;
 import io.embeddedserver.DownloadProgress;
 import io.embeddedserver.DownloadRequirements;
 import io.embeddedserver.EmbeddedServer;
+import io.embeddedserver.EmbeddedServerException;
 import io.embeddedserver.EmbeddedServerHost;
 import io.embeddedserver.PendingWork;
 import io.embeddedserver.Track;
@@ -28,6 +31,32 @@ final class JavaCaller {
             Download byUrl = server.downloadUrl("https://example.com/a.m3u8");
             server.setNetwork(true, false);
             System.out.println(track.getId() + byTrack.getId() + byUrl.getId() + server.getBaseUrl());
+            // Cache management, and a download carrying the app's data.
+            Download withData = server.download("t1", 5, "{\"title\": \"One\"}");
+            server.setDownloadData(withData.getId(), null);
+            List<Track> tracks = server.tracks();
+            CachedResource cached = server.cached("https://example.com/a.mp3");
+            boolean offline = server.isCached("https://example.com/a.mp3");
+            ClearedCache cleared = server.clearCache();
+            server.setCacheLimit(512L * 1024 * 1024);
+            server.removeTrack("t1");
+            System.out.println(tracks.size() + cached.getCachedBytes() + cleared.getBytes() + (offline ? 1 : 0));
+        }
+    }
+
+    /** Typed failures as a Java app catches them: by subclass, the most specific first. */
+    static String typedErrors(EmbeddedServer server) {
+        try {
+            return server.track("t1").getUrl();
+        } catch (EmbeddedServerException.NotFound e) {
+            return "register it first: " + e.getMessage();
+        } catch (EmbeddedServerException.Upstream e) {
+            Integer status = e.getStatus();
+            return (e.isRetryable() ? "retry later: " : "backend refused: ") + status;
+        } catch (EmbeddedServerException.NoSpace | EmbeddedServerException.Closed e) {
+            return e.getMessage();
+        } catch (EmbeddedServerException e) {
+            return "failed: " + e.getMessage();
         }
     }
 

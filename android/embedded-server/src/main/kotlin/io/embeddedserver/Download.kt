@@ -39,6 +39,8 @@ data class Download(
      * keeps the highest, so a late update never overwrites a newer state.
      */
     val version: Long = 0,
+    /** The app's own metadata given to [EmbeddedServer.download] or [EmbeddedServer.setDownloadData]. */
+    val data: String? = null,
 ) {
     /** 0.0 to 1.0, or null while the size is unknown. */
     val progress: Double?
@@ -66,6 +68,7 @@ data class Download(
             segmentsDone = m.long("segments_done"),
             segmentsTotal = m.long("segments_total"),
             version = m.long("version") ?: 0,
+            data = m.str("data"),
         )
     }
 }
@@ -85,8 +88,15 @@ data class Track(
     val pinned: Boolean,
 ) {
     internal companion object {
-        fun fromJson(json: String): Track {
-            val m = jsonObject(json)
+        fun fromJson(json: String): Track = from(jsonObject(json))
+
+        fun listFromJson(json: String): List<Track> {
+            val list = Json.parse(json) as? List<*> ?: throw EmbeddedServerException("expected a JSON array")
+            @Suppress("UNCHECKED_CAST")
+            return list.map { from(it as Map<String, Any?>) }
+        }
+
+        fun from(m: Map<String, Any?>): Track {
             return Track(
                 id = m.str("id") ?: "",
                 url = m.str("url") ?: "",
@@ -112,6 +122,8 @@ data class Stats(
     val entries: Long,
     val activeStreams: Long,
     val json: String,
+    /** The cache limit now: [Config.maxCacheBytes], or what [EmbeddedServer.setCacheLimit] set. */
+    val maxCacheBytes: Long = 0,
 ) {
     internal companion object {
         fun fromJson(json: String): Stats {
@@ -126,6 +138,7 @@ data class Stats(
                 entries = m.long("entries") ?: 0,
                 activeStreams = m.long("active_streams") ?: 0,
                 json = json,
+                maxCacheBytes = m.long("max_cache_bytes") ?: 0,
             )
         }
     }

@@ -17,7 +17,11 @@ import kotlinx.coroutines.flow.update
  * runtime (registering, queueing, pausing, cancelling touch the index): call them off the main
  * thread, or from a coroutine through [suspending] and [startSuspending], which are main-safe. The URL getters only format strings and never
  * wait, not even for a [close] in progress. After [close] every call throws
- * [EmbeddedServerException].
+ * [EmbeddedServerException.Closed].
+ *
+ * Failures are [EmbeddedServerException]s of a subclass per kind ([EmbeddedServerException.NotFound],
+ * [EmbeddedServerException.Upstream] with the backend's status, [EmbeddedServerException.NoSpace]...):
+ * unchecked, declared with `@Throws` so that Java callers see them.
  */
 class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     private val state = MutableStateFlow<Map<String, Download>>(emptyMap())
@@ -46,6 +50,7 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
          * message says what to add). It opens the index and may recover from a crash: not on the
          * main thread. The server is [RunningServer.current] until it closes or another one starts.
          */
+        @Throws(EmbeddedServerException::class)
         @JvmStatic
         fun start(config: Config): EmbeddedServer {
             LoopbackCleartext.requirePermitted()
@@ -54,21 +59,72 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     }
 
     /** `http://127.0.0.1:PORT/TOKEN/`. */
+    @get:Throws(EmbeddedServerException::class)
     val baseUrl: String get() = call { NativeBridge.baseUrl(it) }
 
     /** The local URL of catalog track [id]. */
+    @Throws(EmbeddedServerException::class)
     fun trackUrl(id: String): String = call { NativeBridge.trackUrl(it, id) }
 
     /** The local URL that plays remote [url] (on an allowed origin) through the cache. */
+    @Throws(EmbeddedServerException::class)
     fun proxyUrl(url: String): String = call { NativeBridge.streamUrl(it, url) }
 
     /** Registers or updates catalog track [id] (register again to re-sign its URL). */
+    @Throws(EmbeddedServerException::class)
     @JvmOverloads
     fun registerTrack(id: String, url: String, sha256: String? = null, size: Long? = null, mime: String? = null): Track =
         Track.fromJson(call { NativeBridge.putTrack(it, id, url, sha256, size ?: -1, mime) })
 
     /** Catalog track [id] with its cache state. */
+    @Throws(EmbeddedServerException::class)
     fun track(id: String): Track = Track.fromJson(call { NativeBridge.track(it, id) })
+
+    /** Every catalog track with its cache state, sorted by ID. */
+    @Throws(EmbeddedServerException::class)
+    fun tracks(): List<Track> = Track.listFromJson(call { NativeBridge.tracks(it) })
+
+    /**
+     * Removes catalog track [id]: cancels its downloads (they leave [downloadMap]), frees its
+     * cached bytes (bytes a player reads at this moment leave with ordinary eviction instead) and
+     * forgets the track, across restarts too. [EmbeddedServerException.NotFound] if unknown.
+     */
+    @Throws(EmbeddedServerException::class)
+    fun removeTrack(id: String) {
+        val downloads = state.value.values.filter { it.track == id }.map { it.id }
+        call { NativeBridge.removeTrack(it, id) }
+        cancelled.addAll(downloads)
+        state.update { current -> current - downloads.toSet() }
+    }
+
+    /**
+     * How much of remote [url] (on an allowed origin) the cache holds, under the key its
+     * [proxyUrl] and [downloadUrl] use; all zero when it holds nothing. For a catalog track, see
+     * [track].
+     */
+    @Throws(EmbeddedServerException::class)
+    fun cached(url: String): CachedResource = CachedResource.fromJson(call { NativeBridge.cached(it, url) })
+
+    /** Whether every byte of remote [url] is cached: it plays offline. */
+    @Throws(EmbeddedServerException::class)
+    fun isCached(url: String): Boolean = cached(url).complete
+
+    /**
+     * Removes every evictable resource from the cache (a "clear cache" button): downloaded
+     * (pinned) resources and those a player or a download is reading or filling now stay.
+     * Returns what went; [stats] follows at once.
+     */
+    @Throws(EmbeddedServerException::class)
+    fun clearCache(): ClearedCache = ClearedCache.fromJson(call { NativeBridge.clearCache(it) })
+
+    /**
+     * Sets the cache limit ([Config.maxCacheBytes]: bytes, downloads included) until the server
+     * closes, and evicts at once down to it, least recently used first. Downloaded and in-use
+     * resources stay, so downloads alone may keep the cache above a limit lowered under them (new
+     * downloads then fail "cache full"). [EmbeddedServerException.InvalidArgument] if negative.
+     */
+    @Throws(EmbeddedServerException::class)
+    fun setCacheLimit(bytes: Long) = call { NativeBridge.setCacheLimit(it, bytes) }
 
     /**
      * Starts fetching the first [bytes] of each catalog track in [trackIds] into the ordinary
@@ -77,6 +133,7 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
      * the bytes. Throws [EmbeddedServerException] if an ID is unknown or its origin not allowed.
      * Does nothing while [setNetwork] reports offline.
      */
+    @Throws(EmbeddedServerException::class)
     @JvmOverloads
     fun prefetch(trackIds: List<String>, bytes: Long? = null) {
         require(bytes == null || bytes >= 0) { "bytes must not be negative" }
@@ -85,21 +142,35 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     }
 
     /** [prefetch] of one track. */
+    @Throws(EmbeddedServerException::class)
     @JvmOverloads
     fun prefetch(trackId: String, bytes: Long? = null) = prefetch(listOf(trackId), bytes)
 
-    /** Queues an offline download of catalog track [trackId]; higher [priority] runs first. */
+    /**
+     * Queues an offline download of catalog track [trackId]; higher [priority] runs first.
+     * [data] is the app's own metadata for it (a title, an album ID, a JSON document: opaque
+     * text of at most [MAX_DOWNLOAD_DATA] bytes of UTF-8, else [EmbeddedServerException.InvalidArgument]),
+     * kept in the index with the download and returned in [Download.data], across restarts too;
+     * for a download that already exists, non-null [data] replaces its data.
+     */
+    @Throws(EmbeddedServerException::class)
     @JvmOverloads
-    fun download(trackId: String, priority: Long = 0): Download =
-        remember(call { NativeBridge.download(it, trackId, false, priority, null) })
+    fun download(trackId: String, priority: Long = 0, data: String? = null): Download =
+        remember(call { NativeBridge.download(it, trackId, false, priority, null, data) })
 
     /**
      * Queues an offline download of remote [url] (on an allowed origin). For an HLS playlist it
-     * keeps one rendition: [variant], or by default [HlsVariant.Middle].
+     * keeps one rendition: [variant], or by default [HlsVariant.Middle]. [data] as for [download].
      */
+    @Throws(EmbeddedServerException::class)
     @JvmOverloads
-    fun downloadUrl(url: String, priority: Long = 0, variant: HlsVariant? = null): Download =
-        remember(call { NativeBridge.download(it, url, true, priority, variant?.wire) })
+    fun downloadUrl(url: String, priority: Long = 0, variant: HlsVariant? = null, data: String? = null): Download =
+        remember(call { NativeBridge.download(it, url, true, priority, variant?.wire, data) })
+
+    /** Replaces download [id]'s app data ([Download.data]), or removes it with null. */
+    @Throws(EmbeddedServerException::class)
+    fun setDownloadData(id: String, data: String?): Download =
+        remember(call { NativeBridge.setDownloadData(it, id, data) })
 
     /** Every download, updated as they progress (progress at most every 250 ms each). */
     fun downloads(): Flow<List<Download>> = downloadMap().map { it.values.toList() }
@@ -111,15 +182,19 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
      * Download [id] as the library has it now (also refreshes its entry in [downloadMap]).
      * Throws [EmbeddedServerException] if there is no such download.
      */
+    @Throws(EmbeddedServerException::class)
     fun downloadInfo(id: String): Download = remember(call { NativeBridge.downloadInfo(it, id) })
 
     /** Pauses download [id]; it keeps its bytes and its place in the queue. */
+    @Throws(EmbeddedServerException::class)
     fun pause(id: String): Download = remember(call { NativeBridge.pauseDownload(it, id) })
 
     /** Resumes a paused download, or retries a failed one. */
+    @Throws(EmbeddedServerException::class)
     fun resume(id: String): Download = remember(call { NativeBridge.resumeDownload(it, id) })
 
     /** Cancels download [id], unpins it and frees its bytes. */
+    @Throws(EmbeddedServerException::class)
     fun cancel(id: String) {
         call { NativeBridge.cancelDownload(it, id) }
         cancelled.add(id)
@@ -127,9 +202,11 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     }
 
     /** Reports connectivity; downloads wait while offline (and on metered networks unless allowed). */
+    @Throws(EmbeddedServerException::class)
     fun setNetwork(online: Boolean, metered: Boolean) = call { NativeBridge.setNetwork(it, online, metered) }
 
     /** Sets an upstream header (e.g. a refreshed `Authorization`), or removes it with null. */
+    @Throws(EmbeddedServerException::class)
     fun setHeader(name: String, value: String?) = call { NativeBridge.setHeader(it, name, value) }
 
     /**
@@ -137,6 +214,7 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
      * 401/403 (see [CredentialResolver] for its threading rules), replacing any previous one;
      * null removes it. The server holds it until it is replaced, removed, or the server closes.
      */
+    @Throws(EmbeddedServerException::class)
     fun setResolver(resolver: CredentialResolver?) =
         call { NativeBridge.setResolver(it, resolver?.let(::ResolverAdapter)) }
 
@@ -144,6 +222,7 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
     val suspending: SuspendingCalls by lazy { SuspendingCalls(this) }
 
     /** A statistics snapshot (counters, cache and pinned bytes, latency histograms). */
+    @Throws(EmbeddedServerException::class)
     fun stats(): Stats = Stats.fromJson(call { NativeBridge.stats(it) })
 
     /** Whether [close] was called. */
@@ -165,7 +244,7 @@ class EmbeddedServer private constructor(config: Config) : AutoCloseable {
 
     private inline fun <T> call(body: (Long) -> T): T {
         val h = handle.get()
-        if (h == 0L) throw EmbeddedServerException("the server is closed")
+        if (h == 0L) throw EmbeddedServerException.Closed("the server is closed")
         return body(h)
     }
 

@@ -36,7 +36,7 @@ internal object LoopbackCleartext {
      * cleartext to 127.0.0.1. [policyClass] is the policy's name (a test names an absent class).
      */
     fun requirePermitted(policyClass: String = POLICY_CLASS) {
-        if (!isPermitted(policyClass)) throw EmbeddedServerException(MESSAGE)
+        if (!isPermitted(policyClass)) throw EmbeddedServerException.InvalidConfig(MESSAGE)
     }
 
     /** `NetworkSecurityPolicy.getInstance().isCleartextTrafficPermitted(HOST)`; true where the class is absent. */

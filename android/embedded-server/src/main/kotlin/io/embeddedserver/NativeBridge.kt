@@ -35,7 +35,13 @@ internal object NativeBridge {
     @JvmStatic external fun stats(handle: Long): String
     @JvmStatic external fun setHeader(handle: Long, name: String, value: String?)
     @JvmStatic external fun setResolver(handle: Long, resolver: Resolver?)
-    @JvmStatic external fun download(handle: Long, target: String, isUrl: Boolean, priority: Long, variant: String?): String
+    @JvmStatic external fun download(handle: Long, target: String, isUrl: Boolean, priority: Long, variant: String?, data: String?): String
+    @JvmStatic external fun setDownloadData(handle: Long, id: String, data: String?): String
+    @JvmStatic external fun tracks(handle: Long): String
+    @JvmStatic external fun removeTrack(handle: Long, id: String)
+    @JvmStatic external fun cached(handle: Long, url: String): String
+    @JvmStatic external fun clearCache(handle: Long): String
+    @JvmStatic external fun setCacheLimit(handle: Long, bytes: Long)
     @JvmStatic external fun downloads(handle: Long): String
     @JvmStatic external fun downloadInfo(handle: Long, id: String): String
     @JvmStatic external fun pauseDownload(handle: Long, id: String): String

@@ -27,11 +27,33 @@ class SuspendingCalls internal constructor(
     suspend fun prefetch(trackIds: List<String>, bytes: Long? = null) = io { prefetch(trackIds, bytes) }
 
     /** [EmbeddedServer.download]. */
-    suspend fun download(trackId: String, priority: Long = 0) = io { download(trackId, priority) }
+    suspend fun download(trackId: String, priority: Long = 0, data: String? = null) =
+        io { download(trackId, priority, data) }
 
     /** [EmbeddedServer.downloadUrl]. */
-    suspend fun downloadUrl(url: String, priority: Long = 0, variant: HlsVariant? = null) =
-        io { downloadUrl(url, priority, variant) }
+    suspend fun downloadUrl(url: String, priority: Long = 0, variant: HlsVariant? = null, data: String? = null) =
+        io { downloadUrl(url, priority, variant, data) }
+
+    /** [EmbeddedServer.setDownloadData]. */
+    suspend fun setDownloadData(id: String, data: String?) = io { setDownloadData(id, data) }
+
+    /** [EmbeddedServer.tracks]. */
+    suspend fun tracks() = io { tracks() }
+
+    /** [EmbeddedServer.removeTrack]. */
+    suspend fun removeTrack(id: String) = io { removeTrack(id) }
+
+    /** [EmbeddedServer.cached]. */
+    suspend fun cached(url: String) = io { cached(url) }
+
+    /** [EmbeddedServer.isCached]. */
+    suspend fun isCached(url: String) = io { isCached(url) }
+
+    /** [EmbeddedServer.clearCache]. */
+    suspend fun clearCache() = io { clearCache() }
+
+    /** [EmbeddedServer.setCacheLimit]. */
+    suspend fun setCacheLimit(bytes: Long) = io { setCacheLimit(bytes) }
 
     /** [EmbeddedServer.downloadInfo]. */
     suspend fun downloadInfo(id: String) = io { downloadInfo(id) }
