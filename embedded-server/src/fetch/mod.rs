@@ -116,8 +116,11 @@ impl Fetcher {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
+            // HTTP/1.1 only, as Media3's default data source: each fill has a TCP connection of
+            // its own, so a download that stops reading its body (yielding to a player) stops
+            // taking the link, which one multiplexed HTTP/2 connection would not do; and h2 would
+            // cost ~100 KB of the phone's library.
             .enable_http1()
-            .enable_http2()
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
