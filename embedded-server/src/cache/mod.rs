@@ -106,6 +106,9 @@ pub(crate) struct Cache {
     /// the directory layout changed since): the sweep after start runs only then.
     sweep_needed: bool,
     next_fill: AtomicU64,
+    /// Counts the times bytes of a pinned resource were lost (its data file vanished), so the
+    /// downloads covering it are checked again.
+    pinned_lost: tokio::sync::watch::Sender<u64>,
     /// Tokens of busy table slots.
     next_token: AtomicU64,
     cancel: CancellationToken,
@@ -164,6 +167,7 @@ impl Cache {
             first_generation: first,
             sweep_needed,
             next_fill: AtomicU64::new(1),
+            pinned_lost: tokio::sync::watch::Sender::new(0),
             next_token: AtomicU64::new(1),
             cancel: CancellationToken::new(),
             fills: TaskTracker::new(),
@@ -235,6 +239,12 @@ impl Cache {
         tracing::debug!(key = %loggable_key(&res.key), start, id, "starting fill");
         self.fills.spawn(fill::run(self.clone(), res.clone(), id, start));
         id
+    }
+
+    /// Changes whenever bytes of a pinned resource were lost (their data file vanished): the
+    /// downloads covering it are no longer complete.
+    pub(crate) fn pinned_losses(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.pinned_lost.subscribe()
     }
 
     /// Accounts bytes received from upstream.

@@ -8,6 +8,11 @@
 //! when the bytes went stale (the backend's validator changed), or after `patience`. Every read
 //! is checked against the reader's generation after it is made, so bytes of a dropped incarnation
 //! are never handed out.
+//!
+//! Bytes that were *lost* rather than replaced (the data file vanished, was cut short or failed
+//! to read: Android trims `cacheDir` when storage runs low) are not an error: the reader carries
+//! on in the resource's next generation, which has the same description, and waits for (or
+//! starts) the fill that brings them again, so the response in flight never notices.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +32,10 @@ const CHUNK: u64 = 128 * 1024;
 /// normal under concurrent readers; three in a row at the same byte is a backend that will not
 /// deliver it).
 const FRUITLESS_FILLS: u32 = 3;
+
+/// How often one reader may find its bytes lost and carry on before it gives up (a cache
+/// directory whose files keep vanishing cannot serve).
+const LOSSES: u32 = 4;
 
 /// The error for bytes that went stale under a reader.
 pub(crate) fn stale() -> Arc<Error> {
@@ -57,6 +66,8 @@ pub(crate) struct Reader {
     /// Fills that ended without bringing byte `fruitless_at`.
     fruitless: u32,
     fruitless_at: u64,
+    /// Times the reader's bytes were lost and it carried on in a new generation.
+    losses: u32,
     patience: Duration,
 }
 
@@ -74,6 +85,7 @@ impl Reader {
             waiting_on: None,
             fruitless: 0,
             fruitless_at: pos,
+            losses: 0,
             patience,
         }
     }
@@ -98,6 +110,25 @@ impl Reader {
         self.handle.is_current(self.generation)
     }
 
+    /// The generation the reader's bytes come from: the one it was made for, or the one it
+    /// carried on in after its bytes were lost.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Moves the reader to `generation`, which carries on its lost bytes' description.
+    fn carry_on(&mut self, generation: u64) -> Result<(), Arc<Error>> {
+        self.losses += 1;
+        if self.losses > LOSSES {
+            return Err(Arc::new(Error::storage(
+                "the cached bytes keep vanishing (is something deleting the cache directory?)",
+            )));
+        }
+        self.generation = generation;
+        self.file = None;
+        Ok(())
+    }
+
     /// Waits until the bytes at the position are present and moves past them without reading
     /// them: `Some(n)` bytes were passed, `None` means the end was reached (a download caches
     /// every byte this way).
@@ -111,15 +142,19 @@ impl Reader {
 
     /// The next bytes (at most one chunk), waiting for them; `None` at the end. Cancel-safe.
     pub(crate) async fn next_chunk(&mut self) -> Result<Option<Bytes>, Arc<Error>> {
-        let Some(n) = self.ready().await? else {
-            return Ok(None);
-        };
-        let data = self.read(self.pos, n).await?;
-        if !self.is_current() {
-            return Err(stale());
+        loop {
+            let Some(n) = self.ready().await? else {
+                return Ok(None);
+            };
+            // Not read (lost or replaced), or the generation moved on while it was read: the
+            // next `ready` carries on in the new generation or fails as stale.
+            if let Some(data) = self.read(self.pos, n).await? {
+                if self.is_current() {
+                    self.pos += n;
+                    return Ok(Some(data));
+                }
+            }
         }
-        self.pos += n;
-        Ok(Some(data))
     }
 
     /// Reads every byte to the end, at most `max` (else `too_long`'s error), and gives back
@@ -130,15 +165,24 @@ impl Reader {
         too_long: impl Fn() -> Error,
     ) -> Result<(Bytes, Meta, Handle), Arc<Error>> {
         let start = self.pos;
-        while self.skip().await?.is_some() {
-            if self.pos - start > max {
-                return Err(Arc::new(too_long()));
+        let bytes = loop {
+            let generation = self.generation;
+            while self.skip().await?.is_some() {
+                if self.pos - start > max {
+                    return Err(Arc::new(too_long()));
+                }
             }
-        }
-        let len = self.pos - start;
-        let bytes = match len {
-            0 => Bytes::new(),
-            _ => self.read(start, len).await?,
+            let len = self.pos - start;
+            let read = match len {
+                0 => Some(Bytes::new()),
+                _ => self.read(start, len).await?,
+            };
+            match read {
+                // Every byte from `start` came from one generation.
+                Some(bytes) if self.generation == generation && self.is_current() => break bytes,
+                // Lost on the way: read it all again in the generation carried on in.
+                _ => self.pos = start,
+            }
         };
         let meta = {
             let st = self.handle.res.lock();
@@ -151,25 +195,24 @@ impl Reader {
     }
 
     /// Reads `n` bytes at `pos` from the data file of the reader's generation, off the async
-    /// threads. The caller checks the generation afterwards.
-    async fn read(&mut self, pos: u64, n: u64) -> Result<Bytes, Arc<Error>> {
+    /// threads; `None` if they cannot be read from it (lost or replaced: see
+    /// [`super::Cache::read_span`]). The caller checks the generation afterwards.
+    async fn read(&mut self, pos: u64, n: u64) -> Result<Option<Bytes>, Arc<Error>> {
         let cache = self.handle.cache.clone();
-        let file = match &self.file {
-            Some(f) => f.clone(),
-            None => {
-                let (c, res, generation) = (cache.clone(), self.handle.res.clone(), self.generation);
-                let opened = cache
-                    .blocking(move || c.open_data(&res, generation))
-                    .await
-                    .map_err(Arc::new)?;
-                self.file.insert(Arc::new(opened)).clone()
-            }
-        };
-        let data = cache
-            .blocking(move || Ok(super::store::read_at(&file, pos, n as usize)?))
+        let (c, res, generation, file) = (
+            cache.clone(),
+            self.handle.res.clone(),
+            self.generation,
+            self.file.clone(),
+        );
+        let read = cache
+            .blocking(move || c.read_span(&res, generation, file, pos, n as usize))
             .await
             .map_err(Arc::new)?;
-        Ok(Bytes::from(data))
+        Ok(read.map(|(file, data)| {
+            self.file = Some(file);
+            Bytes::from(data)
+        }))
     }
 
     /// Waits until bytes at `pos` are present: `Some(n)` of them (at most `CHUNK`) can be read
@@ -183,7 +226,10 @@ impl Reader {
                 let mut st = res.lock();
                 let limit = self.end.or(st.meta.as_ref().and_then(|m| m.size));
                 if st.generation != self.generation {
-                    return Err(stale());
+                    if !st.continues(self.generation) {
+                        return Err(stale());
+                    }
+                    self.carry_on(st.generation)?;
                 }
                 if limit.is_some_and(|l| self.pos >= l) {
                     return Ok(None);

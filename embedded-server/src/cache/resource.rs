@@ -114,6 +114,10 @@ pub(crate) struct State {
     /// cached bytes are dropped (stale or lost). Readers and fills compare it (see `cache`'s
     /// invariant).
     pub(crate) generation: u64,
+    /// Earlier generations whose data file vanished and whose description carries on in this
+    /// one (oldest first, a few at most): a reader of one of them continues in this generation,
+    /// fetching again what was lost, instead of failing its response.
+    pub(crate) lost: Vec<u64>,
     /// Last access, milliseconds since the Unix epoch.
     pub(crate) last_access_ms: u64,
     /// Pinned by an offline download: never evicted.
@@ -142,6 +146,7 @@ impl State {
             outcomes: VecDeque::new(),
             readers: 0,
             generation,
+            lost: Vec::new(),
             last_access_ms: crate::clock::now_ms(),
             pinned: false,
             evicted: false,
@@ -154,6 +159,12 @@ impl State {
     /// check before a file is opened or a byte written for an incarnation.
     pub(crate) fn is_current(&self, generation: u64) -> bool {
         !self.evicted && self.generation == generation
+    }
+
+    /// Whether a reader of `generation` may carry on in the current generation: its bytes were
+    /// lost (not replaced), so what it reads next is the same representation, fetched again.
+    pub(crate) fn continues(&self, generation: u64) -> bool {
+        !self.evicted && (self.generation == generation || self.lost.contains(&generation))
     }
 
     /// Whether every byte of the resource is present.
