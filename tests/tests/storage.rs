@@ -3,8 +3,10 @@
 //! player must not notice, and a download must never be claimed complete when its bytes are gone.
 //!
 //! Everything here happens to the real files of a running `streamer serve`: data files
-//! deleted or cut short under it, the whole cache directory removed, index included. Every body
-//! is compared byte for byte with the truth.
+//! deleted or cut short under it, the whole cache directory removed, index included; a real
+//! 6 MiB tmpfs that fills up (room is made by evicting, then bytes are passed through from the
+//! backend unstored, downloads stay intact), a data directory made read-only under it. Every
+//! body is compared byte for byte with the truth.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -45,16 +47,21 @@ fn start(cache: &Path, origin: &Origin, extra: &[&str]) -> Server {
 /// A resource of the origin: its name there and its bytes.
 type Track = (String, Vec<u8>);
 
-/// Three tracks played whole, then synced.
-fn three_played(server: &Server, origin: &Origin, cache: &Path, seed: u64) -> Vec<Track> {
-    let tracks: Vec<Track> = (0..3)
+/// `n` resources of `len` seeded bytes each, put on the origin as `PREFIX-I.bin`.
+fn put_tracks(origin: &Origin, prefix: &str, seed: u64, n: u64, len: usize) -> Vec<Track> {
+    (0..n)
         .map(|i| {
-            let truth = seeded_bytes(seed + i, LEN);
-            let name = format!("t{seed}-{i}.bin");
+            let name = format!("{prefix}-{i}.bin");
+            let truth = seeded_bytes(seed + i, len);
             origin.put_file(&name, &truth);
             (name, truth)
         })
-        .collect();
+        .collect()
+}
+
+/// Three tracks played whole, then synced.
+fn three_played(server: &Server, origin: &Origin, cache: &Path, seed: u64) -> Vec<Track> {
+    let tracks = put_tracks(origin, &format!("t{seed}"), seed, 3, LEN);
     plays_whole("first play", server, origin, &tracks);
     wait_until(Duration::from_secs(10), "the three tracks are recorded", || {
         recorded_rows(cache, LEN) == 3
@@ -202,4 +209,130 @@ fn a_download_whose_files_vanished_is_not_reported_complete() {
         "the download holds every byte again: {:?}",
         origin.log()
     );
+}
+
+const TRACK: usize = 4_000_000;
+/// The phone's free storage in the tests that fill it.
+const DISK: &str = "6m";
+
+#[test]
+fn a_full_disk_makes_room_by_evicting() {
+    let disk = Tmpfs::mount(DISK);
+    let origin = Origin::start(&[]);
+    // The limit never triggers: only the disk is small.
+    let server = start(disk.path(), &origin, &["--max-cache-bytes", "100000000"]);
+    let tracks = put_tracks(&origin, "full", 0x15D0, 3, TRACK);
+    plays_whole("tracks played in turn on a full disk", &server, &origin, &tracks);
+    plays_whole("the same tracks again", &server, &origin, &tracks);
+    let stats = server.stats();
+    assert!(json_u64(&stats, "evictions") >= 2, "room was made by evicting: {stats}");
+    assert!(!json_bool(&stats, "storage_full"), "{stats}");
+    assert_eq!(json_u64(&stats, "bytes_passed_through"), 0, "{stats}");
+}
+
+#[test]
+fn a_full_disk_with_nothing_to_evict_passes_through_and_keeps_downloads() {
+    let disk = Tmpfs::mount(DISK);
+    let origin = Origin::start(&[]);
+    let mut server = start(disk.path(), &origin, &["--max-cache-bytes", "100000000"]);
+    let kept = seeded_bytes(0x15E0, TRACK);
+    origin.put_file("kept.bin", &kept);
+    let id = server.download_url(&format!("{}kept.bin", origin.url));
+
+    // The download fills most of the disk and cannot be evicted: the next tracks do not fit.
+    let tracks = put_tracks(&origin, "passed", 0x15E1, 2, TRACK);
+    plays_whole("tracks passed through on a full disk", &server, &origin, &tracks);
+    let stats = server.stats();
+    assert!(json_bool(&stats, "storage_full"), "{stats}");
+    assert!(json_u64(&stats, "storage_write_errors") >= 1, "{stats}");
+    assert!(
+        json_u64(&stats, "bytes_passed_through") >= TRACK as u64,
+        "most of two tracks came straight from the backend: {stats}"
+    );
+    let metrics = http("GET", &format!("{}metrics", server.base), &[]).text();
+    assert!(metrics.lines().any(|l| l == "streamer_storage_full 1"), "{metrics}");
+    let dashboard = http("GET", &server.base, &[]).text();
+    assert!(dashboard.contains("storage full"), "the dashboard can say so");
+
+    // A new download in that state fails, and says why.
+    let other = seeded_bytes(0x15EF, TRACK);
+    origin.put_file("other.bin", &other);
+    let body = format!("{{\"url\": \"{}other.bin\"}}", origin.url);
+    let r = http_with_body("POST", &server.api_url("downloads"), &[], &body);
+    let error = if r.status == 202 {
+        let other_id = json_str(&r.json(), "id").to_string();
+        let mut error = String::new();
+        wait_until(Duration::from_secs(30), "the new download fails", || {
+            let d = server.api_get(&format!("downloads/{other_id}"));
+            assert_ne!(json_str(&d, "state"), "completed", "it cannot fit: {d}");
+            error = d["error"].as_str().unwrap_or_default().to_string();
+            json_str(&d, "state") == "failed"
+        });
+        error
+    } else {
+        assert_eq!(r.status, 507, "{}", r.text());
+        r.text()
+    };
+    assert!(error.contains("no space"), "a clear reason: {error}");
+
+    // The completed download is intact, now and after a restart, served without the backend.
+    let check_kept = |server: &Server| {
+        origin.clear_log();
+        let r = get(&server.stream_url(&origin, "kept.bin"));
+        r.assert_complete("the download");
+        assert_bytes_eq("the download", &r.body, &kept);
+        assert!(origin.log().is_empty(), "served from the disk: {:?}", origin.log());
+        let d = server.api_get(&format!("downloads/{id}"));
+        assert_eq!(json_str(&d, "state"), "completed", "{d}");
+    };
+    check_kept(&server);
+    server.proc().terminate(Duration::from_secs(10));
+    let server = start(disk.path(), &origin, &["--max-cache-bytes", "100000000"]);
+    check_kept(&server);
+    let stats = server.stats();
+    assert!(json_u64(&stats, "pinned_bytes") == TRACK as u64, "{stats}");
+}
+
+#[test]
+fn a_read_only_data_directory_passes_through() {
+    let disk = Tmpfs::mount(DISK);
+    let origin = Origin::start(&[]);
+    let server = start(disk.path(), &origin, &[]);
+    let tracks = put_tracks(&origin, "ro", 0x15F0, 2, LEN);
+    // The data directory made read-only under the running server (a bind mount of itself).
+    let data = disk.path().join("data");
+    let status = std::process::Command::new("mount")
+        .arg("--bind")
+        .arg(&data)
+        .arg(&data)
+        .status()
+        .expect("run mount");
+    assert!(status.success(), "cannot bind-mount {}", data.display());
+    let status = std::process::Command::new("mount")
+        .args(["-o", "remount,ro,bind"])
+        .arg(&data)
+        .status()
+        .expect("run mount");
+    assert!(status.success(), "cannot make {} read-only", data.display());
+    plays_whole("plays from a read-only data directory", &server, &origin, &tracks[..1]);
+    let stats = server.stats();
+    assert!(json_bool(&stats, "storage_full"), "{stats}");
+    assert!(json_u64(&stats, "bytes_passed_through") >= LEN as u64, "{stats}");
+
+    // Writable again: bytes are stored again, and the state says so.
+    let status = std::process::Command::new("umount")
+        .arg(&data)
+        .status()
+        .expect("run umount");
+    assert!(status.success(), "cannot unmount the bind mount");
+    plays_whole(
+        "plays once the directory is writable again",
+        &server,
+        &origin,
+        &tracks[1..],
+    );
+    assert!(!json_bool(&server.stats(), "storage_full"));
+    origin.clear_log();
+    plays_whole("the stored track again", &server, &origin, &tracks[1..]);
+    assert!(origin.log().is_empty(), "served from the cache: {:?}", origin.log());
 }

@@ -545,7 +545,10 @@ async fn a_resource_loaded_evicted_and_loaded_again_while_a_reader_waits() {
     let held = read_whole(&t.cache, &b, &truth(13, 1000)).await;
     t.backend.serve(&a, &v2, "v2");
     // The eviction owns the cold key from the moment its row is chosen until its file is gone.
-    let victims = t.cache.delete_victims().unwrap();
+    let victims = t
+        .cache
+        .delete_victims(t.cache.accounts.bytes().saturating_sub(t.cache.max_bytes))
+        .unwrap();
     assert!(t.cache.index.load_resource(&a).unwrap().is_none(), "a's row is deleted");
     let waiting = tokio::spawn({
         let (cache, a) = (t.cache.clone(), a.clone());

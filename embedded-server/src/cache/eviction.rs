@@ -35,22 +35,107 @@ pub(super) struct Victims<'a>(Vec<Victim<'a>>);
 impl Cache {
     /// Evicts least recently used idle resources until the cache fits its limit; blocking.
     pub(super) fn evict(&self) -> Result<(), Error> {
-        let victims = self.delete_victims()?;
-        self.let_go(victims);
-        Ok(())
+        self.evict_bytes(self.accounts.bytes().saturating_sub(self.max_bytes))
+            .map(|_| ())
     }
 
-    /// The first half of [`Cache::evict`]: chooses victims in LRU order and deletes their rows
-    /// in one transaction. Every victim's key stays owned (busy) until the victims are let go
-    /// ([`Cache::let_go`]), so no reader loads a row that is being deleted or finds a victim's
-    /// file still there. If the transaction fails, nothing is evicted.
-    pub(super) fn delete_victims(&self) -> Result<Victims<'_>, Error> {
-        if self.accounts.bytes() <= self.max_bytes {
+    /// Makes room on a disk that refused a write: evicts least recently used idle resources
+    /// (never pinned or in-use ones) until at least `need` bytes are freed, whatever the limit;
+    /// blocking. Resident ones go first, files before rows ([`Cache::free_resident`]); then
+    /// rows of the index, if it takes the transaction. Returns the bytes freed.
+    pub(crate) fn make_room(&self, need: u64) -> u64 {
+        let freed = self.free_resident(need);
+        if freed >= need {
+            return freed;
+        }
+        match self.evict_bytes(need - freed) {
+            Ok(more) => freed + more,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot evict from the index to make room");
+                freed
+            }
+        }
+    }
+
+    /// Frees at least `need` bytes (if there are) from resident, idle, unpinned resources,
+    /// least recently used first; blocking. Unlike ordinary eviction, their files are unlinked
+    /// before their rows are deleted, because a full disk may refuse the index transaction too:
+    /// a row that could not be deleted then names a file that is gone, which loading it treats
+    /// as absent bytes (`Cache::incarnate` trusts no more bytes than the file holds). Returns the
+    /// bytes freed.
+    fn free_resident(&self, need: u64) -> u64 {
+        let mut candidates: Vec<(u64, Arc<Resource>)> = self
+            .table()
+            .values()
+            .filter_map(|slot| match slot {
+                Slot::Ready(res) => {
+                    let st = res.lock();
+                    let idle = !st.pinned && st.readers == 0 && st.fills.is_empty() && st.present.len() > 0;
+                    idle.then(|| (st.last_access_ms, res.clone()))
+                }
+                Slot::Busy { .. } => None,
+            })
+            .collect();
+        candidates.sort_by_key(|(at, _)| *at);
+        let mut freed = 0;
+        let mut victims = Vec::new();
+        for (_, res) in candidates {
+            if freed >= need {
+                break;
+            }
+            let mut table = self.table();
+            if !matches!(table.get(&res.key), Some(Slot::Ready(r)) if Arc::ptr_eq(r, &res)) {
+                continue;
+            }
+            let Some(busy) = self.take_resident(&mut table, &res) else {
+                continue;
+            };
+            drop(table);
+            let mut st = res.lock();
+            freed += st.present.len();
+            self.empty(&mut st);
+            self.accounts.entry_removed();
+            super::dirs::remove_data_file(&st.path);
+            drop(st);
+            tracing::debug!(key = %loggable_key(&res.key), "evicted to make room");
+            victims.push((res, busy));
+        }
+        if !victims.is_empty() {
+            let deleted = self.index.write(|tx| {
+                for (res, _) in &victims {
+                    index::delete_resource(tx, &res.key)?;
+                }
+                Ok(())
+            });
+            if let Err(e) = deleted {
+                tracing::warn!(error = %e, "cannot delete the rows of resources evicted to make room");
+            }
+            Counters::add(&self.counters.evictions, victims.len() as u64);
+        }
+        freed
+    }
+
+    /// Evicts least recently used idle resources until at least `over` bytes are freed (or none
+    /// is left to evict); blocking. Returns the bytes freed.
+    fn evict_bytes(&self, over: u64) -> Result<u64, Error> {
+        let before = self.accounts.bytes();
+        let victims = self.delete_victims(over)?;
+        self.let_go(victims);
+        Ok(before.saturating_sub(self.accounts.bytes()))
+    }
+
+    /// The first half of eviction: chooses victims in LRU order until `over` bytes are covered
+    /// and deletes their rows in one transaction. Every victim's key stays owned (busy) until
+    /// the victims are let go ([`Cache::let_go`]), so no reader loads a row that is being
+    /// deleted or finds a victim's file still there. If the transaction fails, nothing is
+    /// evicted.
+    pub(super) fn delete_victims(&self, over: u64) -> Result<Victims<'_>, Error> {
+        if over == 0 {
             return Ok(Victims(Vec::new()));
         }
         let mut victims: Vec<Victim<'_>> = Vec::new();
         let result = self.index.write(|tx| {
-            let mut over = self.accounts.bytes().saturating_sub(self.max_bytes);
+            let mut over = over;
             let mut after: Option<LruPos> = None;
             while over > 0 {
                 // Read in this transaction: it sees its own deletions, and holds no other lock.
@@ -102,7 +187,7 @@ impl Cache {
         Ok(Victims(victims))
     }
 
-    /// The second half of [`Cache::evict`]: the victims' bytes leave the totals, their files are
+    /// The second half of eviction: the victims' bytes leave the totals, their files are
     /// unlinked, and their keys are let go.
     pub(super) fn let_go(&self, victims: Victims<'_>) {
         let evicted = victims.0.len();

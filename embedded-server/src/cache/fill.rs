@@ -23,7 +23,7 @@ use tracing::Instrument;
 use super::resource::{Meta, Resource};
 use super::Cache;
 use crate::error::{Error, UpstreamError};
-use crate::fetch::{backoff, redact, Body, FetchRequest};
+use crate::fetch::{backoff, redact, Body, FetchRequest, FetchResponse};
 use crate::telemetry::Counters;
 
 /// Runs fill `id` of `res` from byte `start` and records its outcome for waiting readers. The
@@ -123,44 +123,12 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64, trac
             }
             (response.final_url != st.url).then(|| response.final_url.to_string())
         };
-        let headers = &response.headers;
-        let mut meta = Meta {
-            size: None,
-            etag: header_str(headers, ETAG),
-            last_modified: header_str(headers, LAST_MODIFIED),
-            mime: header_str(headers, CONTENT_TYPE),
-            location,
-        };
-        let body_start = match response.status.as_u16() {
-            416 => {
+        let (meta, body_start) = match answered(&response, pos, location)? {
+            Answered::Body { meta, start } => (meta, start),
+            Answered::PastEnd(meta) => {
                 // The backend says we asked past the end: learn the length and stop.
-                let total = header_str(headers, CONTENT_RANGE)
-                    .and_then(|v| parse_content_range(&v)?.total)
-                    .ok_or_else(|| UpstreamError::Protocol("HTTP 416 without a usable Content-Range".into()))?;
-                if total > pos {
-                    return Err(UpstreamError::Protocol(format!("HTTP 416 for byte {pos} of {total}")).into());
-                }
-                meta.size = Some(total);
                 cache.adopt_meta(res, meta).await?;
                 return Ok(());
-            }
-            206 => {
-                let range = header_str(headers, CONTENT_RANGE)
-                    .and_then(|v| parse_content_range(&v))
-                    .ok_or_else(|| UpstreamError::Protocol("HTTP 206 without a usable Content-Range".into()))?;
-                if range.start > pos {
-                    return Err(UpstreamError::Protocol(format!(
-                        "asked for bytes from {pos}, got a range starting at {}",
-                        range.start
-                    ))
-                    .into());
-                }
-                meta.size = range.total;
-                range.start
-            }
-            _ => {
-                meta.size = header_str(headers, CONTENT_LENGTH).and_then(|v| v.parse().ok());
-                0
             }
         };
         let generation = cache.adopt_meta(res, meta).await?;
@@ -180,10 +148,11 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64, trac
         let handle = match &file {
             Some((g, f)) if *g == generation => f.clone(),
             _ => {
-                let (c, r) = (cache.clone(), res.clone());
-                let opened = tokio::task::spawn_blocking(move || c.open_for_fill(&r, id, generation))
-                    .await
-                    .map_err(join_error)??;
+                let open = || {
+                    let (c, r) = (cache.clone(), res.clone());
+                    cache.blocking(move || c.open_for_fill(&r, id, generation))
+                };
+                let opened = with_room(cache, ROOM, open).await?;
                 // Superseded before it wrote anything: the readers were woken by whoever
                 // dropped the bytes, and start what the new incarnation needs.
                 let Some(opened) = opened else { return Ok(()) };
@@ -253,7 +222,8 @@ async fn stream_body(
             data = data.slice((*pos - offset) as usize..);
         }
         let n = data.len() as u64;
-        if !cache.write_chunk(res, file, id, generation, *pos, data)? {
+        let write = || std::future::ready(cache.write_chunk(res, file, id, generation, *pos, data.clone()));
+        if !with_room(cache, n.max(ROOM), write).await? {
             return Ok(BodyEnd::Done);
         }
         *pos += n;
@@ -286,6 +256,81 @@ async fn stream_body(
             Ok(BodyEnd::Done)
         }
     }
+}
+
+/// Bytes freed at least when a write fails for want of room (a few network chunks, so a fill
+/// does not stop again at the next one).
+const ROOM: u64 = 1024 * 1024;
+
+/// Runs a cache write (`op`); if the disk refuses it (full, failing, read-only or removed),
+/// makes room by evicting at least `need` bytes of unpinned resources nobody uses and tries once
+/// more. A second failure is the fill's error (readers of a player response then read on from
+/// the backend without storing), counted, and the cache is marked full until a write succeeds.
+async fn with_room<T, F>(cache: &Arc<Cache>, need: u64, mut op: impl FnMut() -> F) -> Result<T, Error>
+where
+    F: Future<Output = Result<T, Error>>,
+{
+    let first = match op().await {
+        Ok(done) => return Ok(done),
+        Err(e @ (Error::NoSpace | Error::Storage(_))) => e,
+        Err(e) => return Err(e),
+    };
+    let c = cache.clone();
+    let freed = cache.blocking(move || Ok(c.make_room(need))).await.unwrap_or(0);
+    tracing::info!(error = %first, freed, "a cache write failed; evicted to make room");
+    op().await.inspect_err(|e| cache.write_failed(e))
+}
+
+/// What a backend answer to a request for bytes from some position brings.
+pub(super) enum Answered {
+    /// A body, described by `meta`, whose first byte is at `start`.
+    Body { meta: Meta, start: u64 },
+    /// `416`: the position was at or past the end, whose offset is in `meta.size`.
+    PastEnd(Meta),
+}
+
+/// Reads a 200, 206 or 416 `response` to a request for bytes from `pos` on; `location` is the
+/// URL it was redirected to, if any.
+pub(super) fn answered(response: &FetchResponse, pos: u64, location: Option<String>) -> Result<Answered, Error> {
+    let headers = &response.headers;
+    let mut meta = Meta {
+        size: None,
+        etag: header_str(headers, ETAG),
+        last_modified: header_str(headers, LAST_MODIFIED),
+        mime: header_str(headers, CONTENT_TYPE),
+        location,
+    };
+    let start = match response.status.as_u16() {
+        416 => {
+            let total = header_str(headers, CONTENT_RANGE)
+                .and_then(|v| parse_content_range(&v)?.total)
+                .ok_or_else(|| UpstreamError::Protocol("HTTP 416 without a usable Content-Range".into()))?;
+            if total > pos {
+                return Err(UpstreamError::Protocol(format!("HTTP 416 for byte {pos} of {total}")).into());
+            }
+            meta.size = Some(total);
+            return Ok(Answered::PastEnd(meta));
+        }
+        206 => {
+            let range = header_str(headers, CONTENT_RANGE)
+                .and_then(|v| parse_content_range(&v))
+                .ok_or_else(|| UpstreamError::Protocol("HTTP 206 without a usable Content-Range".into()))?;
+            if range.start > pos {
+                return Err(UpstreamError::Protocol(format!(
+                    "asked for bytes from {pos}, got a range starting at {}",
+                    range.start
+                ))
+                .into());
+            }
+            meta.size = range.total;
+            range.start
+        }
+        _ => {
+            meta.size = header_str(headers, CONTENT_LENGTH).and_then(|v| v.parse().ok());
+            0
+        }
+    };
+    Ok(Answered::Body { meta, start })
 }
 
 /// Resolves once nobody reads `res` any more.

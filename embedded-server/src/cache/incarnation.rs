@@ -103,6 +103,7 @@ impl Cache {
             self.mark_dirty(res, &mut st);
         }
         self.count_upstream_bytes(len);
+        self.storage_full.store(false, Ordering::Relaxed);
         res.notify();
         Ok(true)
     }

@@ -13,6 +13,9 @@
 //! to read: Android trims `cacheDir` when storage runs low) are not an error: the reader carries
 //! on in the resource's next generation, which has the same description, and waits for (or
 //! starts) the fill that brings them again, so the response in flight never notices.
+//!
+//! A player's reader (`passing_through`) whose fill failed because the cache cannot store
+//! reads the rest of its bytes straight from the backend (`passthrough`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +24,11 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::handle::Handle;
+use super::passthrough::Passthrough;
 use super::resource::{stale_error, Meta};
 use crate::error::{Error, UpstreamError};
+use crate::fetch::backoff;
+use crate::telemetry::Counters;
 
 /// Largest span reported ready at once (a response sends it as one chunk).
 const CHUNK: u64 = 128 * 1024;
@@ -69,6 +75,12 @@ pub(crate) struct Reader {
     /// Times the reader's bytes were lost and it carried on in a new generation.
     losses: u32,
     patience: Duration,
+    /// Whether it reads on from the backend unstored when the cache cannot store (a player's).
+    may_pass_through: bool,
+    /// Passing through: the cache could not store this reader's bytes.
+    passing: bool,
+    /// The backend answer being passed through, if one is open.
+    passthrough: Option<Passthrough>,
 }
 
 impl Reader {
@@ -87,7 +99,27 @@ impl Reader {
             fruitless_at: pos,
             losses: 0,
             patience,
+            may_pass_through: false,
+            passing: false,
+            passthrough: None,
         }
+    }
+
+    /// Lets the reader read on from the backend without storing when the cache cannot store
+    /// its bytes (a player's response: the music must not stop because the disk is full).
+    pub(crate) fn passing_through(mut self) -> Self {
+        self.may_pass_through = true;
+        self
+    }
+
+    /// Takes `n` ready bytes from the answer being passed through, if passing through.
+    fn take_passed(&mut self, n: u64) -> Option<Bytes> {
+        if !self.passing {
+            return None;
+        }
+        let data = self.passthrough.as_mut()?.take(n);
+        Counters::add(&self.handle.cache.counters.bytes_passed_through, n);
+        Some(data)
     }
 
     /// The handle this reader holds.
@@ -135,6 +167,7 @@ impl Reader {
     pub(crate) async fn skip(&mut self) -> Result<Option<u64>, Arc<Error>> {
         let ready = self.ready().await?;
         if let Some(n) = ready {
+            self.take_passed(n);
             self.pos += n;
         }
         Ok(ready)
@@ -146,6 +179,10 @@ impl Reader {
             let Some(n) = self.ready().await? else {
                 return Ok(None);
             };
+            if let Some(data) = self.take_passed(n) {
+                self.pos += n;
+                return Ok(Some(data));
+            }
             // Not read (lost or replaced), or the generation moved on while it was read: the
             // next `ready` carries on in the new generation or fails as stale.
             if let Some(data) = self.read(self.pos, n).await? {
@@ -215,9 +252,63 @@ impl Reader {
         }))
     }
 
-    /// Waits until bytes at `pos` are present: `Some(n)` of them (at most `CHUNK`) can be read
-    /// now, `None` means the end was reached. Cancel-safe: dropping the future loses nothing.
+    /// Waits until bytes at `pos` are ready: `Some(n)` of them (at most `CHUNK`) can be read
+    /// now, `None` means the end was reached. A reader that may pass through switches to the
+    /// backend for good when its fill failed to store. Cancel-safe: dropping the future loses
+    /// nothing.
     pub(crate) async fn ready(&mut self) -> Result<Option<u64>, Arc<Error>> {
+        if !self.passing {
+            match self.cached_ready().await {
+                Err(e) if self.may_pass_through && matches!(*e, Error::NoSpace | Error::Storage(_)) => {
+                    let key = super::loggable_key(self.handle.key());
+                    tracing::info!(%key, pos = self.pos, error = %e, "the cache cannot store; passing the rest through");
+                    self.passing = true;
+                }
+                other => return other,
+            }
+        }
+        self.passed_ready().await
+    }
+
+    /// [`Reader::ready`] while passing through: bytes from the backend answer, asked for again
+    /// from the position (with the reader's validators) if it broke off, as often as a fill
+    /// would.
+    async fn passed_ready(&mut self) -> Result<Option<u64>, Arc<Error>> {
+        let cache = self.handle.cache.clone();
+        let size = self.handle.res.lock().meta.as_ref().and_then(|m| m.size);
+        let limit = self.end.or(size);
+        if limit.is_some_and(|l| self.pos >= l) {
+            return Ok(None);
+        }
+        let mut failures = 0;
+        loop {
+            let answer = match &mut self.passthrough {
+                Some(answer) => answer,
+                None => match Passthrough::open(&cache, &self.handle.res, self.generation, self.pos).await {
+                    Ok(Some(answer)) => self.passthrough.insert(answer),
+                    Ok(None) => return Ok(None),
+                    Err(e) => return Err(Arc::new(e)),
+                },
+            };
+            let error = match answer.ready(self.pos, cache.upstream().read_timeout()).await {
+                Ok(Some(n)) => return Ok(Some(n.min(CHUNK).min(limit.map_or(u64::MAX, |l| l - self.pos)))),
+                Ok(None) => match limit {
+                    None => return Ok(None),
+                    Some(l) => UpstreamError::Protocol(format!("body ended at byte {} of {l}", self.pos)),
+                },
+                Err(e) => e,
+            };
+            self.passthrough = None;
+            failures += 1;
+            if failures >= cache.attempts() {
+                return Err(Arc::new(error.into()));
+            }
+            tokio::time::sleep(backoff(failures)).await;
+        }
+    }
+
+    /// [`Reader::ready`] from the cache.
+    async fn cached_ready(&mut self) -> Result<Option<u64>, Arc<Error>> {
         let res = self.handle.res.clone();
         let cache = self.handle.cache.clone();
         loop {
