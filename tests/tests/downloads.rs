@@ -828,16 +828,16 @@ fn pins_past_the_cache_limit_fail_cache_full_and_eviction_works_around_pins() {
         "pins untouched: {stats}"
     );
 
-    // Unpinned bytes past the limit are evicted around the pins.
+    // Unpinned bytes past the limit are never stored around the pins (issue #15: the limit
+    // holds at every moment): what does not fit is evicted or passed through unstored.
     let big_url = server.stream_url(&origin, "big.bin");
     assert_serves("unpinned resource past the limit", &big_url, &big);
-    let stats = wait_for(
-        STATE_CHANGE,
-        "the cache is back under its limit by eviction",
-        || server.stats(),
-        |s| json_u64(s, "cache_bytes") <= LIMIT as u64,
+    let stats = server.stats();
+    assert!(json_u64(&stats, "cache_bytes") <= LIMIT as u64, "{stats}");
+    assert!(
+        json_u64(&stats, "evictions") >= 1 || json_u64(&stats, "bytes_passed_through") > 0,
+        "{stats}"
     );
-    assert!(json_u64(&stats, "evictions") >= 1, "{stats}");
     assert_eq!(
         json_u64(&stats, "pinned_bytes"),
         2 * MIB as u64,

@@ -336,3 +336,60 @@ fn a_read_only_data_directory_passes_through() {
     plays_whole("the stored track again", &server, &origin, &tracks[1..]);
     assert!(origin.log().is_empty(), "served from the cache: {:?}", origin.log());
 }
+
+/// How far over the limit the cache may be at any moment: a few write chunks in flight.
+const CHUNKS: u64 = 256 * KIB as u64;
+
+#[test]
+fn the_limit_holds_at_every_moment() {
+    const LIMIT: u64 = 8 * MIB as u64;
+    let origin = Origin::start(&[]);
+    let limit = LIMIT.to_string();
+    // The default sync interval: eviction after a batch alone would overshoot for a second.
+    let server = Server::start_with(None, &[origin.origin_arg()], &["--max-cache-bytes", &limit]);
+    let pinned = seeded_bytes(0x1600, 2 * MIB);
+    origin.put_file("pinned.bin", &pinned);
+    server.download_url(&format!("{}pinned.bin", origin.url));
+    let tracks = put_tracks(&origin, "limit", 0x1610, 10, MIB);
+    let mut highest = 0;
+    for (name, truth) in &tracks {
+        let r = get(&server.stream_url(&origin, name));
+        r.assert_complete(name);
+        assert_bytes_eq(name, &r.body, truth);
+        let stats = server.stats();
+        highest = highest.max(json_u64(&stats, "cache_bytes"));
+        assert!(
+            json_u64(&stats, "cache_bytes") <= LIMIT + CHUNKS,
+            "the limit holds right after a read: {stats}"
+        );
+        assert_eq!(json_u64(&stats, "pinned_bytes"), 2 * MIB as u64, "{stats}");
+    }
+    assert!(highest > LIMIT / 2, "the cache was used: {highest}");
+    assert_eq!(json_u64(&server.stats(), "bytes_passed_through"), 0);
+}
+
+#[test]
+fn a_body_that_cannot_fit_is_passed_through() {
+    const LIMIT: u64 = 3 * MIB as u64;
+    let origin = Origin::start(&[]);
+    let limit = LIMIT.to_string();
+    let server = Server::start_with(None, &[origin.origin_arg()], &["--max-cache-bytes", &limit]);
+    let pinned = seeded_bytes(0x1620, 2 * MIB);
+    origin.put_file("pinned.bin", &pinned);
+    server.download_url(&format!("{}pinned.bin", origin.url));
+
+    // 4 MiB with 1 MiB of room: what does not fit comes straight from the backend.
+    let tracks = put_tracks(&origin, "big", 0x1630, 1, 4 * MIB);
+    plays_whole("a body larger than the room left", &server, &origin, &tracks);
+    let stats = server.stats();
+    assert!(json_u64(&stats, "cache_bytes") <= LIMIT + CHUNKS, "{stats}");
+    assert!(
+        json_u64(&stats, "bytes_passed_through") >= 2 * MIB as u64,
+        "the rest was passed through: {stats}"
+    );
+    assert!(!json_bool(&stats, "storage_full"), "the disk is fine: {stats}");
+    plays_whole("the same body again", &server, &origin, &tracks);
+    let stats = server.stats();
+    assert!(json_u64(&stats, "cache_bytes") <= LIMIT + CHUNKS, "{stats}");
+    assert_eq!(json_u64(&stats, "pinned_bytes"), 2 * MIB as u64, "{stats}");
+}

@@ -526,8 +526,8 @@ async fn a_pinned_resource_is_never_evicted() {
 
 #[tokio::test(start_paused = true)]
 async fn a_resource_loaded_evicted_and_loaded_again_while_a_reader_waits() {
-    // Room for `a` alone; no idle resource is kept in memory.
-    let t = Env::new(SMALL as u64, 0);
+    // Room for `a` and `b`; no idle resource is kept in memory.
+    let t = Env::new(SMALL as u64 + 1000, 0);
     let (a, b) = (small("a"), small("b"));
     let (v1, v2) = (small_truth("a"), truth(12, SMALL));
     t.backend.serve(&a, &v1, "v1");
@@ -541,14 +541,12 @@ async fn a_resource_loaded_evicted_and_loaded_again_while_a_reader_waits() {
     t.cache.persist().unwrap();
     assert!(t.cache.resident_now(&a).is_none());
     assert_eq!(t.backend.seen(), [Seen::new(&a, 0, None)]);
-    // `b`, held, puts the cache over its limit; the backend has a new version of `a`.
+    // `b` is held; the backend has a new version of `a`.
     let held = read_whole(&t.cache, &b, &truth(13, 1000)).await;
     t.backend.serve(&a, &v2, "v2");
-    // The eviction owns the cold key from the moment its row is chosen until its file is gone.
-    let victims = t
-        .cache
-        .delete_victims(t.cache.accounts.bytes().saturating_sub(t.cache.max_bytes))
-        .unwrap();
+    // An eviction of one byte (the least recently used, `a`) owns the cold key from the moment
+    // its row is chosen until its file is gone.
+    let victims = t.cache.delete_victims(1).unwrap();
     assert!(t.cache.index.load_resource(&a).unwrap().is_none(), "a's row is deleted");
     let waiting = tokio::spawn({
         let (cache, a) = (t.cache.clone(), a.clone());

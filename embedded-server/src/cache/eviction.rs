@@ -1,5 +1,7 @@
 //! Eviction: least recently used unpinned resources go until the cache fits its limit; pinned
-//! resources and those being read or filled never do.
+//! resources and those being read or filled never do. It runs after each batch is recorded, and
+//! before a fill writes bytes that would cross the limit (so the limit holds at every moment);
+//! when the disk refuses a write, it makes room whatever the limit.
 //!
 //! The order comes from the index (`last_access` of every row, through an index on
 //! `(pinned, last_access, key)`), so nothing about cold resources is kept in memory. Each pass
@@ -21,6 +23,10 @@ use crate::telemetry::Counters;
 /// Rows read from the index at a time while looking for victims.
 const BATCH: usize = 256;
 
+/// How far under the limit eviction goes when a write would cross it (at most a sixteenth of
+/// the limit), so that the following writes need no eviction.
+const LIMIT_SLACK: u64 = 1024 * 1024;
+
 /// A victim chosen in a pass, its key owned until the pass is over.
 pub(super) enum Victim<'a> {
     /// A resident resource, made inert.
@@ -37,6 +43,32 @@ impl Cache {
     pub(super) fn evict(&self) -> Result<(), Error> {
         self.evict_bytes(self.accounts.bytes().saturating_sub(self.max_bytes))
             .map(|_| ())
+    }
+
+    /// Whether `len` more bytes fit under the limit as it stands (no eviction).
+    pub(crate) fn fits(&self, len: u64) -> bool {
+        self.accounts.bytes().saturating_add(len) <= self.max_bytes
+    }
+
+    /// Makes room under the limit for `len` more bytes before they are written, so the limit
+    /// holds at every moment (to within the chunks being written at once), not only after the
+    /// next batch; blocking. Evicts least recently used idle unpinned resources (the index's
+    /// order, then resident ones not recorded yet) to a little under the limit, so the next
+    /// chunks need no eviction. `false` if the bytes do not fit even so: every cached byte left
+    /// is pinned or in use.
+    pub(crate) fn room_under_limit(&self, len: u64) -> bool {
+        let over = || self.accounts.bytes().saturating_add(len).saturating_sub(self.max_bytes);
+        if over() == 0 {
+            return true;
+        }
+        let slack = (self.max_bytes / 16).min(LIMIT_SLACK);
+        if let Err(e) = self.evict_bytes(over() + slack) {
+            tracing::warn!(error = %e, "cannot evict to stay under the limit");
+        }
+        if over() > 0 {
+            self.free_resident(over() + slack);
+        }
+        over() == 0
     }
 
     /// Makes room on a disk that refused a write: evicts least recently used idle resources

@@ -2,7 +2,9 @@
 //!
 //! A fill keeps going while someone reads the resource and stops when it reaches bytes that are
 //! already present (or that another fill is writing), at the end of the resource, or when its
-//! last reader leaves. A connection that drops mid-body is resumed from the last byte written
+//! last reader leaves. Before it writes bytes that would cross the cache's limit it evicts to
+//! make room; if everything left is pinned or in use it fails ("cache full"), and a player's
+//! response reads on from the backend unstored. A connection that drops mid-body is resumed from the last byte written
 //! with `Range` + `If-Range`, so readers see a stall, never an error; only when the retries are
 //! exhausted does the fill fail, and then its waiting readers abort their responses.
 //!
@@ -222,6 +224,17 @@ async fn stream_body(
             data = data.slice((*pos - offset) as usize..);
         }
         let n = data.len() as u64;
+        if !cache.fits(n) {
+            let c = cache.clone();
+            if !cache.blocking(move || Ok(c.room_under_limit(n))).await? {
+                // Readers of a player response pass the rest through from the backend.
+                return Err(Error::storage(format!(
+                    "cache full: {n} more bytes would exceed the {}-byte limit, and every cached byte is \
+                     pinned or in use",
+                    cache.max_bytes()
+                )));
+            }
+        }
         let write = || std::future::ready(cache.write_chunk(res, file, id, generation, *pos, data.clone()));
         if !with_room(cache, n.max(ROOM), write).await? {
             return Ok(BodyEnd::Done);
