@@ -4,7 +4,9 @@
 //! already present (or that another fill is writing), at the end of the resource, or when its
 //! last reader leaves. Before it writes bytes that would cross the cache's limit it evicts to
 //! make room; if everything left is pinned or in use it fails ("cache full"), and a player's
-//! response reads on from the backend unstored. A connection that drops mid-body is resumed from the last byte written
+//! response reads on from the backend unstored. It runs at most `AHEAD_BYTES` past the
+//! furthest reader, so a client that stops reading does not make the server fetch the whole
+//! resource (downloads read as fast as bytes arrive, so they fill whole). A connection that drops mid-body is resumed from the last byte written
 //! with `Range` + `If-Range`, so readers see a stall, never an error; only when the retries are
 //! exhausted does the fill fail, and then its waiting readers abort their responses.
 //!
@@ -195,6 +197,9 @@ async fn stream_body(
     let mut progressed = false;
     let mut rx = res.subscribe();
     loop {
+        if res.lock().far_ahead(*pos) && !wait_for_readers(res, &mut rx, *pos).await {
+            return Ok(BodyEnd::Done);
+        }
         let next = tokio::select! {
             next = tokio::time::timeout(read_timeout, body.frame()) => next,
             // The last reader left (a paused or cancelled download, a player that stopped):
@@ -344,6 +349,31 @@ pub(super) fn answered(response: &FetchResponse, pos: u64, location: Option<Stri
         }
     };
     Ok(Answered::Body { meta, start })
+}
+
+/// Waits until a reader of `res` is less than `AHEAD_BYTES` behind a fill at `pos` (meanwhile
+/// the backend's body is not read, so TCP holds the backend back); `false` if nobody reads
+/// `res` any more. A client that stops reading has its connection closed by the stall guard,
+/// which ends the wait.
+async fn wait_for_readers(res: &Resource, rx: &mut tokio::sync::watch::Receiver<u64>, pos: u64) -> bool {
+    res.lock().fills_waiting += 1;
+    let near = loop {
+        rx.borrow_and_update();
+        {
+            let st = res.lock();
+            if st.readers == 0 || st.evicted {
+                break false;
+            }
+            if !st.far_ahead(pos) {
+                break true;
+            }
+        }
+        if rx.changed().await.is_err() {
+            break false;
+        }
+    };
+    res.lock().fills_waiting -= 1;
+    near
 }
 
 /// Resolves once nobody reads `res` any more.

@@ -56,9 +56,57 @@ impl Handle {
     }
 }
 
+/// A reader's position as the resource's fills see it (they run at most
+/// [`super::resource::AHEAD_BYTES`] past the furthest); withdrawn when the reader goes.
+struct Position {
+    res: Arc<super::resource::Resource>,
+    id: u64,
+}
+
+impl Position {
+    fn new(handle: &Handle, pos: u64) -> Self {
+        let id = handle
+            .cache
+            .next_token
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        handle.res.lock().positions.push((id, pos));
+        Self {
+            res: handle.res.clone(),
+            id,
+        }
+    }
+
+    /// Moves to `pos`, waking fills that wait for a reader to come closer.
+    fn set(&self, pos: u64) {
+        let mut st = self.res.lock();
+        if let Some(p) = st.positions.iter_mut().find(|p| p.0 == self.id) {
+            p.1 = pos;
+        }
+        let waiting = st.fills_waiting > 0;
+        drop(st);
+        if waiting {
+            self.res.notify();
+        }
+    }
+}
+
+impl Drop for Position {
+    fn drop(&mut self) {
+        let mut st = self.res.lock();
+        st.positions.retain(|p| p.0 != self.id);
+        let waiting = st.fills_waiting > 0;
+        drop(st);
+        if waiting {
+            self.res.notify();
+        }
+    }
+}
+
 /// A position in one generation of a resource, moving towards `end`.
 pub(crate) struct Reader {
     handle: Handle,
+    /// `pos` as the fills see it.
+    position: Position,
     rx: watch::Receiver<u64>,
     /// The generation the reader's bytes must come from.
     generation: u64,
@@ -88,6 +136,7 @@ impl Reader {
     pub(super) fn new(handle: Handle, generation: u64, pos: u64, end: Option<u64>, patience: Duration) -> Self {
         let rx = handle.res.subscribe();
         Self {
+            position: Position::new(&handle, pos),
             handle,
             rx,
             generation,
@@ -110,6 +159,12 @@ impl Reader {
     pub(crate) fn passing_through(mut self) -> Self {
         self.may_pass_through = true;
         self
+    }
+
+    /// Moves the position to `pos`.
+    fn move_to(&mut self, pos: u64) {
+        self.pos = pos;
+        self.position.set(pos);
     }
 
     /// Takes `n` ready bytes from the answer being passed through, if passing through.
@@ -168,7 +223,7 @@ impl Reader {
         let ready = self.ready().await?;
         if let Some(n) = ready {
             self.take_passed(n);
-            self.pos += n;
+            self.move_to(self.pos + n);
         }
         Ok(ready)
     }
@@ -180,14 +235,14 @@ impl Reader {
                 return Ok(None);
             };
             if let Some(data) = self.take_passed(n) {
-                self.pos += n;
+                self.move_to(self.pos + n);
                 return Ok(Some(data));
             }
             // Not read (lost or replaced), or the generation moved on while it was read: the
             // next `ready` carries on in the new generation or fails as stale.
             if let Some(data) = self.read(self.pos, n).await? {
                 if self.is_current() {
-                    self.pos += n;
+                    self.move_to(self.pos + n);
                     return Ok(Some(data));
                 }
             }
@@ -218,7 +273,7 @@ impl Reader {
                 // Every byte from `start` came from one generation.
                 Some(bytes) if self.generation == generation && self.is_current() => break bytes,
                 // Lost on the way: read it all again in the generation carried on in.
-                _ => self.pos = start,
+                _ => self.move_to(start),
             }
         };
         let meta = {

@@ -19,6 +19,11 @@ use crate::error::Error;
 /// own fill (a seek). At typical mobile bandwidth this is well under a second of download.
 pub(crate) const SOON_BYTES: u64 = 256 * 1024;
 
+/// How far a fill may run past the furthest reader of its resource before it waits for one to
+/// come closer: a client that stops reading does not make the server fetch (and store) the whole
+/// resource. A few seconds of a high-bitrate stream; downloads read as fast as bytes arrive.
+pub(crate) const AHEAD_BYTES: u64 = 4 * 1024 * 1024;
+
 /// How many finished fills' outcomes are remembered for readers that waited on them.
 const OUTCOMES_KEPT: usize = 16;
 
@@ -110,6 +115,10 @@ pub(crate) struct State {
     pub(crate) outcomes: VecDeque<(u64, Option<Arc<Error>>)>,
     /// Responses currently reading this resource.
     pub(crate) readers: usize,
+    /// Where each reader is (reader ID, next byte wanted), for the read-ahead bound.
+    pub(crate) positions: Vec<(u64, u64)>,
+    /// Fills waiting for a reader to come closer (see [`State::far_ahead`]).
+    pub(crate) fills_waiting: usize,
     /// The incarnation: unique in the cache, it names the data file and changes whenever the
     /// cached bytes are dropped (stale or lost). Readers and fills compare it (see `cache`'s
     /// invariant).
@@ -145,6 +154,8 @@ impl State {
             fills: Vec::new(),
             outcomes: VecDeque::new(),
             readers: 0,
+            positions: Vec::new(),
+            fills_waiting: 0,
             generation,
             lost: Vec::new(),
             last_access_ms: crate::clock::now_ms(),
@@ -165,6 +176,17 @@ impl State {
     /// lost (not replaced), so what it reads next is the same representation, fetched again.
     pub(crate) fn continues(&self, generation: u64) -> bool {
         !self.evicted && (self.generation == generation || self.lost.contains(&generation))
+    }
+
+    /// Whether a fill at `pos` is [`AHEAD_BYTES`] or more past every reader's position (and
+    /// should wait for one to come closer). A resource no reader has a position in yet (its
+    /// description is being fetched) is not bounded.
+    pub(crate) fn far_ahead(&self, pos: u64) -> bool {
+        self.positions
+            .iter()
+            .map(|&(_, at)| at)
+            .max()
+            .is_some_and(|furthest| pos >= furthest.saturating_add(AHEAD_BYTES))
     }
 
     /// Whether every byte of the resource is present.
