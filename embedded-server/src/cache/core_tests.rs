@@ -137,6 +137,41 @@ fn assert_upstream_error(result: Result<(), Arc<Error>>, want: &UpstreamError) {
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test(start_paused = true)]
+async fn a_reader_carries_on_when_its_data_file_shrinks_or_vanishes() {
+    let t = Env::big();
+    let v1 = truth(40, LEN);
+    t.backend.serve(URL, &v1, "v1");
+    drop(read_whole(&t.cache, URL, &v1).await);
+    // Half read, the file is cut short under the reader (which has it open).
+    let mut r = reader(acquire(&t.cache, URL).await, 0, None).await;
+    let mut got = Vec::new();
+    while got.len() < LEN / 2 {
+        got.extend_from_slice(&r.next_chunk().await.expect("read").expect("more"));
+    }
+    let path = r.handle().res.lock().path.clone();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).expect("open");
+    file.set_len(1000).expect("cut short");
+    let (rest, end) = drain(&mut r).await;
+    end.expect("the reader carries on");
+    got.extend_from_slice(&rest);
+    assert_bytes(&got, &v1, 0, true);
+    drop(r);
+    // Deleted before the next reader opens it.
+    let path = t.cache.resident_now(URL).expect("resident").lock().path.clone();
+    std::fs::remove_file(&path).expect("delete");
+    drop(read_whole(&t.cache, URL, &v1).await);
+    let seen = t.backend.seen();
+    // The lost bytes were fetched again each time (a fill that finds the file gone only after
+    // its request loses the bytes and makes way for one in the next generation).
+    assert!(seen.len() >= 3, "{seen:?}");
+    assert_eq!(seen[1].start, LEN as u64 / 2, "the cut reader carried on where it was: {seen:?}");
+    assert!(
+        seen[1..].iter().all(|s| s.if_range.as_deref() == Some("\"v1\"")),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_cold_resource_is_read_whole_with_one_request() {
     let t = Env::big();
     let v1 = truth(1, LEN);
