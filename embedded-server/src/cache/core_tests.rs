@@ -164,7 +164,11 @@ async fn a_reader_carries_on_when_its_data_file_shrinks_or_vanishes() {
     // The lost bytes were fetched again each time (a fill that finds the file gone only after
     // its request loses the bytes and makes way for one in the next generation).
     assert!(seen.len() >= 3, "{seen:?}");
-    assert_eq!(seen[1].start, LEN as u64 / 2, "the cut reader carried on where it was: {seen:?}");
+    assert_eq!(
+        seen[1].start,
+        LEN as u64 / 2,
+        "the cut reader carried on where it was: {seen:?}"
+    );
     assert!(
         seen[1..].iter().all(|s| s.if_range.as_deref() == Some("\"v1\"")),
         "{seen:?}"

@@ -115,7 +115,7 @@ pub(crate) struct Cache {
     /// The last cache write failed even after eviction made room (the disk is full, failing,
     /// read-only or gone), and none has succeeded since.
     storage_full: std::sync::atomic::AtomicBool,
-    /// Tokens of busy table slots.
+    /// Tokens of busy table slots, and IDs of reader positions (unique, never reused).
     next_token: AtomicU64,
     cancel: CancellationToken,
     fills: TaskTracker,
