@@ -141,6 +141,24 @@ pub(crate) fn render(stats: &Stats) -> String {
         "Resources evicted since start.",
         stats.evictions,
     );
+    out.single(
+        "storage_full",
+        "gauge",
+        "1 while the cache cannot store fetched bytes (disk full or failing): players are served from the backend unstored.",
+        u64::from(stats.storage_full),
+    );
+    out.single(
+        "storage_write_errors_total",
+        "counter",
+        "Cache writes that failed even after eviction made room.",
+        stats.storage_write_errors,
+    );
+    out.single(
+        "bytes_passed_through_total",
+        "counter",
+        "Bytes sent to players from the backend without being stored, because the cache could not store them.",
+        stats.bytes_passed_through,
+    );
     out.text
 }
 

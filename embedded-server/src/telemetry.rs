@@ -102,6 +102,11 @@ pub(crate) struct Counters {
     pub(crate) upstream_retries: AtomicU64,
     /// Fills that gave up with an error.
     pub(crate) upstream_failures: AtomicU64,
+    /// Cache writes (data files) that failed even after eviction made room.
+    pub(crate) storage_write_errors: AtomicU64,
+    /// Bytes sent to players straight from the backend without being stored (the cache could
+    /// not store them).
+    pub(crate) bytes_passed_through: AtomicU64,
     /// Request arrival to first body byte ready, every media GET with a body.
     pub(crate) ttfb: Histogram,
     /// The same for seeks: a range starting past byte 0 that was not cached.
@@ -222,6 +227,15 @@ pub struct Stats {
     pub upstream_retries: u64,
     /// Fills that gave up with an error.
     pub upstream_failures: u64,
+    /// The last cache write failed (disk full, failing, read-only or removed) even after
+    /// eviction made room, and none has succeeded since: players are served from the backend
+    /// without storing. An addition to SPEC §4.2.
+    pub storage_full: bool,
+    /// Cache writes that failed even after eviction made room. An addition to SPEC §4.2.
+    pub storage_write_errors: u64,
+    /// Bytes sent to players straight from the backend without being stored, because the cache
+    /// could not store them. An addition to SPEC §4.2.
+    pub bytes_passed_through: u64,
     /// Request arrival to first body byte ready, for media responses with a body.
     pub ttfb: HistogramStats,
     /// The same for seeks (a range starting past byte 0 that was not cached).

@@ -25,6 +25,7 @@
 //! | `http` | one-shot requests with ureq and curl, returning [`Resp`] |
 //! | `readers` | [`BackgroundRead`] and [`SlowReader`]: responses held open while a test watches |
 //! | `data` | seeded bytes, SHA-256, byte comparison |
+//! | `files` | [`files_under`]: the files of a cache directory; [`Tmpfs`]: a small real disk |
 //! | `wait` | [`wait_until`] and [`poll_until`] |
 //! | `checks` | [`Checks`]: every failing case of a table-driven test |
 //! | `json` | typed fields of JSON answers |
@@ -34,6 +35,7 @@
 
 mod checks;
 mod data;
+mod files;
 pub mod hls_fixtures;
 mod http;
 mod json;
@@ -47,6 +49,7 @@ mod wait;
 
 pub use checks::Checks;
 pub use data::{assert_bytes_eq, first_difference, seeded_bytes, sha256_hex, KIB, MIB};
+pub use files::{files_under, Tmpfs};
 pub use http::{agent, curl, get, get_range, http, http_with_body, try_http, Head, Resp};
 pub use json::{json_bool, json_str, json_u64};
 pub use origin::{range_start, Faults, LogEntry, Origin};

@@ -168,6 +168,26 @@ impl Server {
         );
     }
 
+    /// `POST BASE/api/downloads` of `url`, then waits (at most 30 s) until that download is
+    /// completed, failing the test if it fails; returns its ID.
+    pub fn download_url(&self, url: &str) -> String {
+        let body = serde_json::json!({ "url": url }).to_string();
+        let r = http_with_body("POST", &self.api_url("downloads"), &[], &body);
+        assert_eq!(r.status, 202, "POST downloads: {}", r.text());
+        let id = r.json()["id"].as_str().expect("the download's id").to_string();
+        self.wait_download_completed(&id);
+        id
+    }
+
+    /// Waits (at most 30 s) until download `id` is completed, failing the test if it fails.
+    pub fn wait_download_completed(&self, id: &str) {
+        wait_until(Duration::from_secs(30), "the download completes", || {
+            let d = self.api_get(&format!("downloads/{id}"));
+            assert_ne!(d["state"], "failed", "{d}");
+            d["state"] == "completed"
+        });
+    }
+
     /// `GET BASE/api/stats`.
     pub fn stats(&self) -> Value {
         self.api_get("stats")

@@ -369,9 +369,13 @@ fn a_resource_being_read_is_not_evicted() {
             f,
         );
     }
-    wait_until(Duration::from_secs(10), "evictions happened", || {
-        srv.stats().expect("stats").evictions >= 1
-    });
+    // They do not fit beside it: they were stored and evicted, or (the limit holding at every
+    // moment, issue #15) passed through unstored.
+    let stats = srv.stats().expect("stats");
+    assert!(
+        stats.evictions >= 1 || stats.bytes_passed_through > 0,
+        "the others did not fit: {stats:?}"
+    );
     // The reader still gets every byte, and big.bin is still cached.
     let head = held.read_rest();
     assert_bytes_eq("held reader", &head, &big);

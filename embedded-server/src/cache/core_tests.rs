@@ -153,6 +153,45 @@ fn assert_upstream_error(result: Result<(), Arc<Error>>, want: &UpstreamError) {
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test(start_paused = true)]
+async fn a_reader_carries_on_when_its_data_file_shrinks_or_vanishes() {
+    let t = Env::big();
+    let v1 = truth(40, LEN);
+    t.backend.serve(URL, &v1, "v1");
+    drop(read_whole(&t.cache, URL, &v1).await);
+    // Half read, the file is cut short under the reader (which has it open).
+    let mut r = reader(acquire(&t.cache, URL).await, 0, None).await;
+    let mut got = Vec::new();
+    while got.len() < LEN / 2 {
+        got.extend_from_slice(&r.next_chunk().await.expect("read").expect("more"));
+    }
+    let path = r.handle().res.lock().path.clone();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).expect("open");
+    file.set_len(1000).expect("cut short");
+    let (rest, end) = drain(&mut r).await;
+    end.expect("the reader carries on");
+    got.extend_from_slice(&rest);
+    assert_bytes(&got, &v1, 0, true);
+    drop(r);
+    // Deleted before the next reader opens it.
+    let path = t.cache.resident_now(URL).expect("resident").lock().path.clone();
+    std::fs::remove_file(&path).expect("delete");
+    drop(read_whole(&t.cache, URL, &v1).await);
+    let seen = t.backend.seen();
+    // The lost bytes were fetched again each time (a fill that finds the file gone only after
+    // its request loses the bytes and makes way for one in the next generation).
+    assert!(seen.len() >= 3, "{seen:?}");
+    assert_eq!(
+        seen[1].start,
+        LEN as u64 / 2,
+        "the cut reader carried on where it was: {seen:?}"
+    );
+    assert!(
+        seen[1..].iter().all(|s| s.if_range.as_deref() == Some("\"v1\"")),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_cold_resource_is_read_whole_with_one_request() {
     let t = Env::big();
     let v1 = truth(1, LEN);
@@ -542,8 +581,8 @@ async fn a_pinned_resource_is_never_evicted() {
 
 #[tokio::test(start_paused = true)]
 async fn a_resource_loaded_evicted_and_loaded_again_while_a_reader_waits() {
-    // Room for `a` alone; no idle resource is kept in memory.
-    let t = Env::new(SMALL as u64, 0);
+    // Room for `a` and `b`; no idle resource is kept in memory.
+    let t = Env::new(SMALL as u64 + 1000, 0);
     let (a, b) = (small("a"), small("b"));
     let (v1, v2) = (small_truth("a"), truth(12, SMALL));
     t.backend.serve(&a, &v1, "v1");
@@ -557,11 +596,12 @@ async fn a_resource_loaded_evicted_and_loaded_again_while_a_reader_waits() {
     t.cache.persist().unwrap();
     assert!(t.cache.resident_now(&a).is_none());
     assert_eq!(t.backend.seen(), [Seen::new(&a, 0, None)]);
-    // `b`, held, puts the cache over its limit; the backend has a new version of `a`.
+    // `b` is held; the backend has a new version of `a`.
     let held = read_whole(&t.cache, &b, &truth(13, 1000)).await;
     t.backend.serve(&a, &v2, "v2");
-    // The eviction owns the cold key from the moment its row is chosen until its file is gone.
-    let victims = t.cache.delete_victims().unwrap();
+    // An eviction of one byte (the least recently used, `a`) owns the cold key from the moment
+    // its row is chosen until its file is gone.
+    let victims = t.cache.delete_victims(1).unwrap();
     assert!(t.cache.index.load_resource(&a).unwrap().is_none(), "a's row is deleted");
     let waiting = tokio::spawn({
         let (cache, a) = (t.cache.clone(), a.clone());

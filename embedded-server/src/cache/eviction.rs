@@ -1,5 +1,7 @@
 //! Eviction: least recently used unpinned resources go until the cache fits its limit; pinned
-//! resources and those being read or filled never do.
+//! resources and those being read or filled never do. It runs after each batch is recorded, and
+//! before a fill writes bytes that would cross the limit (so the limit holds at every moment);
+//! when the disk refuses a write, it makes room whatever the limit.
 //!
 //! The order comes from the index (`last_access` of every row, through an index on
 //! `(pinned, last_access, key)`), so nothing about cold resources is kept in memory. Each pass
@@ -20,6 +22,10 @@ use crate::telemetry::Counters;
 
 /// Rows read from the index at a time while looking for victims.
 const BATCH: usize = 256;
+
+/// How far under the limit eviction goes when a write would cross it (at most a sixteenth of
+/// the limit), so that the following writes need no eviction.
+const LIMIT_SLACK: u64 = 1024 * 1024;
 
 /// A victim chosen in a pass, its key owned until the pass is over.
 pub(super) enum Victim<'a> {
@@ -48,38 +54,149 @@ impl Victims<'_> {
 impl Cache {
     /// Evicts least recently used idle resources until the cache fits its limit; blocking.
     pub(super) fn evict(&self) -> Result<(), Error> {
-        let victims = self.delete_victims()?;
-        self.let_go(victims);
-        Ok(())
+        self.evict_bytes(self.accounts.bytes().saturating_sub(self.max_bytes()))
+            .map(|_| ())
     }
 
     /// Evicts least recently used idle resources until the cache holds at most `limit` bytes
     /// (pins included, and never evicted: with `limit` 0, every unpinned resource nobody reads
     /// or fills goes); blocking. Returns how many resources went and their bytes.
     pub(super) fn evict_to(&self, limit: u64) -> Result<(u64, u64), Error> {
-        let victims = self.delete_victims_over(limit)?;
+        let victims = self.delete_victims(self.accounts.bytes().saturating_sub(limit))?;
         let freed = victims.bytes();
         let count = victims.0.len() as u64;
         self.let_go(victims);
         Ok((count, freed))
     }
 
-    /// The first half of [`Cache::evict`]: chooses victims in LRU order and deletes their rows
-    /// in one transaction. Every victim's key stays owned (busy) until the victims are let go
-    /// ([`Cache::let_go`]), so no reader loads a row that is being deleted or finds a victim's
-    /// file still there. If the transaction fails, nothing is evicted.
-    pub(super) fn delete_victims(&self) -> Result<Victims<'_>, Error> {
-        self.delete_victims_over(self.max_bytes())
+    /// Whether `len` more bytes fit under the limit as it stands (no eviction).
+    pub(crate) fn fits(&self, len: u64) -> bool {
+        self.accounts.bytes().saturating_add(len) <= self.max_bytes()
     }
 
-    /// [`Cache::delete_victims`] down to `limit` bytes.
-    fn delete_victims_over(&self, limit: u64) -> Result<Victims<'_>, Error> {
-        if self.accounts.bytes() <= limit {
+    /// Makes room under the limit for `len` more bytes before they are written, so the limit
+    /// holds at every moment (to within the chunks being written at once), not only after the
+    /// next batch; blocking. Evicts least recently used idle unpinned resources (the index's
+    /// order, then resident ones not recorded yet) to a little under the limit, so the next
+    /// chunks need no eviction. `false` if the bytes do not fit even so: every cached byte left
+    /// is pinned or in use.
+    pub(crate) fn room_under_limit(&self, len: u64) -> bool {
+        let over = || {
+            self.accounts
+                .bytes()
+                .saturating_add(len)
+                .saturating_sub(self.max_bytes())
+        };
+        if over() == 0 {
+            return true;
+        }
+        let slack = (self.max_bytes() / 16).min(LIMIT_SLACK);
+        if let Err(e) = self.evict_bytes(over() + slack) {
+            tracing::warn!(error = %e, "cannot evict to stay under the limit");
+        }
+        if over() > 0 {
+            self.free_resident(over() + slack);
+        }
+        over() == 0
+    }
+
+    /// Makes room on a disk that refused a write: evicts least recently used idle resources
+    /// (never pinned or in-use ones) until at least `need` bytes are freed, whatever the limit;
+    /// blocking. Resident ones go first, files before rows ([`Cache::free_resident`]); then
+    /// rows of the index, if it takes the transaction. Returns the bytes freed.
+    pub(crate) fn make_room(&self, need: u64) -> u64 {
+        let freed = self.free_resident(need);
+        if freed >= need {
+            return freed;
+        }
+        match self.evict_bytes(need - freed) {
+            Ok(more) => freed + more,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot evict from the index to make room");
+                freed
+            }
+        }
+    }
+
+    /// Frees at least `need` bytes (if there are) from resident, idle, unpinned resources,
+    /// least recently used first; blocking. Unlike ordinary eviction, their files are unlinked
+    /// before their rows are deleted, because a full disk may refuse the index transaction too:
+    /// a row that could not be deleted then names a file that is gone, which loading it treats
+    /// as absent bytes (`Cache::incarnate` trusts no more bytes than the file holds). Returns the
+    /// bytes freed.
+    fn free_resident(&self, need: u64) -> u64 {
+        let mut candidates: Vec<(u64, Arc<Resource>)> = self
+            .table()
+            .values()
+            .filter_map(|slot| match slot {
+                Slot::Ready(res) => {
+                    let st = res.lock();
+                    let idle = !st.pinned && st.readers == 0 && st.fills.is_empty() && st.present.len() > 0;
+                    idle.then(|| (st.last_access_ms, res.clone()))
+                }
+                Slot::Busy { .. } => None,
+            })
+            .collect();
+        candidates.sort_by_key(|(at, _)| *at);
+        let mut freed = 0;
+        let mut victims = Vec::new();
+        for (_, res) in candidates {
+            if freed >= need {
+                break;
+            }
+            let mut table = self.table();
+            if !matches!(table.get(&res.key), Some(Slot::Ready(r)) if Arc::ptr_eq(r, &res)) {
+                continue;
+            }
+            let Some(busy) = self.take_resident(&mut table, &res) else {
+                continue;
+            };
+            drop(table);
+            let mut st = res.lock();
+            freed += st.present.len();
+            self.empty(&mut st);
+            self.accounts.entry_removed();
+            super::dirs::remove_data_file(&st.path);
+            drop(st);
+            tracing::debug!(key = %loggable_key(&res.key), "evicted to make room");
+            victims.push((res, busy));
+        }
+        if !victims.is_empty() {
+            let deleted = self.index.write(|tx| {
+                for (res, _) in &victims {
+                    index::delete_resource(tx, &res.key)?;
+                }
+                Ok(())
+            });
+            if let Err(e) = deleted {
+                tracing::warn!(error = %e, "cannot delete the rows of resources evicted to make room");
+            }
+            Counters::add(&self.counters.evictions, victims.len() as u64);
+        }
+        freed
+    }
+
+    /// Evicts least recently used idle resources until at least `over` bytes are freed (or none
+    /// is left to evict); blocking. Returns the bytes freed.
+    fn evict_bytes(&self, over: u64) -> Result<u64, Error> {
+        let before = self.accounts.bytes();
+        let victims = self.delete_victims(over)?;
+        self.let_go(victims);
+        Ok(before.saturating_sub(self.accounts.bytes()))
+    }
+
+    /// The first half of eviction: chooses victims in LRU order until `over` bytes are covered
+    /// and deletes their rows in one transaction. Every victim's key stays owned (busy) until
+    /// the victims are let go ([`Cache::let_go`]), so no reader loads a row that is being
+    /// deleted or finds a victim's file still there. If the transaction fails, nothing is
+    /// evicted.
+    pub(super) fn delete_victims(&self, over: u64) -> Result<Victims<'_>, Error> {
+        if over == 0 {
             return Ok(Victims(Vec::new()));
         }
         let mut victims: Vec<Victim<'_>> = Vec::new();
         let result = self.index.write(|tx| {
-            let mut over = self.accounts.bytes().saturating_sub(limit);
+            let mut over = over;
             let mut after: Option<LruPos> = None;
             while over > 0 {
                 // Read in this transaction: it sees its own deletions, and holds no other lock.
@@ -131,7 +248,7 @@ impl Cache {
         Ok(Victims(victims))
     }
 
-    /// The second half of [`Cache::evict`]: the victims' bytes leave the totals, their files are
+    /// The second half of eviction: the victims' bytes leave the totals, their files are
     /// unlinked, and their keys are let go.
     pub(super) fn let_go(&self, victims: Victims<'_>) {
         let evicted = victims.0.len();

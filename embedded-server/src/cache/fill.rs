@@ -2,7 +2,11 @@
 //!
 //! A fill keeps going while someone reads the resource and stops when it reaches bytes that are
 //! already present (or that another fill is writing), at the end of the resource, or when its
-//! last reader leaves. A connection that drops mid-body is resumed from the last byte written
+//! last reader leaves. Before it writes bytes that would cross the cache's limit it evicts to
+//! make room; if everything left is pinned or in use it fails ("cache full"), and a player's
+//! response reads on from the backend unstored. It runs at most `AHEAD_BYTES` past the
+//! furthest reader, so a client that stops reading does not make the server fetch the whole
+//! resource (downloads read as fast as bytes arrive, so they fill whole). A connection that drops mid-body is resumed from the last byte written
 //! with `Range` + `If-Range`, so readers see a stall, never an error; only when the retries are
 //! exhausted does the fill fail, and then its waiting readers abort their responses.
 //!
@@ -26,7 +30,7 @@ use tracing::Instrument;
 use super::resource::{Meta, Resource};
 use super::Cache;
 use crate::error::{Error, UpstreamError};
-use crate::fetch::{backoff, redact, Body, FetchRequest};
+use crate::fetch::{backoff, redact, Body, FetchRequest, FetchResponse};
 use crate::telemetry::Counters;
 
 /// Runs fill `id` of `res` from byte `start` and records its outcome for waiting readers. The
@@ -128,44 +132,12 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64, trac
             }
             (response.final_url != st.url).then(|| response.final_url.to_string())
         };
-        let headers = &response.headers;
-        let mut meta = Meta {
-            size: None,
-            etag: header_str(headers, ETAG),
-            last_modified: header_str(headers, LAST_MODIFIED),
-            mime: header_str(headers, CONTENT_TYPE),
-            location,
-        };
-        let body_start = match response.status.as_u16() {
-            416 => {
+        let (meta, body_start) = match answered(&response, pos, location)? {
+            Answered::Body { meta, start } => (meta, start),
+            Answered::PastEnd(meta) => {
                 // The backend says we asked past the end: learn the length and stop.
-                let total = header_str(headers, CONTENT_RANGE)
-                    .and_then(|v| parse_content_range(&v)?.total)
-                    .ok_or_else(|| UpstreamError::protocol("HTTP 416 without a usable Content-Range"))?;
-                if total > pos {
-                    return Err(UpstreamError::protocol(format!("HTTP 416 for byte {pos} of {total}")).into());
-                }
-                meta.size = Some(total);
                 cache.adopt_meta(res, meta).await?;
                 return Ok(());
-            }
-            206 => {
-                let range = header_str(headers, CONTENT_RANGE)
-                    .and_then(|v| parse_content_range(&v))
-                    .ok_or_else(|| UpstreamError::protocol("HTTP 206 without a usable Content-Range"))?;
-                if range.start > pos {
-                    return Err(UpstreamError::protocol(format!(
-                        "asked for bytes from {pos}, got a range starting at {}",
-                        range.start
-                    ))
-                    .into());
-                }
-                meta.size = range.total;
-                range.start
-            }
-            _ => {
-                meta.size = header_str(headers, CONTENT_LENGTH).and_then(|v| v.parse().ok());
-                0
             }
         };
         let generation = cache.adopt_meta(res, meta).await?;
@@ -185,10 +157,11 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64, trac
         let handle = match &file {
             Some((g, f)) if *g == generation => f.clone(),
             _ => {
-                let (c, r) = (cache.clone(), res.clone());
-                let opened = tokio::task::spawn_blocking(move || c.open_for_fill(&r, id, generation))
-                    .await
-                    .map_err(join_error)??;
+                let open = || {
+                    let (c, r) = (cache.clone(), res.clone());
+                    cache.blocking(move || c.open_for_fill(&r, id, generation))
+                };
+                let opened = with_room(cache, ROOM, open).await?;
                 // Superseded before it wrote anything: the readers were woken by whoever
                 // dropped the bytes, and start what the new incarnation needs.
                 let Some(opened) = opened else { return Ok(()) };
@@ -238,6 +211,9 @@ async fn stream_body(
                 return Ok(BodyEnd::Done);
             }
         }
+        if res.lock().far_ahead(*pos) && !wait_for_readers(res, &mut rx, *pos).await {
+            return Ok(BodyEnd::Done);
+        }
         let next = tokio::select! {
             next = tokio::time::timeout(read_timeout, body.frame()) => next,
             // The last reader left (a paused or cancelled download, a player that stopped):
@@ -267,7 +243,19 @@ async fn stream_body(
             data = data.slice((*pos - offset) as usize..);
         }
         let n = data.len() as u64;
-        if !cache.write_chunk(res, file, id, generation, *pos, data)? {
+        if !cache.fits(n) {
+            let c = cache.clone();
+            if !cache.blocking(move || Ok(c.room_under_limit(n))).await? {
+                // Readers of a player response pass the rest through from the backend.
+                return Err(Error::storage(format!(
+                    "cache full: {n} more bytes would exceed the {}-byte limit, and every cached byte is \
+                     pinned or in use",
+                    cache.max_bytes()
+                )));
+            }
+        }
+        let write = || std::future::ready(cache.write_chunk(res, file, id, generation, *pos, data.clone()));
+        if !with_room(cache, n.max(ROOM), write).await? {
             return Ok(BodyEnd::Done);
         }
         *pos += n;
@@ -300,6 +288,106 @@ async fn stream_body(
             Ok(BodyEnd::Done)
         }
     }
+}
+
+/// Bytes freed at least when a write fails for want of room (a few network chunks, so a fill
+/// does not stop again at the next one).
+const ROOM: u64 = 1024 * 1024;
+
+/// Runs a cache write (`op`); if the disk refuses it (full, failing, read-only or removed),
+/// makes room by evicting at least `need` bytes of unpinned resources nobody uses and tries once
+/// more. A second failure is the fill's error (readers of a player response then read on from
+/// the backend without storing), counted, and the cache is marked full until a write succeeds.
+async fn with_room<T, F>(cache: &Arc<Cache>, need: u64, mut op: impl FnMut() -> F) -> Result<T, Error>
+where
+    F: Future<Output = Result<T, Error>>,
+{
+    let first = match op().await {
+        Ok(done) => return Ok(done),
+        Err(e @ (Error::NoSpace | Error::Storage(_))) => e,
+        Err(e) => return Err(e),
+    };
+    let c = cache.clone();
+    let freed = cache.blocking(move || Ok(c.make_room(need))).await.unwrap_or(0);
+    tracing::info!(error = %first, freed, "a cache write failed; evicted to make room");
+    op().await.inspect_err(|e| cache.write_failed(e))
+}
+
+/// What a backend answer to a request for bytes from some position brings.
+pub(super) enum Answered {
+    /// A body, described by `meta`, whose first byte is at `start`.
+    Body { meta: Meta, start: u64 },
+    /// `416`: the position was at or past the end, whose offset is in `meta.size`.
+    PastEnd(Meta),
+}
+
+/// Reads a 200, 206 or 416 `response` to a request for bytes from `pos` on; `location` is the
+/// URL it was redirected to, if any.
+pub(super) fn answered(response: &FetchResponse, pos: u64, location: Option<String>) -> Result<Answered, Error> {
+    let headers = &response.headers;
+    let mut meta = Meta {
+        size: None,
+        etag: header_str(headers, ETAG),
+        last_modified: header_str(headers, LAST_MODIFIED),
+        mime: header_str(headers, CONTENT_TYPE),
+        location,
+    };
+    let start = match response.status.as_u16() {
+        416 => {
+            let total = header_str(headers, CONTENT_RANGE)
+                .and_then(|v| parse_content_range(&v)?.total)
+                .ok_or_else(|| UpstreamError::protocol("HTTP 416 without a usable Content-Range"))?;
+            if total > pos {
+                return Err(UpstreamError::protocol(format!("HTTP 416 for byte {pos} of {total}")).into());
+            }
+            meta.size = Some(total);
+            return Ok(Answered::PastEnd(meta));
+        }
+        206 => {
+            let range = header_str(headers, CONTENT_RANGE)
+                .and_then(|v| parse_content_range(&v))
+                .ok_or_else(|| UpstreamError::protocol("HTTP 206 without a usable Content-Range"))?;
+            if range.start > pos {
+                return Err(UpstreamError::protocol(format!(
+                    "asked for bytes from {pos}, got a range starting at {}",
+                    range.start
+                ))
+                .into());
+            }
+            meta.size = range.total;
+            range.start
+        }
+        _ => {
+            meta.size = header_str(headers, CONTENT_LENGTH).and_then(|v| v.parse().ok());
+            0
+        }
+    };
+    Ok(Answered::Body { meta, start })
+}
+
+/// Waits until a reader of `res` is less than `AHEAD_BYTES` behind a fill at `pos` (meanwhile
+/// the backend's body is not read, so TCP holds the backend back); `false` if nobody reads
+/// `res` any more. A client that stops reading has its connection closed by the stall guard,
+/// which ends the wait.
+async fn wait_for_readers(res: &Resource, rx: &mut tokio::sync::watch::Receiver<u64>, pos: u64) -> bool {
+    res.lock().fills_waiting += 1;
+    let near = loop {
+        rx.borrow_and_update();
+        {
+            let st = res.lock();
+            if st.readers == 0 || st.evicted {
+                break false;
+            }
+            if !st.far_ahead(pos) {
+                break true;
+            }
+        }
+        if rx.changed().await.is_err() {
+            break false;
+        }
+    };
+    res.lock().fills_waiting -= 1;
+    near
 }
 
 /// Resolves once nobody reads `res` any more.

@@ -149,12 +149,12 @@ impl Handle {
     }
 
     /// SHA-256 (lowercase hex) of the first `len` bytes of `generation`; a stale error if the
-    /// bytes were dropped while they were hashed.
+    /// bytes were dropped or lost (their data file vanished) while they were hashed.
     pub(crate) async fn sha256(&self, generation: u64, len: u64) -> Result<String, Error> {
         let (cache, res) = (self.cache.clone(), self.res.clone());
         let digest = self
             .cache
-            .blocking(move || Ok(super::store::sha256_prefix(cache.open_data(&res, generation)?, len)?))
+            .blocking(move || cache.hash_prefix(&res, generation, len))
             .await?;
         if !self.is_current(generation) {
             return Err(super::resource::stale_error());

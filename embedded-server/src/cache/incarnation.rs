@@ -32,6 +32,12 @@ use super::resource::{Meta, Resource, State};
 use super::{index, loggable_key, row_of, store, Cache};
 use crate::error::Error;
 
+/// Lost generations a reader may still carry on from (see [`State::continues`]).
+const LOST_KEPT: usize = 4;
+
+/// What [`Cache::read_span`] read: the data file (kept open for the next read) and the bytes.
+pub(super) type SpanRead = (Arc<std::fs::File>, Vec<u8>);
+
 impl Cache {
     /// A generation no incarnation of this cache has had.
     pub(super) fn new_generation(&self) -> u64 {
@@ -39,10 +45,20 @@ impl Cache {
     }
 
     /// Starts a new incarnation of `res`: a new generation, no bytes, and a data file of its own
-    /// (created by its first fill) in the directory its pin calls for. Returns the old file, for
-    /// the caller to unlink once the index no longer names it. Under the state lock.
-    fn renew(&self, res: &Resource, st: &mut State) -> PathBuf {
+    /// (created by its first fill) in the directory its pin calls for. With `lost`, the old
+    /// bytes were lost, not replaced: readers of the old generation carry on in the new one.
+    /// Returns the old file, for the caller to unlink once the index no longer names it. Under
+    /// the state lock.
+    fn renew(&self, res: &Resource, st: &mut State, lost: bool) -> PathBuf {
         self.empty(st);
+        if lost {
+            if st.lost.len() == LOST_KEPT {
+                st.lost.remove(0);
+            }
+            st.lost.push(st.generation);
+        } else {
+            st.lost.clear();
+        }
         st.generation = self.new_generation();
         let path = self.dirs.path(&res.key, st.pinned, st.generation);
         std::mem::replace(&mut st.path, path)
@@ -88,6 +104,7 @@ impl Cache {
             self.mark_dirty(res, &mut st);
         }
         self.count_upstream_bytes(len);
+        self.storage_full.store(false, Ordering::Relaxed);
         res.notify();
         Ok(true)
     }
@@ -121,11 +138,61 @@ impl Cache {
         }
     }
 
+    /// Reads `len` bytes at `pos` of incarnation `generation` of `res` from `file` (its data
+    /// file, opened here if `None`); blocking. `None` if they cannot be read from it: `res` has
+    /// moved on, or the file vanished, was cut short or fails to read, and then its bytes are
+    /// lost ([`Cache::lose`]) and fetched again. Either way the reader looks at the state again:
+    /// it carries on in the next generation if the bytes were lost, and fails if they were
+    /// replaced.
+    pub(super) fn read_span(
+        &self,
+        res: &Arc<Resource>,
+        generation: u64,
+        file: Option<Arc<std::fs::File>>,
+        pos: u64,
+        len: usize,
+    ) -> Result<Option<SpanRead>, Error> {
+        let file = match file {
+            Some(file) => file,
+            None => match open_incarnation(res, generation) {
+                None => return Ok(None),
+                Some(Ok(file)) => Arc::new(file),
+                Some(Err(e)) => return self.unreadable(res, generation, &e).map(|()| None),
+            },
+        };
+        match store::read_at(&file, pos, len) {
+            Ok(data) => Ok(Some((file, data))),
+            Err(e) => self.unreadable(res, generation, &e).map(|()| None),
+        }
+    }
+
+    /// SHA-256 (lowercase hex) of the first `len` bytes of incarnation `generation` of `res`;
+    /// blocking. A data file that vanished, was cut short or fails to read costs its bytes
+    /// ([`Cache::lose`]); that, or `res` having moved on, is a stale error (the caller tries
+    /// again).
+    pub(super) fn hash_prefix(&self, res: &Arc<Resource>, generation: u64, len: u64) -> Result<String, Error> {
+        let hashed = match open_incarnation(res, generation) {
+            None => return Err(super::resource::stale_error()),
+            Some(opened) => opened.and_then(|file| store::sha256_prefix(file, len)),
+        };
+        hashed.or_else(|e| {
+            self.unreadable(res, generation, &e)?;
+            Err(super::resource::stale_error())
+        })
+    }
+
+    /// A data file that cannot give bytes its incarnation claims: they are lost.
+    fn unreadable(&self, res: &Arc<Resource>, generation: u64, error: &std::io::Error) -> Result<(), Error> {
+        tracing::info!(key = %loggable_key(&res.key), %error, "a data file cannot be read");
+        self.lose(res, generation)
+    }
+
     /// Opens the data file of incarnation `generation` of `res` for reading; blocking. Opened
     /// under the state lock, so the file is that incarnation's; if `res` has moved on, the
     /// bytes the reader wanted are stale. A file that is gone although its bytes are claimed
     /// (the system emptied the cache directory under us) costs its bytes: they are dropped, so
     /// this read fails but the next one fetches them again.
+    #[cfg(test)]
     pub(super) fn open_data(&self, res: &Arc<Resource>, generation: u64) -> Result<std::fs::File, Error> {
         match open_incarnation(res, generation) {
             None => Err(super::resource::stale_error()),
@@ -178,7 +245,7 @@ impl Cache {
                 return Err(Error::Stopped);
             }
             tracing::info!(key = %loggable_key(&res.key), "the backend's validator changed; dropping stale bytes");
-            old = Some(self.renew(res, &mut st));
+            old = Some(self.renew(res, &mut st, false));
             st.meta = Some(newer);
             let row = row_of(res, &st, &st.present);
             let generation = st.generation;
@@ -194,37 +261,40 @@ impl Cache {
         result
     }
 
-    /// Drops the bytes of `res` whose data file is gone (the system emptied the cache directory
-    /// under us), if they are still those of `generation`: they are fetched again by the next
-    /// read. A pin stays, so the bytes fetched again are pinned again; blocking.
+    /// Drops the bytes of `res` whose data file is gone or unreadable (the system emptied the
+    /// cache directory under us, or trimmed a file), if they are still those of `generation`:
+    /// they are fetched again, and readers of them carry on in the new generation within the
+    /// same response. A pin stays, so the bytes fetched again are pinned again (and a completed
+    /// download covering them is checked again); blocking.
     pub(crate) fn lose(&self, res: &Arc<Resource>, generation: u64) -> Result<(), Error> {
         if self.drop_bytes(res, Some(generation), true)? {
             tracing::warn!(key = %loggable_key(&res.key), "a data file vanished; its bytes will be fetched again");
+            if res.lock().pinned {
+                self.pinned_lost.send_modify(|n| *n = n.wrapping_add(1));
+            }
         }
         Ok(())
     }
 
     /// Drops the bytes of `res` (all of them, or only if they are still those of `generation`):
     /// a failed checksum, an expired live playlist ([`super::Handle::discard`]), a data file
-    /// that vanished ([`Cache::lose`]). `false` if `res` is no longer of `generation` (or
-    /// evicted). The bytes go with their incarnation: `res` starts a new one, empty, unpinned
-    /// unless `keep_pin`; readers of the old bytes abort; blocking.
-    pub(super) fn drop_bytes(
-        &self,
-        res: &Arc<Resource>,
-        generation: Option<u64>,
-        keep_pin: bool,
-    ) -> Result<bool, Error> {
+    /// that vanished (`lost`, [`Cache::lose`]). `false` if `res` is no longer of `generation`
+    /// (or evicted). The bytes go with their incarnation: `res` starts a new one, empty. Bytes
+    /// that were replaced lose their description and pin, and their readers abort; lost ones
+    /// keep both, and their readers carry on; blocking.
+    pub(super) fn drop_bytes(&self, res: &Arc<Resource>, generation: Option<u64>, lost: bool) -> Result<bool, Error> {
         let mut old = None;
         let result = self.index.write(|tx| {
             let mut st = res.lock();
             if st.evicted || generation.is_some_and(|g| g != st.generation) {
                 return Ok(false);
             }
-            st.meta = None;
-            old = Some(self.renew(res, &mut st));
+            if !lost {
+                st.meta = None;
+            }
+            old = Some(self.renew(res, &mut st, lost));
             // Empty now, so the pinned total does not change.
-            st.pinned &= keep_pin;
+            st.pinned &= lost;
             self.mark_dirty(res, &mut st);
             drop(st);
             // Eviction needs this transaction's connection: `res` is still the table's here.

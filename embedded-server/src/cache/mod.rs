@@ -21,8 +21,10 @@
 //! - `report`: totals, one resource's state, the listing
 //! - `handle`: what a reader holds: the resource's description, pin, discard, hash
 //! - `reader`: a reader's position, waiting for bytes, starting fills and reading them
-//! - `fill`: the upstream fetch that writes a resource's bytes
+//! - `fill`: the upstream fetch that writes a resource's bytes, making room when the disk
+//!   refuses a write
 //! - `priority`: players before downloads and prefetch on the backend link
+//! - `passthrough`: a player's bytes straight from the backend when the cache cannot store
 //! - `resource`: one resource's state, its waiters and fills
 //! - `range_set`: sorted byte ranges (present / recorded)
 //! - `store`: the sparse data files
@@ -39,6 +41,7 @@ pub(crate) mod fill;
 mod handle;
 mod incarnation;
 mod index;
+mod passthrough;
 mod persist;
 pub(crate) mod priority;
 pub(crate) mod range_set;
@@ -113,7 +116,13 @@ pub(crate) struct Cache {
     /// the directory layout changed since): the sweep after start runs only then.
     sweep_needed: bool,
     next_fill: AtomicU64,
-    /// Tokens of busy table slots.
+    /// Counts the times bytes of a pinned resource were lost (its data file vanished), so the
+    /// downloads covering it are checked again.
+    pinned_lost: tokio::sync::watch::Sender<u64>,
+    /// The last cache write failed even after eviction made room (the disk is full, failing,
+    /// read-only or gone), and none has succeeded since.
+    storage_full: std::sync::atomic::AtomicBool,
+    /// Tokens of busy table slots, and IDs of reader positions (unique, never reused).
     next_token: AtomicU64,
     cancel: CancellationToken,
     fills: TaskTracker,
@@ -174,6 +183,8 @@ impl Cache {
             first_generation: first,
             sweep_needed,
             next_fill: AtomicU64::new(1),
+            pinned_lost: tokio::sync::watch::Sender::new(0),
+            storage_full: std::sync::atomic::AtomicBool::new(false),
             next_token: AtomicU64::new(1),
             cancel: CancellationToken::new(),
             fills: TaskTracker::new(),
@@ -251,6 +262,25 @@ impl Cache {
     /// Who gets the backend link.
     pub(crate) fn arbiter(&self) -> &priority::Arbiter {
         &self.arbiter
+    }
+
+    /// Changes whenever bytes of a pinned resource were lost (their data file vanished): the
+    /// downloads covering it are no longer complete.
+    pub(crate) fn pinned_losses(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.pinned_lost.subscribe()
+    }
+
+    /// Whether the last cache write failed even after eviction made room, and none has
+    /// succeeded since: player responses are passed through from the backend unstored.
+    pub(crate) fn storage_full(&self) -> bool {
+        self.storage_full.load(Ordering::Relaxed)
+    }
+
+    /// Records a cache write that failed even after eviction made room.
+    pub(crate) fn write_failed(&self, error: &Error) {
+        tracing::warn!(%error, "cannot store fetched bytes; readers pass them through from the backend");
+        Counters::add(&self.counters.storage_write_errors, 1);
+        self.storage_full.store(true, Ordering::Relaxed);
     }
 
     /// Accounts bytes received from upstream.

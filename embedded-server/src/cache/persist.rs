@@ -46,17 +46,25 @@ impl Cache {
     }
 
     /// Syncs every dirty resource's data and records its ranges; blocking. Then evicts, and
-    /// lets idle resources go from memory.
+    /// lets idle resources go from memory. A batch that cannot be recorded (a full disk refuses
+    /// the index too) is tried again with the next one, and eviction runs all the same.
     pub(crate) fn persist(&self) -> Result<(), Error> {
         let dirty = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut recorded = Ok(());
         if !dirty.is_empty() {
-            self.record(&dirty)?;
-            self.forget_unanswered(dirty.iter());
+            recorded = self.record(&dirty);
+            if recorded.is_ok() {
+                self.forget_unanswered(dirty.iter());
+            } else {
+                for res in &dirty {
+                    self.mark_dirty(res, &mut res.lock());
+                }
+            }
         }
         drop(dirty);
         self.evict()?;
         self.unload_idle();
-        Ok(())
+        recorded
     }
 
     /// Syncs and records the resources of one batch.

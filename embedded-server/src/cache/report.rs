@@ -174,15 +174,25 @@ impl Cache {
         }
     }
 
-    /// The state of each of `keys` as its data file bears out: like [`Cache::info`], but a cold
-    /// resource's recorded bytes count only as far as its file reaches (one `stat` each), so a
-    /// data directory emptied under us shows as incomplete. Nothing is loaded into memory.
+    /// The state of each of `keys` as its data file bears out: like [`Cache::info`], but bytes
+    /// count only as far as the file reaches (one `stat` each), so a data directory emptied under
+    /// us shows as incomplete (a resident resource whose file fell short loses its bytes, to be
+    /// fetched again). Nothing is loaded into memory.
     pub(crate) async fn verify(self: &Arc<Self>, keys: Vec<String>) -> Result<Vec<Option<ResourceInfo>>, Error> {
         let cache = self.clone();
         self.blocking(move || {
             keys.iter()
                 .map(|key| {
                     if let Some(res) = cache.resident_now(key) {
+                        let short = {
+                            // Under the lock: the file moves only under it.
+                            let st = res.lock();
+                            let end = st.present.runs().last().map_or(0, |r| r.1);
+                            (super::store::file_len(&st.path) < end).then_some(st.generation)
+                        };
+                        if let Some(generation) = short {
+                            cache.lose(&res, generation)?;
+                        }
                         return Ok(Some(ResourceInfo::of_state(&res.lock())));
                     }
                     let Some(row) = cache.index.load_resource(key)? else {

@@ -19,6 +19,11 @@ use crate::error::Error;
 /// own fill (a seek). At typical mobile bandwidth this is well under a second of download.
 pub(crate) const SOON_BYTES: u64 = 256 * 1024;
 
+/// How far a fill may run past the furthest reader of its resource before it waits for one to
+/// come closer: a client that stops reading does not make the server fetch (and store) the whole
+/// resource. A few seconds of a high-bitrate stream; downloads read as fast as bytes arrive.
+pub(crate) const AHEAD_BYTES: u64 = 4 * 1024 * 1024;
+
 /// How many finished fills' outcomes are remembered for readers that waited on them.
 const OUTCOMES_KEPT: usize = 16;
 
@@ -126,10 +131,18 @@ pub(crate) struct State {
     pub(crate) players: Vec<PlayerPos>,
     /// Counted as hungry by the arbiter: a player lacks bytes ahead of it.
     pub(crate) hungry: bool,
+    /// Where each reader is (reader ID, next byte wanted), for the read-ahead bound.
+    pub(crate) positions: Vec<(u64, u64)>,
+    /// Fills waiting for a reader to come closer (see [`State::far_ahead`]).
+    pub(crate) fills_waiting: usize,
     /// The incarnation: unique in the cache, it names the data file and changes whenever the
     /// cached bytes are dropped (stale or lost). Readers and fills compare it (see `cache`'s
     /// invariant).
     pub(crate) generation: u64,
+    /// Earlier generations whose data file vanished and whose description carries on in this
+    /// one (oldest first, a few at most): a reader of one of them continues in this generation,
+    /// fetching again what was lost, instead of failing its response.
+    pub(crate) lost: Vec<u64>,
     /// Last access, milliseconds since the Unix epoch.
     pub(crate) last_access_ms: u64,
     /// Pinned by an offline download: never evicted.
@@ -159,7 +172,10 @@ impl State {
             readers: 0,
             players: Vec::new(),
             hungry: false,
+            positions: Vec::new(),
+            fills_waiting: 0,
             generation,
+            lost: Vec::new(),
             last_access_ms: crate::clock::now_ms(),
             pinned: false,
             evicted: false,
@@ -184,6 +200,23 @@ impl State {
                 let want = p.pos.saturating_add(ahead).min(end);
                 p.pos < end && self.present.run_end(p.pos).unwrap_or(p.pos) < want
             })
+    }
+
+    /// Whether a reader of `generation` may carry on in the current generation: its bytes were
+    /// lost (not replaced), so what it reads next is the same representation, fetched again.
+    pub(crate) fn continues(&self, generation: u64) -> bool {
+        !self.evicted && (self.generation == generation || self.lost.contains(&generation))
+    }
+
+    /// Whether a fill at `pos` is [`AHEAD_BYTES`] or more past every reader's position (and
+    /// should wait for one to come closer). A resource no reader has a position in yet (its
+    /// description is being fetched) is not bounded.
+    pub(crate) fn far_ahead(&self, pos: u64) -> bool {
+        self.positions
+            .iter()
+            .map(|&(_, at)| at)
+            .max()
+            .is_some_and(|furthest| pos >= furthest.saturating_add(AHEAD_BYTES))
     }
 
     /// Whether every byte of the resource is present.

@@ -72,18 +72,27 @@ pub(crate) fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8
     Ok(buf)
 }
 
-/// SHA-256 of the first `len` bytes of a file, lowercase hex.
+/// SHA-256 of the first `len` bytes of a file, lowercase hex; a file shorter than that is an
+/// error (`UnexpectedEof`).
 pub(crate) fn sha256_prefix(file: File, len: u64) -> io::Result<String> {
     use std::io::Read;
     let mut file = file.take(len);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
+    let mut hashed = 0u64;
     loop {
         let n = file.read(&mut buf)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
+        hashed += n as u64;
+    }
+    if hashed < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("the data file holds {hashed} of {len} bytes"),
+        ));
     }
     Ok(hex::encode(hasher.finalize()))
 }

@@ -94,6 +94,13 @@ impl Downloader {
         self.queue.set_data(id, data).await
     }
 
+    /// Checks that every completed download still has all its bytes on disk (one `stat` per
+    /// resource) and queues again those whose files vanished, so a listing never calls them
+    /// completed.
+    pub(crate) async fn check_completed(&self) {
+        self.scheduler.verify_completed().await;
+    }
+
     /// Every download, highest priority first, then oldest first.
     pub(crate) fn list(&self) -> Vec<DownloadInfo> {
         self.queue.list()

@@ -57,17 +57,30 @@ impl Scheduler {
         let this = self.clone();
         self.tasks.spawn(async move {
             tokio::select! {
-                () = this.verify_completed() => {}
+                () = this.recheck_completed() => {}
                 () = this.shutdown.cancelled() => {}
             }
         });
     }
 
-    /// Checks that every completed download still has all its bytes, after start (a library of
-    /// many downloads must not delay the first play): its pins are made to hold (they are
+    /// Checks completed downloads after start, and again whenever the cache lost bytes of a
+    /// pinned resource (its data file vanished while the server ran).
+    async fn recheck_completed(&self) {
+        let mut losses = self.source.cache().pinned_losses();
+        loop {
+            losses.borrow_and_update();
+            self.verify_completed().await;
+            if losses.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Checks that every completed download still has all its bytes (after start, a library
+    /// of many downloads must not delay the first play): its pins are made to hold (they are
     /// recorded with the resources in batches, so a crash can lose the last ones), and one whose
     /// bytes are gone (a cleared data directory) is queued again.
-    async fn verify_completed(&self) {
+    pub(super) async fn verify_completed(&self) {
         let cache = self.source.cache();
         for (id, keys) in self.queue.completed() {
             let infos = match cache.verify(keys.clone()).await {

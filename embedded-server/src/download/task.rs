@@ -162,6 +162,8 @@ impl<L: Ledger> DownloadTask<L> {
             }
         }
         let size = reader.pos();
+        // Bytes lost on the way were fetched again in a new generation.
+        let generation = reader.generation();
         let handle = reader.into_handle();
         self.check_pin_room(std::slice::from_ref(&key), size)?;
         if let Some(expected) = sha256 {

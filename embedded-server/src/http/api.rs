@@ -100,6 +100,11 @@ pub(crate) async fn downloads(
 ) -> Response<Body> {
     let downloader = &inner.downloader();
     let method = req.method().clone();
+    if method == Method::GET {
+        // Files may have vanished since the last look (Android trims `cacheDir`): a download
+        // whose bytes are gone is listed as queued again, never as completed.
+        downloader.check_completed().await;
+    }
     let result = match (method, id, action) {
         (Method::GET, None, None) => return response::json(StatusCode::OK, &downloader.list()),
         (Method::POST, None, None) => {

@@ -130,7 +130,9 @@ async fn serve_once(inner: &Arc<Inner>, req: &MediaRequest) -> Attempt {
     };
     let (tx, body) = ChannelBody::new(len);
     let mut producer = Producer {
-        reader: handle.reader(generation, start, end, inner.patience()),
+        reader: handle
+            .reader(generation, start, end, inner.patience())
+            .passing_through(),
         snapshot,
         tx,
         counters: inner.counters().clone(),
