@@ -75,6 +75,9 @@ struct ConfigArgs {
     /// This and the next: bits per second; absent or null: no cap.
     metered_max_bandwidth: Option<u64>,
     unmetered_max_bandwidth: Option<u64>,
+    /// `"yield"` or `"share"`.
+    link_policy: Option<crate::LinkPolicy>,
+    playback_ahead_bytes: Option<u64>,
 }
 
 impl ConfigArgs {
@@ -103,6 +106,8 @@ impl ConfigArgs {
         config.resident_resources = self.resident_resources.unwrap_or(config.resident_resources);
         config.metered_max_bandwidth = self.metered_max_bandwidth;
         config.unmetered_max_bandwidth = self.unmetered_max_bandwidth;
+        config.link_policy = self.link_policy.unwrap_or(config.link_policy);
+        config.playback_ahead_bytes = self.playback_ahead_bytes.unwrap_or(config.playback_ahead_bytes);
         config
     }
 }

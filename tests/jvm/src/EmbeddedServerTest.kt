@@ -237,6 +237,26 @@ fun qualityByNetwork() {
     } }
 }
 
+/**
+ * Playback first: the link policy and the bytes a player must have ahead reach the native side
+ * (it refuses unknown fields and values, so a start proves they were read), a value out of range
+ * is refused when the Config is made, and the stats carry the yield figures.
+ */
+fun linkPolicyReachesTheServer() {
+    assertFailsWith<IllegalArgumentException> { config("link-bad").copy(playbackAheadBytes = 0) }
+    assertFailsWith<IllegalArgumentException> { config("link-bad").copy(playbackAheadBytes = (1L shl 30) + 1) }
+    for (policy in LinkPolicy.values()) {
+        val linked = Config.Builder(config("link-${policy.name.lowercase()}")).linkPolicy(policy).playbackAheadBytes(512 * 1024).build()
+        assertTrue(linked.toString().contains("linkPolicy=$policy, playbackAheadBytes=524288"), linked.toString())
+        EmbeddedServer.start(linked).use { server ->
+            val stats = server.stats()
+            assertEquals(0, stats.playbackHungry)
+            assertEquals(0, stats.yieldMs)
+            assertTrue(stats.json.contains("\"fills_yielding\":0"), stats.json)
+        }
+    }
+}
+
 fun errorsAreExceptions() {
     EmbeddedServer.start(config("errors", "http://127.0.0.1:9")).use { server ->
         val missing = assertFailsWith<EmbeddedServerException> { server.track("no-such-track") }
@@ -415,6 +435,7 @@ fun main() {
         "a download reports progress and completes" to ::downloadReportsProgress,
         "an HLS download keeps the variant asked for" to ::hlsVariantDownload,
         "a metered network caps the variants of a served master" to ::qualityByNetwork,
+        "the link policy reaches the server" to ::linkPolicyReachesTheServer,
         "errors surface as exceptions" to ::errorsAreExceptions,
         "a closed server throws" to ::closedServerThrows,
         "failures arrive as the exception subclass of their kind" to ::failuresArriveByKind,

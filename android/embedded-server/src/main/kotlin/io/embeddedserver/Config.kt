@@ -64,8 +64,22 @@ data class Config(
     val meteredMaxBandwidth: Long? = null,
     /** The same cap while the network is not metered (Wi-Fi); null: no cap. */
     val unmeteredMaxBandwidth: Long? = null,
+    /**
+     * Who gets the backend link when the player and downloads want it at once: [LinkPolicy.YIELD]
+     * (the default: downloads and prefetch hold back while the player lacks bytes) or
+     * [LinkPolicy.SHARE].
+     */
+    val linkPolicy: LinkPolicy? = null,
+    /**
+     * Bytes present ahead of the player's position before it counts as satisfied and downloads
+     * take the link again (default 1 MiB, about 26 s of a 320 kbit/s track).
+     */
+    val playbackAheadBytes: Long? = null,
 ) {
     init {
+        require(playbackAheadBytes == null || playbackAheadBytes in 1..(1L shl 30)) {
+            "playbackAheadBytes must be between 1 and ${1L shl 30}, not $playbackAheadBytes"
+        }
         require(meteredMaxBandwidth == null || meteredMaxBandwidth >= 0) {
             "meteredMaxBandwidth must be at least 0 bits per second, not $meteredMaxBandwidth"
         }
@@ -96,6 +110,8 @@ data class Config(
         fun residentResources(n: Int) = apply { config = config.copy(residentResources = n) }
         fun meteredMaxBandwidth(bitsPerSecond: Long?) = apply { config = config.copy(meteredMaxBandwidth = bitsPerSecond) }
         fun unmeteredMaxBandwidth(bitsPerSecond: Long?) = apply { config = config.copy(unmeteredMaxBandwidth = bitsPerSecond) }
+        fun linkPolicy(policy: LinkPolicy) = apply { config = config.copy(linkPolicy = policy) }
+        fun playbackAheadBytes(bytes: Long) = apply { config = config.copy(playbackAheadBytes = bytes) }
         fun build() = config
     }
 
@@ -133,6 +149,8 @@ data class Config(
         put("residentResources", residentResources)
         put("meteredMaxBandwidth", meteredMaxBandwidth)
         put("unmeteredMaxBandwidth", unmeteredMaxBandwidth)
+        put("linkPolicy", linkPolicy?.wire)
+        put("playbackAheadBytes", playbackAheadBytes)
         return fields.joinToString(",", "{", "}")
     }
 
@@ -145,5 +163,15 @@ data class Config(
             "maxConnections=$maxConnections, downloadWorkers=$downloadWorkers, " +
             "allowMeteredDownloads=$allowMeteredDownloads, prefetchBytes=$prefetchBytes, initialNetwork=$initialNetwork, " +
             "residentResources=$residentResources, meteredMaxBandwidth=$meteredMaxBandwidth, " +
-            "unmeteredMaxBandwidth=$unmeteredMaxBandwidth)"
+            "unmeteredMaxBandwidth=$unmeteredMaxBandwidth, linkPolicy=$linkPolicy, " +
+            "playbackAheadBytes=$playbackAheadBytes)"
+}
+
+/** Who gets the backend link when the player and downloads want it at once. */
+enum class LinkPolicy(internal val wire: String) {
+    /** Downloads and prefetch hold back while the player lacks bytes, and go on by themselves. */
+    YIELD("yield"),
+
+    /** Nothing holds back: every transfer takes what TCP gives it. */
+    SHARE("share"),
 }

@@ -41,6 +41,8 @@ data class Download(
     val version: Long = 0,
     /** The app's own metadata given to [EmbeddedServer.download] or [EmbeddedServer.setDownloadData]. */
     val data: String? = null,
+    /** Running, but holding back its transfer while the player lacks bytes ([LinkPolicy.YIELD]). */
+    val yielding: Boolean = false,
 ) {
     /** 0.0 to 1.0, or null while the size is unknown. */
     val progress: Double?
@@ -69,6 +71,7 @@ data class Download(
             segmentsTotal = m.long("segments_total"),
             version = m.long("version") ?: 0,
             data = m.str("data"),
+            yielding = m.bool("yielding"),
         )
     }
 }
@@ -124,6 +127,10 @@ data class Stats(
     val json: String,
     /** The cache limit now: [Config.maxCacheBytes], or what [EmbeddedServer.setCacheLimit] set. */
     val maxCacheBytes: Long = 0,
+    /** Players short of bytes now (downloads hold back for them under [LinkPolicy.YIELD]). */
+    val playbackHungry: Long = 0,
+    /** Milliseconds since start during which downloads or prefetch held back for the player. */
+    val yieldMs: Long = 0,
 ) {
     internal companion object {
         fun fromJson(json: String): Stats {
@@ -139,6 +146,8 @@ data class Stats(
                 activeStreams = m.long("active_streams") ?: 0,
                 json = json,
                 maxCacheBytes = m.long("max_cache_bytes") ?: 0,
+                playbackHungry = m.long("playback_hungry") ?: 0,
+                yieldMs = m.long("yield_ms") ?: 0,
             )
         }
     }
