@@ -10,6 +10,7 @@ import io.embeddedserver.DownloadState
 import io.embeddedserver.EmbeddedServer
 import io.embeddedserver.EmbeddedServerException
 import io.embeddedserver.HlsVariant
+import io.embeddedserver.LinkPolicy
 import java.io.File
 import java.lang.ref.WeakReference
 import java.net.HttpURLConnection
@@ -245,7 +246,7 @@ fun qualityByNetwork() {
 fun linkPolicyReachesTheServer() {
     assertFailsWith<IllegalArgumentException> { config("link-bad").copy(playbackAheadBytes = 0) }
     assertFailsWith<IllegalArgumentException> { config("link-bad").copy(playbackAheadBytes = (1L shl 30) + 1) }
-    for (policy in LinkPolicy.values()) {
+    for (policy in LinkPolicy.entries) {
         val linked = Config.Builder(config("link-${policy.name.lowercase()}")).linkPolicy(policy).playbackAheadBytes(512 * 1024).build()
         assertTrue(linked.toString().contains("linkPolicy=$policy, playbackAheadBytes=524288"), linked.toString())
         EmbeddedServer.start(linked).use { server ->
