@@ -663,13 +663,16 @@ fn present(watch: &Handle) -> u64 {
     watch.snapshot().present.len()
 }
 
-/// The album comes a chunk a second; the player's first answer starts after 30 s, then a chunk
-/// a second; a seek's answer starts after 30 s, then at full speed.
+/// The album comes a chunk a second, whenever it is asked for (a fill that holds back closes
+/// its connection and asks again by Range); the player's first answer starts after 30 s, then a
+/// chunk a second; a seek's answer starts after 30 s, then at full speed.
 fn script_album_and_track(t: &Env, album: &[u8], track: &[u8]) {
     t.backend.serve(ALBUM, album, "a1");
     t.backend.serve(URL, track, "t1");
     let slow = Answer::default().stall_between_chunks(Duration::from_secs(1));
-    t.backend.then(ALBUM, slow.clone());
+    for _ in 0..8 {
+        t.backend.then(ALBUM, slow.clone());
+    }
     let first = slow.stall_before_headers(Duration::from_secs(30));
     t.backend.then(URL, first);
     t.backend
@@ -709,7 +712,11 @@ async fn a_download_holds_back_while_a_player_lacks_bytes_and_again_after_a_seek
     end.unwrap();
     assert_bytes(&got, &track, 0, false);
     assert_eq!(got.len() as u64, quarter);
-    assert_eq!(present(&watch), at, "the download took bytes while the player read");
+    // At most the chunk that came as the player's last bytes arrived (it was satisfied then).
+    assert!(
+        present(&watch) <= at + CHUNK as u64,
+        "the download took bytes while the player read"
+    );
     // Held for the 30 s wait and the quarter's chunks, a second apart after the first.
     let reading_ms = (quarter / CHUNK as u64 - 1) * 1000;
     assert!(
@@ -738,6 +745,14 @@ async fn a_download_holds_back_while_a_player_lacks_bytes_and_again_after_a_seek
     assert_eq!(arbiter.hungry(), 0);
     drop(watch);
     read_whole(&t.cache, ALBUM, &album).await;
+    // Each hold closed the album's connection; it was asked for again from where it stood.
+    let resumed = t
+        .backend
+        .seen()
+        .into_iter()
+        .filter(|s| s.url == ALBUM && s.start > 0 && s.if_range.is_some())
+        .count();
+    assert!(resumed >= 2, "the album was not resumed by Range after each hold");
 }
 
 #[tokio::test(start_paused = true)]

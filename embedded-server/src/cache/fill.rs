@@ -95,6 +95,9 @@ enum BodyEnd {
     Done,
     /// The body broke off; try again from `pos`. `progressed` says whether bytes arrived.
     Broken { error: UpstreamError, progressed: bool },
+    /// A player is hungry: the body was dropped (closing its connection, so the backend stops
+    /// sending at once) to be asked for again from `pos` once the player is satisfied.
+    Yielded,
 }
 
 async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64, trace: &mut Trace) -> Result<(), Error> {
@@ -172,6 +175,8 @@ async fn fill(cache: &Arc<Cache>, res: &Arc<Resource>, id: u64, start: u64, trac
         };
         match stream_body(cache, res, &handle, id, generation, response.body, body_start, &mut pos).await? {
             BodyEnd::Done => return Ok(()),
+            // Not a failure: the loop's first step waits for the turn, then resumes by Range.
+            BodyEnd::Yielded => Counters::add(&cache.counters.upstream_retries, 1),
             BodyEnd::Broken { error, progressed } => {
                 failures = if progressed { 1 } else { failures + 1 };
                 if failures >= cache.attempts() {
@@ -202,14 +207,13 @@ async fn stream_body(
     let mut progressed = false;
     let mut rx = res.subscribe();
     loop {
-        // A download's or prefetch's fill takes no bytes while a player is hungry: TCP gives
-        // the link to the player's connection. A connection the backend closes meanwhile is
-        // resumed by Range, and that break is not counted against the backend.
-        if cache.arbiter().turn(res).await {
-            progressed = true;
-            if should_stop(&res.lock(), id, *pos) {
-                return Ok(BodyEnd::Done);
-            }
+        // A download's or prefetch's fill takes no bytes while a player is hungry. Merely not
+        // reading would leave the backend filling the socket's receive buffer (megabytes, once
+        // TCP has grown it) on the link the player needs: the connection is closed instead,
+        // and the bytes asked for again by Range once the player is satisfied (measured in
+        // tools/bench/playback_while_downloading.sh).
+        if cache.arbiter().must_wait(res) {
+            return Ok(BodyEnd::Yielded);
         }
         if res.lock().far_ahead(*pos) && !wait_for_readers(res, &mut rx, *pos).await {
             return Ok(BodyEnd::Done);

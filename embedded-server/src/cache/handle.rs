@@ -49,16 +49,23 @@ pub(crate) struct Snapshot {
 pub(crate) struct Handle {
     pub(super) cache: Arc<Cache>,
     pub(super) res: Arc<Resource>,
-    /// Held for a player (see [`Handle::for_player`]).
-    pub(super) player: bool,
+    /// Registered as a player for as long as it is held (see [`Handle::for_player`]).
+    pub(super) player: Option<Player>,
 }
 
 impl Handle {
     /// Marks the handle as a player's: while it waits for the backend's description, and while
     /// its readers lack bytes ahead, downloads and prefetch hold back (see `priority`).
     pub(crate) fn for_player(mut self) -> Self {
-        self.player = true;
+        self.player = Some(Player::join(&self, 0, None));
         self
+    }
+
+    /// Tells the arbiter where the player is and how far it wants bytes; under the state lock.
+    pub(super) fn player_at(&self, st: &mut super::resource::State, pos: u64, end: Option<u64>) {
+        if let Some(player) = &self.player {
+            player.moved(st, pos, end);
+        }
     }
 
     /// The cache key.
@@ -92,7 +99,7 @@ impl Handle {
         let mut fruitless = 0;
         let deadline = tokio::time::Instant::now() + patience;
         // A player waiting for the first bytes of a resource is as hungry as can be.
-        let _player = (self.player && res.lock().meta.is_none()).then(|| Player::join(self, hint, None));
+        self.player_at(&mut res.lock(), hint, None);
         loop {
             rx.borrow_and_update();
             {

@@ -331,7 +331,7 @@ async fn a_reader_gives_up_only_on_fills_that_end_short_at_the_same_byte() {
     let res = guard.res.clone();
     let generation = cache.adopt_meta(&res, meta("v1")).await.unwrap();
     let patience = std::time::Duration::from_secs(30);
-    let mut reader = Reader::new(guard, generation, 0, Some(LEN as u64), patience, true);
+    let mut reader = Reader::new(guard.for_player(), generation, 0, Some(LEN as u64), patience);
     // Four times: the fill the reader waits on hands over to another and ends without bringing
     // the reader's byte (normal under concurrent readers); the other one brings it.
     for round in 0..4u64 {

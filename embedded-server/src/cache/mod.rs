@@ -243,7 +243,7 @@ impl Cache {
             .await?
             .ok_or_else(|| Error::storage(format!("{} could not be created", loggable_key(key))))?;
         Ok(Handle {
-            player: false,
+            player: None,
             cache: self.clone(),
             res,
         })

@@ -5,8 +5,8 @@
 //! A resource is *hungry* while one of its players has fewer than `ahead` bytes present from its
 //! position on (short of the end of what it asked for). While any resource is hungry and the
 //! policy is [`LinkPolicy::Yield`], the fills of resources no player reads (downloads, prefetch)
-//! stop taking bytes from their backend connections and send no new request, so TCP gives the
-//! link to the players; they go on once no resource is hungry. A resource with a player is
+//! close their backend connections and send no new request, so the link is the players'; they
+//! resume by Range once no resource is hungry. A resource with a player is
 //! filled at playback's priority whoever started its fill. Under [`LinkPolicy::Share`] nothing
 //! waits.
 //!
@@ -99,6 +99,15 @@ impl Arbiter {
         ended.saturating_add(u64::try_from(now).unwrap_or(u64::MAX))
     }
 
+    /// Whether a fill of `res` must hold back now (see [`Arbiter::turn`]).
+    pub(crate) fn must_wait(&self, res: &Resource) -> bool {
+        if self.policy == LinkPolicy::Share || self.hungry() == 0 {
+            return false;
+        }
+        let st = res.lock();
+        st.players.is_empty() && st.readers > 0 && !st.evicted
+    }
+
     /// Waits until a fill of `res` may take bytes: at once under [`LinkPolicy::Share`], when a
     /// player reads `res`, or when nobody reads it any more (the fill stops then); otherwise
     /// while any resource is hungry. `true` if it waited.
@@ -178,10 +187,10 @@ impl Player {
         Self { cache, res, id }
     }
 
-    /// Moves the player to `pos`; under the state lock.
-    pub(super) fn moved(&self, st: &mut State, pos: u64) {
+    /// Moves the player to `pos`, wanting bytes up to `end`; under the state lock.
+    pub(super) fn moved(&self, st: &mut State, pos: u64, end: Option<u64>) {
         if let Some(p) = st.players.iter_mut().find(|p| p.id == self.id) {
-            p.pos = pos;
+            (p.pos, p.end) = (pos, end);
         }
         self.cache.arbiter().judge(st);
     }

@@ -25,7 +25,6 @@ use tokio::sync::watch;
 
 use super::handle::Handle;
 use super::passthrough::Passthrough;
-use super::priority::Player;
 use super::resource::{stale_error, Meta};
 use crate::error::{Error, UpstreamError};
 use crate::fetch::backoff;
@@ -54,8 +53,7 @@ impl Handle {
     /// (`None`: to the end). A player's (see [`Handle::for_player`]) holds downloads and
     /// prefetch back while it lacks bytes ahead (see `priority`).
     pub(crate) fn reader(self, generation: u64, start: u64, end: Option<u64>, patience: Duration) -> Reader {
-        let player = self.player;
-        Reader::new(self, generation, start, end, patience, player)
+        Reader::new(self, generation, start, end, patience)
     }
 }
 
@@ -126,9 +124,6 @@ pub(crate) struct Reader {
     /// Times the reader's bytes were lost and it carried on in a new generation.
     losses: u32,
     patience: Duration,
-    /// Registered as a player (a response to the app's player), whose hunger holds downloads
-    /// and prefetch back; `None` for downloads and prefetch themselves.
-    player: Option<Player>,
     /// Whether it reads on from the backend unstored when the cache cannot store (a player's).
     may_pass_through: bool,
     /// Passing through: the cache could not store this reader's bytes.
@@ -138,19 +133,11 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
-    /// A reader at `pos` of generation `generation`; `player`: a response to a player.
-    pub(super) fn new(
-        handle: Handle,
-        generation: u64,
-        pos: u64,
-        end: Option<u64>,
-        patience: Duration,
-        player: bool,
-    ) -> Self {
+    /// A reader at `pos` of generation `generation`.
+    pub(super) fn new(handle: Handle, generation: u64, pos: u64, end: Option<u64>, patience: Duration) -> Self {
         let rx = handle.res.subscribe();
-        let player = player.then(|| Player::join(&handle, pos, end));
+        handle.player_at(&mut handle.res.lock(), pos, end);
         Self {
-            player,
             position: Position::new(&handle, pos),
             handle,
             rx,
@@ -385,9 +372,7 @@ impl Reader {
             self.rx.borrow_and_update();
             {
                 let mut st = res.lock();
-                if let Some(player) = &self.player {
-                    player.moved(&mut st, self.pos);
-                }
+                self.handle.player_at(&mut st, self.pos, self.end);
                 let limit = self.end.or(st.meta.as_ref().and_then(|m| m.size));
                 if st.generation != self.generation {
                     if !st.continues(self.generation) {
