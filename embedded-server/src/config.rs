@@ -77,8 +77,9 @@ pub struct Config {
     /// about a kilobyte each, the default costs well under a megabyte; 0 keeps only what is in
     /// use.
     pub resident_resources: usize,
-    /// Whether downloads and prefetch give the link to a player that is waiting for bytes
-    /// ([`LinkPolicy::Yield`], the default) or share it as TCP does ([`LinkPolicy::Share`]).
+    /// Whether downloads and prefetch give the link to a player that is waiting for bytes (and
+    /// downloads to a running prefetch) ([`LinkPolicy::Yield`], the default) or share it as TCP
+    /// does ([`LinkPolicy::Share`]).
     pub link_policy: LinkPolicy,
     /// How far ahead of a player's position the bytes of its resource must be present before
     /// the player counts as satisfied and downloads and prefetch may take the link again

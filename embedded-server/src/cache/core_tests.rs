@@ -807,3 +807,69 @@ async fn a_download_of_the_resource_a_player_reads_never_holds_back() {
     assert_eq!(t.cache.arbiter().yield_ms(), 0);
     waiting.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_download_holds_back_for_a_prefetch_and_a_prefetch_for_a_player() {
+    let t = Env::big();
+    let (album, next, track) = (truth(26, LEN), truth(27, LEN), truth(28, LEN));
+    const NEXT: &str = "http://127.0.0.1:9/core/next.mp3";
+    t.backend.serve(ALBUM, &album, "a1");
+    t.backend.serve(NEXT, &next, "n1");
+    t.backend.serve(URL, &track, "t1");
+    let slow = Answer::default().stall_between_chunks(Duration::from_secs(1));
+    for _ in 0..8 {
+        t.backend.then(ALBUM, slow.clone());
+        t.backend.then(NEXT, slow.clone());
+    }
+    t.backend
+        .then(URL, Answer::default().stall_before_headers(Duration::from_secs(30)));
+    let arbiter = t.cache.arbiter();
+    let running = download(&t.cache, ALBUM);
+    let watch = acquire(&t.cache, ALBUM).await;
+    until("the download is under way", || present(&watch) > 0).await;
+
+    // The next track's first bytes are prefetched: the download holds back meanwhile.
+    let prefetch = acquire(&t.cache, NEXT).await.for_prefetch();
+    let described = prefetch.meta(0, PATIENCE).await.unwrap();
+    let mut prefetching = prefetch.reader(described.generation, 0, Some(LEN as u64 / 2), PATIENCE);
+    let watch_next = acquire(&t.cache, NEXT).await;
+    assert!(prefetching.skip().await.unwrap().is_some());
+    until("the download holds back for the prefetch", || {
+        arbiter.waiting_fills() == 1
+    })
+    .await;
+    let at = present(&watch);
+
+    // A player wants a cold track: the prefetch holds back too.
+    let player = acquire(&t.cache, URL).await.for_player();
+    let check = async {
+        until("the prefetch holds back too", || arbiter.waiting_fills() == 2).await;
+        let next_at = present(&watch_next);
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert_eq!(
+            present(&watch_next),
+            next_at,
+            "the prefetch took bytes while a player waited"
+        );
+    };
+    let (described, ()) = tokio::join!(player.meta(0, PATIENCE), check);
+    let mut r = player.reader(described.unwrap().generation, 0, None, PATIENCE);
+    let (got, end) = drain(&mut r).await;
+    end.unwrap();
+    assert_bytes(&got, &track, 0, true);
+    drop(r);
+
+    // The player satisfied, the prefetch goes on to its end, the download still waits for it.
+    while prefetching.skip().await.unwrap().is_some() {}
+    assert!(
+        present(&watch) <= at + CHUNK as u64,
+        "the download took bytes during the prefetch"
+    );
+    drop((prefetching, watch_next));
+    // The prefetch done, the download completes.
+    running.await.unwrap().unwrap();
+    assert_eq!(arbiter.waiting_fills(), 0);
+    drop(watch);
+    read_whole(&t.cache, ALBUM, &album).await;
+    read_whole(&t.cache, NEXT, &next).await;
+}

@@ -51,6 +51,8 @@ pub(crate) struct Handle {
     pub(super) res: Arc<Resource>,
     /// Registered as a player for as long as it is held (see [`Handle::for_player`]).
     pub(super) player: Option<Player>,
+    /// Registered as a prefetch for as long as it is held (see [`Handle::for_prefetch`]).
+    pub(super) prefetch: Option<super::priority::Prefetch>,
 }
 
 impl Handle {
@@ -58,6 +60,13 @@ impl Handle {
     /// its readers lack bytes ahead, downloads and prefetch hold back (see `priority`).
     pub(crate) fn for_player(mut self) -> Self {
         self.player = Some(Player::join(&self, 0, None));
+        self
+    }
+
+    /// Marks the handle as a prefetch's: while it is held, downloads hold back for it (the
+    /// track a player is likely to start next ranks above the album being saved).
+    pub(crate) fn for_prefetch(mut self) -> Self {
+        self.prefetch = Some(self.cache.arbiter().prefetch(&self.res));
         self
     }
 

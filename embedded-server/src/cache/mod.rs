@@ -127,7 +127,7 @@ pub(crate) struct Cache {
     cancel: CancellationToken,
     fills: TaskTracker,
     /// Players before downloads and prefetch.
-    arbiter: priority::Arbiter,
+    arbiter: Arc<priority::Arbiter>,
 }
 
 impl Cache {
@@ -173,7 +173,7 @@ impl Cache {
             dirty: Mutex::new(Vec::new()),
             dirtied: tokio::sync::Notify::new(),
             upstream,
-            arbiter: priority::Arbiter::new(options.link_policy, options.playback_ahead),
+            arbiter: Arc::new(priority::Arbiter::new(options.link_policy, options.playback_ahead)),
             counters,
             max_bytes: AtomicU64::new(options.max_bytes),
             attempts: options.attempts,
@@ -244,6 +244,7 @@ impl Cache {
             .ok_or_else(|| Error::storage(format!("{} could not be created", loggable_key(key))))?;
         Ok(Handle {
             player: None,
+            prefetch: None,
             cache: self.clone(),
             res,
         })
@@ -260,7 +261,7 @@ impl Cache {
     }
 
     /// Who gets the backend link.
-    pub(crate) fn arbiter(&self) -> &priority::Arbiter {
+    pub(crate) fn arbiter(&self) -> &Arc<priority::Arbiter> {
         &self.arbiter
     }
 

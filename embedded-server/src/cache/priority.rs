@@ -1,6 +1,6 @@
-//! Who gets the backend link: players before downloads and prefetch (Media3's
+//! Who gets the backend link: players, then prefetch, then downloads (Media3's
 //! `PriorityTaskManager`, built into the cache because only the cache sees both the players'
-//! reads and the downloads' fills).
+//! reads and the downloads' fills). Downloads also hold back while a prefetch runs.
 //!
 //! A resource is *hungry* while one of its players has fewer than `ahead` bytes present from its
 //! position on (short of the end of what it asked for). While any resource is hungry and the
@@ -30,6 +30,8 @@ pub(crate) struct Arbiter {
     ahead: u64,
     /// How many resources are hungry.
     hungry: watch::Sender<usize>,
+    /// How many prefetch handles are held.
+    prefetching: watch::Sender<usize>,
     /// Fills waiting now, and since when one has been.
     waiting: Mutex<Waiting>,
     /// Milliseconds of waits that ended.
@@ -50,6 +52,7 @@ impl Arbiter {
             policy,
             ahead,
             hungry: watch::Sender::new(0),
+            prefetching: watch::Sender::new(0),
             waiting: Mutex::new(Waiting::default()),
             waited_ms: AtomicU64::new(0),
             next_player: AtomicU64::new(1),
@@ -82,9 +85,9 @@ impl Arbiter {
         *self.hungry.borrow()
     }
 
-    /// Whether downloads and prefetch are held back now.
+    /// Whether downloads are held back now (for a hungry player or a running prefetch).
     pub(crate) fn holding(&self) -> bool {
-        self.policy == LinkPolicy::Yield && self.hungry() > 0
+        self.policy == LinkPolicy::Yield && (self.hungry() > 0 || *self.prefetching.borrow() > 0)
     }
 
     /// Fills waiting for their turn now.
@@ -99,32 +102,38 @@ impl Arbiter {
         ended.saturating_add(u64::try_from(now).unwrap_or(u64::MAX))
     }
 
-    /// Whether a fill of `res` must hold back now (see [`Arbiter::turn`]).
+    /// Whether a fill of `res` must hold back now: under [`LinkPolicy::Yield`], a fill of a
+    /// resource no player reads holds back while a player is hungry, and a download's (a
+    /// resource no prefetch reads either) also while a prefetch runs. A resource nobody reads
+    /// any more does not wait: its fill stops.
     pub(crate) fn must_wait(&self, res: &Resource) -> bool {
-        if self.policy == LinkPolicy::Share || self.hungry() == 0 {
+        if self.policy == LinkPolicy::Share {
+            return false;
+        }
+        let (hungry, prefetching) = (self.hungry(), *self.prefetching.borrow());
+        if hungry == 0 && prefetching == 0 {
             return false;
         }
         let st = res.lock();
-        st.players.is_empty() && st.readers > 0 && !st.evicted
+        let ranked_low = st.players.is_empty() && (hungry > 0 || st.prefetchers == 0);
+        ranked_low && st.readers > 0 && !st.evicted
     }
 
-    /// Waits until a fill of `res` may take bytes: at once under [`LinkPolicy::Share`], when a
-    /// player reads `res`, or when nobody reads it any more (the fill stops then); otherwise
-    /// while any resource is hungry. `true` if it waited.
+    /// Waits until a fill of `res` may take bytes (see [`Arbiter::must_wait`]). `true` if it
+    /// waited.
     pub(crate) async fn turn(&self, res: &Resource) -> bool {
         if self.policy == LinkPolicy::Share {
             return false;
         }
         let mut hungry = self.hungry.subscribe();
+        let mut prefetching = self.prefetching.subscribe();
         let mut changes = res.subscribe();
         let mut waiting: Option<WaitGuard<'_>> = None;
         loop {
             changes.borrow_and_update();
-            let free = {
-                let st = res.lock();
-                !st.players.is_empty() || st.readers == 0 || st.evicted
-            };
-            if free || *hungry.borrow_and_update() == 0 {
+            hungry.borrow_and_update();
+            prefetching.borrow_and_update();
+            if !self.must_wait(res) {
                 return waiting.is_some();
             }
             if waiting.is_none() {
@@ -132,8 +141,20 @@ impl Arbiter {
             }
             tokio::select! {
                 r = hungry.changed() => if r.is_err() { return true },
+                r = prefetching.changed() => if r.is_err() { return true },
                 r = changes.changed() => if r.is_err() { return true },
             }
+        }
+    }
+
+    /// Registers a prefetch of `res` (downloads hold back while any runs); it ends when the
+    /// returned guard is dropped.
+    pub(super) fn prefetch(self: &Arc<Self>, res: &Arc<Resource>) -> Prefetch {
+        res.lock().prefetchers += 1;
+        self.prefetching.send_modify(|n| *n += 1);
+        Prefetch {
+            arbiter: self.clone(),
+            res: res.clone(),
         }
     }
 
@@ -203,6 +224,22 @@ impl Drop for Player {
         self.cache.arbiter().judge(&mut st);
         drop(st);
         // A fill waiting for its turn looks again: this resource may have lost its last player.
+        self.res.notify();
+    }
+}
+
+/// A prefetch's hold on the link over downloads; released when dropped.
+pub(super) struct Prefetch {
+    arbiter: Arc<Arbiter>,
+    res: Arc<Resource>,
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        let mut st = self.res.lock();
+        st.prefetchers = st.prefetchers.saturating_sub(1);
+        drop(st);
+        self.arbiter.prefetching.send_modify(|n| *n = n.saturating_sub(1));
         self.res.notify();
     }
 }

@@ -131,6 +131,8 @@ pub(crate) struct State {
     pub(crate) players: Vec<PlayerPos>,
     /// Counted as hungry by the arbiter: a player lacks bytes ahead of it.
     pub(crate) hungry: bool,
+    /// Prefetch handles held on this resource: its fills rank above downloads.
+    pub(crate) prefetchers: usize,
     /// Where each reader is (reader ID, next byte wanted), for the read-ahead bound.
     pub(crate) positions: Vec<(u64, u64)>,
     /// Fills waiting for a reader to come closer (see [`State::far_ahead`]).
@@ -172,6 +174,7 @@ impl State {
             readers: 0,
             players: Vec::new(),
             hungry: false,
+            prefetchers: 0,
             positions: Vec::new(),
             fills_waiting: 0,
             generation,

@@ -76,7 +76,7 @@ impl Prefetcher {
             let (source, shutdown) = (self.source.clone(), self.shutdown.clone());
             let prefetch = async move {
                 tokio::select! {
-                    r = async { fetch_prefix(&source, source.cache().acquire(&key, &url, Some(&id)).await?, bytes, variant_cap).await } => {
+                    r = async { fetch_prefix(&source, source.cache().acquire(&key, &url, Some(&id)).await?.for_prefetch(), bytes, variant_cap).await } => {
                         if let Err(e) = r {
                             tracing::info!(track = %id, error = %e.message(), "prefetch failed");
                         }
@@ -126,14 +126,17 @@ async fn prefetch_hls(
                 variant_cap.map_or(PLAYER_FIRST_PICK_BPS, |cap| cap.min(PLAYER_FIRST_PICK_BPS)),
             );
             let url = hls::choose(&master, &base, choice)?.swap_remove(0);
-            let (_, media, base) = source.media_playlist(&url).await?;
+            let handle = source.acquire_allowed(&url).await?.for_prefetch();
+            let (_, media, base) = source.read_media_playlist(handle, &url).await?;
             (media, base)
         }
     };
     media.segments.truncate(PREFETCH_SEGMENTS);
     stream::iter(hls::resources(&media, &base)?.into_iter().map(Ok))
         .try_for_each_concurrent(SEGMENTS_AT_ONCE, |url| async move {
-            source.cache_whole(source.acquire_allowed(&url).await?).await
+            source
+                .cache_whole(source.acquire_allowed(&url).await?.for_prefetch())
+                .await
         })
         .await
 }

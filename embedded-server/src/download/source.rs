@@ -141,7 +141,15 @@ impl Source {
     /// Reads the media playlist at `url` (a variant of a master): its cache key, contents, and
     /// the URL its relative URIs resolve against.
     pub(super) async fn media_playlist(&self, url: &Url) -> Result<(String, MediaPlaylist, Url), Failure> {
-        let handle = self.acquire_allowed(url).await?;
+        self.read_media_playlist(self.acquire_allowed(url).await?, url).await
+    }
+
+    /// [`Source::media_playlist`] through `handle`, a reader of `url`.
+    pub(super) async fn read_media_playlist(
+        &self,
+        handle: Handle,
+        url: &Url,
+    ) -> Result<(String, MediaPlaylist, Url), Failure> {
         let key = handle.key().to_string();
         let generation = handle.meta(0, self.patience).await?.generation;
         let (text, base) = self.read_all(handle, generation, url).await?;
