@@ -640,7 +640,7 @@ const ALBUM: &str = "http://127.0.0.1:9/core/album.flac";
 fn download(cache: &Arc<Cache>, url: &str) -> tokio::task::JoinHandle<Result<(), Arc<Error>>> {
     let (cache, url) = (cache.clone(), url.to_owned());
     tokio::spawn(async move {
-        let handle = acquire(&cache, &url).await;
+        let handle = acquire(&cache, &url).await.for_download();
         let described = handle.meta(0, PATIENCE).await?;
         let mut r = handle.reader(described.generation, 0, None, PATIENCE);
         while r.skip().await?.is_some() {}

@@ -51,8 +51,9 @@ pub(crate) struct Handle {
     pub(super) res: Arc<Resource>,
     /// Registered as a player for as long as it is held (see [`Handle::for_player`]).
     pub(super) player: Option<Player>,
-    /// Registered as a prefetch for as long as it is held (see [`Handle::for_prefetch`]).
-    pub(super) prefetch: Option<super::priority::Prefetch>,
+    /// Ranked as a download's or prefetch's for as long as it is held (see
+    /// [`Handle::for_download`], [`Handle::for_prefetch`]).
+    pub(super) rank: Option<super::priority::Ranked>,
 }
 
 impl Handle {
@@ -66,7 +67,14 @@ impl Handle {
     /// Marks the handle as a prefetch's: while it is held, downloads hold back for it (the
     /// track a player is likely to start next ranks above the album being saved).
     pub(crate) fn for_prefetch(mut self) -> Self {
-        self.prefetch = Some(self.cache.arbiter().prefetch(&self.res));
+        self.rank = Some(self.cache.arbiter().rank(&self.res, true));
+        self
+    }
+
+    /// Marks the handle as a download's: its fills hold back while a player is hungry or a
+    /// prefetch runs. (A handle marked neither way never holds back.)
+    pub(crate) fn for_download(mut self) -> Self {
+        self.rank = Some(self.cache.arbiter().rank(&self.res, false));
         self
     }
 

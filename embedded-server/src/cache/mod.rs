@@ -244,7 +244,7 @@ impl Cache {
             .ok_or_else(|| Error::storage(format!("{} could not be created", loggable_key(key))))?;
         Ok(Handle {
             player: None,
-            prefetch: None,
+            rank: None,
             cache: self.clone(),
             res,
         })

@@ -115,7 +115,9 @@ impl Arbiter {
             return false;
         }
         let st = res.lock();
-        let ranked_low = st.players.is_empty() && (hungry > 0 || st.prefetchers == 0);
+        // Only a resource that downloads or prefetch read, and no player, ranks low: a handle
+        // not yet marked (a player's between its lookup and `for_player`) never makes it so.
+        let ranked_low = st.players.is_empty() && st.background > 0 && (hungry > 0 || st.prefetchers == 0);
         ranked_low && st.readers > 0 && !st.evicted
     }
 
@@ -147,14 +149,22 @@ impl Arbiter {
         }
     }
 
-    /// Registers a prefetch of `res` (downloads hold back while any runs); it ends when the
-    /// returned guard is dropped.
-    pub(super) fn prefetch(self: &Arc<Self>, res: &Arc<Resource>) -> Prefetch {
-        res.lock().prefetchers += 1;
-        self.prefetching.send_modify(|n| *n += 1);
-        Prefetch {
+    /// Registers a download's (or, with `prefetch`, a prefetch's) reader of `res`: its fills
+    /// rank below players (and a download's below prefetch; downloads hold back while any
+    /// prefetch runs). It ends when the returned guard is dropped.
+    pub(super) fn rank(self: &Arc<Self>, res: &Arc<Resource>, prefetch: bool) -> Ranked {
+        {
+            let mut st = res.lock();
+            st.background += 1;
+            st.prefetchers += usize::from(prefetch);
+        }
+        if prefetch {
+            self.prefetching.send_modify(|n| *n += 1);
+        }
+        Ranked {
             arbiter: self.clone(),
             res: res.clone(),
+            prefetch,
         }
     }
 
@@ -228,18 +238,22 @@ impl Drop for Player {
     }
 }
 
-/// A prefetch's hold on the link over downloads; released when dropped.
-pub(super) struct Prefetch {
+/// A download's or prefetch's reader, as the arbiter ranks it; released when dropped.
+pub(super) struct Ranked {
     arbiter: Arc<Arbiter>,
     res: Arc<Resource>,
+    prefetch: bool,
 }
 
-impl Drop for Prefetch {
+impl Drop for Ranked {
     fn drop(&mut self) {
         let mut st = self.res.lock();
-        st.prefetchers = st.prefetchers.saturating_sub(1);
+        st.background = st.background.saturating_sub(1);
+        st.prefetchers = st.prefetchers.saturating_sub(usize::from(self.prefetch));
         drop(st);
-        self.arbiter.prefetching.send_modify(|n| *n = n.saturating_sub(1));
+        if self.prefetch {
+            self.arbiter.prefetching.send_modify(|n| *n = n.saturating_sub(1));
+        }
         self.res.notify();
     }
 }

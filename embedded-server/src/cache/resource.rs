@@ -131,6 +131,8 @@ pub(crate) struct State {
     pub(crate) players: Vec<PlayerPos>,
     /// Counted as hungry by the arbiter: a player lacks bytes ahead of it.
     pub(crate) hungry: bool,
+    /// Download and prefetch handles held on this resource (see `priority`).
+    pub(crate) background: usize,
     /// Prefetch handles held on this resource: its fills rank above downloads.
     pub(crate) prefetchers: usize,
     /// Where each reader is (reader ID, next byte wanted), for the read-ahead bound.
@@ -174,6 +176,7 @@ impl State {
             readers: 0,
             players: Vec::new(),
             hungry: false,
+            background: 0,
             prefetchers: 0,
             positions: Vec::new(),
             fills_waiting: 0,

@@ -141,7 +141,8 @@ impl Source {
     /// Reads the media playlist at `url` (a variant of a master): its cache key, contents, and
     /// the URL its relative URIs resolve against.
     pub(super) async fn media_playlist(&self, url: &Url) -> Result<(String, MediaPlaylist, Url), Failure> {
-        self.read_media_playlist(self.acquire_allowed(url).await?, url).await
+        self.read_media_playlist(self.acquire_allowed(url).await?.for_download(), url)
+            .await
     }
 
     /// [`Source::media_playlist`] through `handle`, a reader of `url`.

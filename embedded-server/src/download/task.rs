@@ -94,7 +94,8 @@ impl<L: Ledger> DownloadTask<L> {
                 .cache()
                 .acquire(&key, &url, track_id.as_deref())
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.to_string())?
+                .for_download();
             let attempt = tokio::select! {
                 r = self.fetch_whole(handle, sha256.as_deref()) => Some(r),
                 // Dropping the attempt drops its reader registration: the fill stops unless a
@@ -236,7 +237,9 @@ impl<L: Ledger> DownloadTask<L> {
                 async move {
                     let url = Url::parse(key)
                         .map_err(|e| Failure::from(Error::invalid_caused(format_args!("bad URL {key:?}"), e)))?;
-                    self.source.cache_whole(cache.acquire(key, &url, None).await?).await?;
+                    self.source
+                        .cache_whole(cache.acquire(key, &url, None).await?.for_download())
+                        .await?;
                     let mut last = last_event.lock().unwrap_or_else(|p| p.into_inner());
                     if last.elapsed() >= PROGRESS_EVERY {
                         *last = Instant::now();
