@@ -36,8 +36,6 @@ pub(crate) struct Arbiter {
     waiting: Mutex<Waiting>,
     /// Milliseconds of waits that ended.
     waited_ms: AtomicU64,
-    /// Reader IDs for [`super::resource::PlayerPos`].
-    next_player: AtomicU64,
 }
 
 #[derive(Default)]
@@ -55,13 +53,7 @@ impl Arbiter {
             prefetching: watch::Sender::new(0),
             waiting: Mutex::new(Waiting::default()),
             waited_ms: AtomicU64::new(0),
-            next_player: AtomicU64::new(1),
         }
-    }
-
-    /// An ID for a new player.
-    pub(crate) fn player_id(&self) -> u64 {
-        self.next_player.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Judges `st` again after its players or bytes changed; under the state lock.
@@ -75,9 +67,13 @@ impl Arbiter {
         }
     }
 
-    /// Changes whenever the number of hungry resources does.
-    pub(crate) fn watch_hungry(&self) -> watch::Receiver<usize> {
-        self.hungry.subscribe()
+    /// Watches what [`Arbiter::holding`] depends on: the hungry resources and the running
+    /// prefetches.
+    pub(crate) fn watch_holding(&self) -> HoldingWatch {
+        HoldingWatch {
+            hungry: self.hungry.subscribe(),
+            prefetching: self.prefetching.subscribe(),
+        }
     }
 
     /// How many resources are hungry now.
@@ -121,12 +117,8 @@ impl Arbiter {
         ranked_low && st.readers > 0 && !st.evicted
     }
 
-    /// Waits until a fill of `res` may take bytes (see [`Arbiter::must_wait`]). `true` if it
-    /// waited.
-    pub(crate) async fn turn(&self, res: &Resource) -> bool {
-        if self.policy == LinkPolicy::Share {
-            return false;
-        }
+    /// Waits until a fill of `res` may take bytes (see [`Arbiter::must_wait`]).
+    pub(crate) async fn turn(&self, res: &Resource) {
         let mut hungry = self.hungry.subscribe();
         let mut prefetching = self.prefetching.subscribe();
         let mut changes = res.subscribe();
@@ -136,15 +128,15 @@ impl Arbiter {
             hungry.borrow_and_update();
             prefetching.borrow_and_update();
             if !self.must_wait(res) {
-                return waiting.is_some();
+                return;
             }
             if waiting.is_none() {
                 waiting = Some(self.start_waiting());
             }
             tokio::select! {
-                r = hungry.changed() => if r.is_err() { return true },
-                r = prefetching.changed() => if r.is_err() { return true },
-                r = changes.changed() => if r.is_err() { return true },
+                r = hungry.changed() => if r.is_err() { return },
+                r = prefetching.changed() => if r.is_err() { return },
+                r = changes.changed() => if r.is_err() { return },
             }
         }
     }
@@ -182,6 +174,22 @@ impl Arbiter {
     }
 }
 
+/// Wakes when [`Arbiter::holding`] may have changed.
+pub(crate) struct HoldingWatch {
+    hungry: watch::Receiver<usize>,
+    prefetching: watch::Receiver<usize>,
+}
+
+impl HoldingWatch {
+    /// Resolves at the next change; `false` once the arbiter is gone.
+    pub(crate) async fn changed(&mut self) -> bool {
+        tokio::select! {
+            r = self.hungry.changed() => r.is_ok(),
+            r = self.prefetching.changed() => r.is_ok(),
+        }
+    }
+}
+
 /// One waiting fill; while any waits, the time counts as yield time.
 struct WaitGuard<'a>(&'a Arbiter);
 
@@ -210,7 +218,8 @@ impl Player {
     /// Registers a player at `pos` of `handle`'s resource.
     pub(super) fn join(handle: &Handle, pos: u64, end: Option<u64>) -> Self {
         let (cache, res) = (handle.cache.clone(), handle.res.clone());
-        let id = cache.arbiter().player_id();
+        // IDs from the cache's one counter, as readers' positions take theirs.
+        let id = cache.next_token.fetch_add(1, Ordering::Relaxed);
         let mut st = res.lock();
         st.players.push(PlayerPos { id, pos, end });
         cache.arbiter().judge(&mut st);

@@ -406,14 +406,14 @@ impl Queue {
     }
 
     /// Publishes the running downloads whenever they start or stop holding back for players
-    /// (their `yielding`), until `shutdown`.
+    /// or prefetch (their `yielding`), until `shutdown`.
     pub(super) async fn publish_yielding(&self, shutdown: CancellationToken) {
         let arbiter = self.cache.arbiter();
-        let mut hungry = arbiter.watch_hungry();
+        let mut changes = arbiter.watch_holding();
         let mut was = arbiter.holding();
         loop {
             tokio::select! {
-                r = hungry.changed() => if r.is_err() { return },
+                alive = changes.changed() => if !alive { return },
                 () = shutdown.cancelled() => return,
             }
             let now = arbiter.holding();
